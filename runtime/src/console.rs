@@ -1,0 +1,80 @@
+//! `process.terminal`: the init makes a pty inside the container's devpts, hands the master
+//! to the caller over `--console-socket` (SCM_RIGHTS, as runc does) and makes the slave
+//! its controlling terminal and stdio.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{mount, MsFlags};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::stat::Mode;
+
+use crate::error::{Context, Error, Result};
+use crate::spec::ConsoleSize;
+
+/// Make the pty, send its master over `socket`, and wire the slave as the terminal.
+pub fn setup(socket: RawFd, size: Option<ConsoleSize>, dev_console: bool) -> Result<()> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .ctx(|| "open /dev/ptmx in the container")?;
+    grantpt(&master).ctx(|| "grantpt")?;
+    unlockpt(&master).ctx(|| "unlockpt")?;
+    let name = ptsname_r(&master).ctx(|| "ptsname")?;
+    if let Some(sz) = size {
+        let ws = libc::winsize {
+            ws_row: sz.height,
+            ws_col: sz.width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a valid winsize struct.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+            return Err(Error::sys(
+                "ioctl TIOCSWINSZ (process.consoleSize)",
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    let slave: OwnedFd = open(
+        Path::new(&name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open pty slave {name}"))?;
+    if dev_console {
+        // /dev/console is the conventional name of a container's terminal.
+        let console = Path::new("/dev/console");
+        if !console.exists() {
+            std::fs::File::create(console).ctx(|| "create /dev/console")?;
+        }
+        mount(
+            Some(Path::new(&name)),
+            console,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind mount {name} on /dev/console"))?;
+    }
+    let fds = [master.as_raw_fd()];
+    let iov = [IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        socket,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send the pty master over --console-socket")?;
+    drop(master);
+    // SAFETY: TIOCSCTTY on an open tty fd; we are a session leader (setsid was called).
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Error::sys("ioctl TIOCSCTTY", nix::errno::Errno::last()));
+    }
+    nix::unistd::dup2_stdin(&slave).ctx(|| "dup2 pty slave to stdin")?;
+    nix::unistd::dup2_stdout(&slave).ctx(|| "dup2 pty slave to stdout")?;
+    nix::unistd::dup2_stderr(&slave).ctx(|| "dup2 pty slave to stderr")?;
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! `rt create`: validate the bundle, plan the container, fork the init, drive it through
+//! the handshake until it waits for `start`, then record the state. On any failure nothing
+//! is left behind: no process, cgroup, or state directory.
+
+use std::fs::{self, File};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+
+use crate::bail;
+use crate::cgroups::{self, CgroupPaths};
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::channel::{self, Channel, Msg};
+use crate::process::{init, InitPlan};
+use crate::rootfs::{devices, mounts, RootfsPlan};
+use crate::security::{capabilities, rlimits};
+use crate::spec::{IdMapping, Spec};
+use crate::state::{State, StateDir, Status};
+use crate::{hooks, sys, timefmt};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+pub struct Created {
+    pub dir: StateDir,
+    pub state: State,
+}
+
+pub fn create(opts: &CreateOpts) -> Result<Created> {
+    crate::state::validate_id(&opts.id)?;
+    let bundle = absolute(&opts.bundle)?;
+    let spec = Spec::load(&bundle)?;
+    spec.process()?;
+    let rootfs = spec.rootfs(&bundle)?;
+    if !rootfs.is_dir() {
+        bail!(
+            "root.path: rootfs {} does not exist or is not a directory",
+            rootfs.display()
+        );
+    }
+    if !spec.has_namespace("mount") {
+        bail!("linux.namespaces: a mount namespace is required");
+    }
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    let mut cgroup = CgroupPaths::default();
+    let mut init_pid = None;
+    match spawn(
+        opts,
+        &spec,
+        &bundle,
+        &rootfs,
+        &dir,
+        &mut cgroup,
+        &mut init_pid,
+    ) {
+        Ok(state) => Ok(Created { dir, state }),
+        Err(e) => {
+            if let Some(pid) = init_pid {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            if let Err(ce) = cgroup.destroy() {
+                log::warn!("cleanup after failed create: {ce}");
+            }
+            if let Err(de) = dir.remove() {
+                log::warn!("cleanup after failed create: {de}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().ctx(|| "getcwd")?;
+    let joined = cwd.join(p);
+    // Tidy "." and ".." lexically; the bundle need not be canonical, only absolute.
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+pub fn absolute_path(p: &Path) -> Result<PathBuf> {
+    absolute(p)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    opts: &CreateOpts,
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    dir: &StateDir,
+    cgroup: &mut CgroupPaths,
+    init_pid: &mut Option<i32>,
+) -> Result<State> {
+    let linux = spec.linux();
+    let process = spec.process()?.clone();
+    let ns = NamespacePlan::from_spec(spec)?;
+    let hierarchies = cgroups::hierarchies()?;
+    *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
+    let hooks = spec.hooks();
+
+    let fifo_path = dir.fifo();
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
+        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    let exec_fifo: OwnedFd = open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo_path.display()))?;
+    let console_socket = match &opts.console_socket {
+        Some(path) => {
+            let path = absolute(path)?;
+            let s = UnixStream::connect(&path)
+                .ctx(|| format!("connect to --console-socket {}", path.display()))?;
+            Some(OwnedFd::from(s))
+        }
+        None => None,
+    };
+    if process.terminal && console_socket.is_none() {
+        bail!("process.terminal: true needs --console-socket");
+    }
+    let (listen_fds, extra_env) = listen_fds();
+    let rootfs_plan = RootfsPlan {
+        rootfs: rootfs.to_path_buf(),
+        bundle: bundle.to_path_buf(),
+        readonly: spec.root.as_ref().is_some_and(|r| r.readonly),
+        propagation: match linux.rootfs_propagation.as_deref() {
+            None | Some("") => nix::mount::MsFlags::MS_SLAVE,
+            Some(p) => mounts::propagation(p).ok_or_else(|| {
+                Error::msg(format!("linux.rootfsPropagation: unknown value {p:?}"))
+            })?,
+        },
+        mounts: spec.mounts.clone(),
+        devices: merge_devices(&linux.devices),
+        masked_paths: linux.masked_paths.clone(),
+        readonly_paths: linux.readonly_paths.clone(),
+        in_userns: spec.has_namespace("user"),
+        new_cgroupns: ns.creates("cgroup"),
+        hierarchies,
+        cgroup: cgroup.clone(),
+        no_pivot: opts.no_pivot,
+        cwd: PathBuf::from(&process.cwd),
+        dev_is_bind: spec
+            .mounts
+            .iter()
+            .any(|m| m.destination.trim_end_matches('/') == "/dev" && mounts::is_bind(m)),
+    };
+    let plan = InitPlan {
+        id: opts.id.clone(),
+        time_offsets: linux.time_offsets.clone(),
+        rootfs: ns.creates("mount").then_some(rootfs_plan),
+        ns,
+        hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        sysctl: linux.sysctl.clone(),
+        caps: capabilities::plan(process.capabilities.as_ref())?,
+        rlimits: rlimits::plan(&process.rlimits)?,
+        create_container_hooks: hooks.create_container.clone(),
+        start_container_hooks: hooks.start_container.clone(),
+        sync_hooks: !(hooks.prestart.is_empty()
+            && hooks.create_runtime.is_empty()
+            && hooks.create_container.is_empty()
+            && hooks.start_container.is_empty()),
+        process,
+        console_socket,
+        exec_fifo,
+        preserve_fds: opts.preserve_fds + listen_fds,
+        new_keyring: !opts.no_new_keyring,
+        extra_env,
+    };
+
+    cgroup.create()?;
+    let (parent_end, child_end) = channel::pair()?;
+    let first = fork_init(&plan, parent_end, child_end)?;
+    let (chan, c1) = first;
+    *init_pid = Some(c1);
+    let mut state = State {
+        id: opts.id.clone(),
+        pid: c1,
+        pid_start_time: 0,
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: timefmt::rfc3339_nanos(SystemTime::now()),
+        cgroup: cgroup.clone(),
+        config: spec.clone(),
+    };
+    let result = handshake(spec, &chan, c1, cgroup, &mut state);
+    // The intermediate child (if any) has exited or is about to; reap it either way.
+    if state.pid != c1 || result.is_err() {
+        if result.is_err() {
+            let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
+        }
+        let _ = waitpid(Pid::from_raw(c1), None);
+    }
+    *init_pid = Some(state.pid);
+    result?;
+    state.pid_start_time = crate::state::proc_stat(state.pid)
+        .map(|(_, start)| start)
+        .ok_or_else(|| Error::msg(format!("container init {} exited during create", state.pid)))?;
+    dir.save(&state)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(&absolute(pid_file)?, state.pid)?;
+    }
+    log::debug!(
+        "create: container {} created, init pid {}",
+        state.id,
+        state.pid
+    );
+    Ok(state)
+}
+
+/// Fork the first child; in the parent, come back with the channel and its pid.
+fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result<(Channel, i32)> {
+    // A pid namespace can only be entered by children: join it for the fork, then return.
+    let own_pidns = match plan.ns.join_of("pid") {
+        Some(j) => {
+            let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+            namespaces::join(j)?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = sys::fork().ctx(|| "fork");
+    if let Ok(None) = forked {
+        drop(parent_end);
+        init::run(plan, &child_end);
+    }
+    if let Some(own) = own_pidns {
+        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+            .ctx(|| "setns back to rt's own pid namespace")?;
+    }
+    drop(child_end);
+    let pid = forked?.unwrap_or_default();
+    Ok((parent_end, pid))
+}
+
+/// The parent's side of the handshake, message by message.
+fn handshake(
+    spec: &Spec,
+    chan: &Channel,
+    c1: i32,
+    cgroup: &CgroupPaths,
+    state: &mut State,
+) -> Result<()> {
+    cgroup.apply(c1)?;
+    chan.send(&Msg::Go)?;
+    let linux = spec.linux();
+    let hooks = spec.hooks();
+    loop {
+        let msg = chan.recv()?;
+        log::debug!("create: init says {msg:?}");
+        match msg {
+            Some(Msg::UserNsReady) => {
+                write_id_map(c1, "uid_map", &linux.uid_mappings)?;
+                write_id_map(c1, "gid_map", &linux.gid_mappings)?;
+                chan.send(&Msg::MapsWritten)?;
+            }
+            Some(Msg::InitPid(pid)) => {
+                if pid > 0 {
+                    state.pid = pid;
+                }
+            }
+            Some(Msg::RuntimeHooks) => {
+                let creating = state.hook_json(Status::Creating);
+                let run = hooks::run_all("prestart", &hooks.prestart, &creating).and_then(|_| {
+                    hooks::run_all("createRuntime", &hooks.create_runtime, &creating)
+                });
+                if let Err(e) = run {
+                    let _ = chan.send(&Msg::Failed(e.to_string()));
+                    return Err(e);
+                }
+                let both = format!("{creating}\n{}", state.hook_json(Status::Created));
+                chan.send(&Msg::State(both))?;
+            }
+            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Failed(e)) => return Err(Error::msg(e)),
+            Some(other) => bail!("init channel: unexpected message {other:?}"),
+            None => bail!("container init exited during setup without reporting why"),
+        }
+    }
+}
+
+fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {
+    let text: String = map
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect();
+    let path = format!("/proc/{pid}/{file}");
+    fs::write(&path, &text).ctx(|| format!("write {text:?} to {path} (linux.{file})"))
+}
+
+/// The default devices, overridden by `linux.devices` entries of the same path.
+fn merge_devices(configured: &[crate::spec::Device]) -> Vec<crate::spec::Device> {
+    let mut out: Vec<_> = devices::defaults()
+        .into_iter()
+        .filter(|d| !configured.iter().any(|c| c.path == d.path))
+        .collect();
+    out.extend(configured.iter().cloned());
+    out
+}
+
+/// Socket activation: fds handed to rt via LISTEN_FDS go on to the container's program.
+fn listen_fds() -> (u32, Vec<String>) {
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        Some(n) if n > 0 => (
+            n,
+            vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()],
+        ),
+        _ => (0, Vec::new()),
+    }
+}
+
+/// Written through a temporary file and a rename, as runc does, so a reader never sees a
+/// partial pid.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    fs::write(&tmp, pid.to_string()).ctx(|| format!("write --pid-file {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("rename to --pid-file {}", path.display()))
+}

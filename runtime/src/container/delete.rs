@@ -1,0 +1,76 @@
+//! `rt delete`: remove a stopped (or, with --force, a running) container: its processes,
+//! cgroup and state directory, then the poststop hooks.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::bail;
+use crate::container::kill::signal_init;
+use crate::error::Result;
+use crate::hooks;
+use crate::state::{process_alive, State, StateDir, Status};
+use crate::sys;
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match StateDir::open(root, id) {
+        Ok(d) => d,
+        // runc: --force on a container that does not exist is not an error.
+        Err(_) if force && crate::state::validate_id(id).is_ok() => {
+            let _ = std::fs::remove_dir_all(root.join(id));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let state = dir.load()?;
+    match dir.status(&state) {
+        Status::Stopped => {}
+        // A created container never ran its program: deleting it is always allowed.
+        Status::Created => kill_and_wait(&state)?,
+        _ if force => kill_and_wait(&state)?,
+        s => bail!(
+            "cannot delete container {id} that is not stopped: {}",
+            s.as_str()
+        ),
+    }
+    destroy(dir, &state)
+}
+
+/// Remove what the container holds; the container is stopped.
+pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
+    crate::cgroups::thaw(&state.cgroup);
+    state.cgroup.destroy()?;
+    hooks::run_all_warn(
+        "poststop",
+        &state.config.hooks().poststop,
+        &state.hook_json(Status::Stopped),
+    );
+    dir.remove()
+}
+
+/// SIGKILL the init and wait (up to 10 s) until it is gone.
+pub fn kill_and_wait(state: &State) -> Result<()> {
+    crate::cgroups::thaw(&state.cgroup);
+    let pidfd = sys::pidfd_open(state.pid).ok();
+    if signal_init(state, libc::SIGKILL).is_err() && process_alive(state.pid, state.pid_start_time)
+    {
+        bail!("failed to kill container init {}", state.pid);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(state.pid, state.pid_start_time) {
+        if Instant::now() > deadline {
+            bail!("container init {} did not exit after SIGKILL", state.pid);
+        }
+        match &pidfd {
+            // The pidfd becomes readable when the process exits.
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(100u16));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    Ok(())
+}

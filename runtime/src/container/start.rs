@@ -1,0 +1,48 @@
+//! `rt start`: release the init blocked on exec.fifo, then run poststart hooks.
+
+use std::io::Write;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::bail;
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::state::{StateDir, Status};
+
+pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    match dir.status(&state) {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        _ => bail!("cannot start an already running container"),
+    }
+    release(&dir)?;
+    hooks::run_all_warn(
+        "poststart",
+        &state.config.hooks().poststart,
+        &state.hook_json(Status::Running),
+    );
+    Ok(())
+}
+
+/// Write the byte the init waits for, and remove the fifo: its absence means "started".
+pub fn release(dir: &StateDir) -> Result<()> {
+    let fifo = dir.fifo();
+    let fd = match open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // No reader: the init is gone.
+        Err(Errno::ENXIO) => bail!("cannot start a container that has stopped"),
+        Err(e) => return Err(Error::sys(format!("open {}", fifo.display()), e)),
+    };
+    std::fs::File::from(fd)
+        .write_all(&[0])
+        .ctx(|| format!("write {}", fifo.display()))?;
+    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))
+}

@@ -1,0 +1,102 @@
+//! OCI hooks: each runs with the container's state JSON on stdin, its own `args` and
+//! `env`, and is killed when its `timeout` (seconds) passes.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::error::{Error, Result};
+use crate::spec::Hook;
+use crate::sys;
+
+/// Run `hooks` in order; the first failure stops the rest and is returned.
+pub fn run_all(phase: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
+    for (i, hook) in hooks.iter().enumerate() {
+        log::debug!("hooks: running {phase}[{i}] {}", hook.path);
+        run(hook, state_json)
+            .map_err(|e| e.context(format!("hooks.{phase}[{i}] {}", hook.path)))?;
+    }
+    Ok(())
+}
+
+/// Run hooks whose failure the spec turns into a warning (poststart, poststop).
+pub fn run_all_warn(phase: &str, hooks: &[Hook], state_json: &str) {
+    if let Err(e) = run_all(phase, hooks, state_json) {
+        log::warn!("{e}");
+    }
+}
+
+fn run(hook: &Hook, state_json: &str) -> Result<()> {
+    let mut cmd = Command::new(&hook.path);
+    if let Some((argv0, rest)) = hook.args.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in &hook.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::io("exec", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook need not read its stdin: EPIPE is fine.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let status = match hook.timeout {
+        Some(t) if t > 0 => wait_timeout(&mut child, Duration::from_secs(t as u64))?,
+        Some(t) => {
+            return Err(Error::msg(format!(
+                "timeout: {t} must be greater than zero"
+            )))
+        }
+        None => Some(child.wait().map_err(|e| Error::io("wait", e))?),
+    };
+    match status {
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(Error::msg(format!(
+                "timed out after {}s and was killed",
+                hook.timeout.unwrap_or(0)
+            )))
+        }
+        Some(s) if s.success() => Ok(()),
+        Some(s) => match s.signal() {
+            Some(sig) => Err(Error::msg(format!("killed by signal {sig}"))),
+            None => Err(Error::msg(format!(
+                "exited with status {}",
+                s.code().unwrap_or(-1)
+            ))),
+        },
+    }
+}
+
+fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Result<Option<std::process::ExitStatus>> {
+    let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| Error::sys("pidfd_open", e))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => continue,
+            Ok(_) => return child.wait().map(Some).map_err(|e| Error::io("wait", e)),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys(format!("poll pidfd {}", pidfd.as_raw_fd()), e)),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! rt: an OCI container runtime. The `rt` binary is a thin CLI over this library.
+
+pub mod cgroups;
+pub mod cli;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod security;
+pub mod spec;
+pub mod spec_template;
+pub mod state;
+pub mod sys;
+pub mod timefmt;

@@ -1,0 +1,118 @@
+//! The `rt` command: parse the command line, run the command, and on failure print one line
+//! and exit 1 (runc's conventions, which containerd and Docker rely on).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use rt::cli::{Cli, Command};
+use rt::container::create::{create, CreateOpts};
+use rt::container::run::{run, RunOpts};
+use rt::container::{delete, kill, query, start};
+use rt::error::{Error, Result};
+use rt::{logging, spec_template};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    let to_file = match logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            log::error!("{e}");
+            if to_file {
+                eprintln!("{e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn version() -> String {
+    format!(
+        "rt version {}\ncommit: {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("RT_GIT_COMMIT").unwrap_or("unknown"),
+        rt::state::OCI_VERSION
+    )
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    if cli.version {
+        print!("{}", version());
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        return Err(Error::msg(
+            "--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs paths",
+        ));
+    }
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return Ok(0);
+    };
+    let root = cli.root;
+    match command {
+        Command::Create(a) => {
+            create(&create_opts(&root, a))?;
+        }
+        Command::Start(a) => start::start(&root, &a.id)?,
+        Command::Run(a) => {
+            let opts = RunOpts {
+                create: create_opts(&root, a.create),
+                detach: a.detach,
+                keep: a.keep,
+            };
+            let status = run(&opts)?;
+            return Ok(status.clamp(0, 255) as u8);
+        }
+        Command::State(a) => {
+            let text = query::state(&root, &a.id)?;
+            print_out(&text);
+        }
+        Command::Kill(a) => kill::kill(&root, &a.id, &a.signal, a.all)?,
+        Command::Delete(a) => delete::delete(&root, &a.id, a.force)?,
+        Command::List(a) => {
+            let json = match a.format.as_str() {
+                "table" => false,
+                "json" => true,
+                other => return Err(Error::msg(format!("invalid format option: {other}"))),
+            };
+            let mut out = std::io::stdout().lock();
+            query::list(&root, json, a.quiet, &mut out)?;
+        }
+        Command::Spec(a) => spec_template::write(&a.bundle, a.rootless)?,
+    }
+    Ok(0)
+}
+
+fn create_opts(root: &std::path::Path, a: rt::cli::CreateArgs) -> CreateOpts {
+    CreateOpts {
+        root: root.to_path_buf(),
+        id: a.id,
+        bundle: a.bundle,
+        console_socket: a.console_socket,
+        pid_file: a.pid_file,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+fn print_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}

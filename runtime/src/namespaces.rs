@@ -1,0 +1,89 @@
+//! Namespaces: which to create, which to join (by path), and in which order.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+
+use nix::sched::{setns, unshare, CloneFlags};
+
+use crate::error::{Context, Error, Result};
+use crate::spec::{Spec, NAMESPACE_TYPES};
+
+pub fn flag(kind: &str) -> CloneFlags {
+    match kind {
+        "user" => CloneFlags::CLONE_NEWUSER,
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "network" => CloneFlags::CLONE_NEWNET,
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        "mount" => CloneFlags::CLONE_NEWNS,
+        // CLONE_NEWTIME is not in nix's CloneFlags on every version.
+        "time" => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        _ => CloneFlags::empty(),
+    }
+}
+
+/// A namespace to join, opened by the parent so a bad path fails before anything starts.
+pub struct Join {
+    pub kind: &'static str,
+    pub path: String,
+    pub file: File,
+}
+
+pub struct NamespacePlan {
+    /// Joined namespaces in join order (user first).
+    pub joins: Vec<Join>,
+    /// Namespaces to create, as clone flags.
+    pub new: CloneFlags,
+}
+
+impl NamespacePlan {
+    pub fn from_spec(spec: &Spec) -> Result<NamespacePlan> {
+        let mut joins = Vec::new();
+        let mut new = CloneFlags::empty();
+        for kind in NAMESPACE_TYPES {
+            let Some(ns) = spec.linux().namespaces.iter().find(|n| n.kind == kind) else {
+                continue;
+            };
+            match ns.path.as_deref() {
+                Some(path) if !path.is_empty() => {
+                    let file = File::open(path)
+                        .ctx(|| format!("linux.namespaces: open {kind} namespace path {path}"))?;
+                    joins.push(Join {
+                        kind,
+                        path: path.to_string(),
+                        file,
+                    });
+                }
+                _ => {
+                    if kind == "time" && !std::path::Path::new("/proc/self/ns/time").exists() {
+                        return Err(Error::msg(
+                            "linux.namespaces: time namespaces are not supported by this kernel",
+                        ));
+                    }
+                    new |= flag(kind);
+                }
+            }
+        }
+        Ok(NamespacePlan { joins, new })
+    }
+
+    pub fn creates(&self, kind: &str) -> bool {
+        self.new.contains(flag(kind))
+    }
+
+    pub fn join_of(&self, kind: &str) -> Option<&Join> {
+        self.joins.iter().find(|j| j.kind == kind)
+    }
+}
+
+pub fn join(j: &Join) -> Result<()> {
+    setns(j.file.as_fd(), flag(j.kind)).ctx(|| format!("setns {} namespace {}", j.kind, j.path))
+}
+
+pub fn create(flags: CloneFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    unshare(flags).ctx(|| format!("unshare({flags:?})"))
+}

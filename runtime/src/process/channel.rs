@@ -1,0 +1,118 @@
+//! The channel between `rt create` (parent) and the container's init (child): a
+//! SOCK_SEQPACKET socketpair carrying small tagged messages, one per datagram, so each
+//! setup step can be acknowledged and each failure reported with its cause.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// Parent → child: the cgroup is joined, go on.
+    Go,
+    /// Child → parent: a new user namespace exists; write its id maps.
+    UserNsReady,
+    /// Parent → child: the id maps are written.
+    MapsWritten,
+    /// Child → parent: the container's init has this pid (in the parent's pid namespace);
+    /// 0 means the child that the parent forked is itself the init.
+    InitPid(i32),
+    /// Child → parent: mounts are done, run prestart and createRuntime hooks now.
+    RuntimeHooks,
+    /// Parent → child: the hooks ran.
+    HooksDone,
+    /// Child → parent: everything is set up; the init now waits for `start`.
+    Ready,
+    /// Parent → child: the container's state, for startContainer hooks.
+    State(String),
+    /// Either way: a step failed.
+    Failed(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent's end, child's end).
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", e))?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let (tag, payload): (u8, Vec<u8>) = match msg {
+            Msg::Go => (b'G', vec![]),
+            Msg::UserNsReady => (b'U', vec![]),
+            Msg::MapsWritten => (b'M', vec![]),
+            Msg::InitPid(p) => (b'P', p.to_string().into_bytes()),
+            Msg::RuntimeHooks => (b'H', vec![]),
+            Msg::HooksDone => (b'h', vec![]),
+            Msg::Ready => (b'R', vec![]),
+            Msg::State(s) => (b'S', s.as_bytes().to_vec()),
+            Msg::Failed(s) => (b'F', s.as_bytes().to_vec()),
+        };
+        let mut buf = Vec::with_capacity(1 + payload.len());
+        buf.push(tag);
+        buf.extend_from_slice(&payload);
+        loop {
+            match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("send on init channel", e)),
+            }
+        }
+    }
+
+    /// The next message; None when the other side closed its end (it exited).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => break n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("recv on init channel", e)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let payload = String::from_utf8_lossy(&buf[1..n]).into_owned();
+        let msg = match buf[0] {
+            b'G' => Msg::Go,
+            b'U' => Msg::UserNsReady,
+            b'M' => Msg::MapsWritten,
+            b'P' => Msg::InitPid(payload.parse().unwrap_or(-1)),
+            b'H' => Msg::RuntimeHooks,
+            b'h' => Msg::HooksDone,
+            b'R' => Msg::Ready,
+            b'S' => Msg::State(payload),
+            b'F' => Msg::Failed(payload),
+            t => return Err(Error::msg(format!("init channel: unknown message tag {t}"))),
+        };
+        Ok(Some(msg))
+    }
+
+    /// Wait for one particular message; a failure report or EOF becomes an error.
+    pub fn expect(&self, want: Msg) -> Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Msg::Failed(e)) => Err(Error::msg(e)),
+            Some(m) => Err(Error::msg(format!(
+                "init channel: expected {want:?}, got {m:?}"
+            ))),
+            None => Err(Error::msg(format!(
+                "init channel: the other side exited while waiting for {want:?}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Starting the container's init: the plan computed by the parent, the channel, and the
+//! init sequence that runs in the child.
+
+pub mod channel;
+pub mod init;
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+use crate::namespaces::NamespacePlan;
+use crate::rootfs::RootfsPlan;
+use crate::security::capabilities::CapPlan;
+use crate::security::rlimits::Limit;
+use crate::spec::{Hook, Process, TimeOffset};
+
+/// Everything the init does, decided before it is forked: the child only executes it.
+pub struct InitPlan {
+    pub id: String,
+    pub ns: NamespacePlan,
+    pub time_offsets: BTreeMap<String, TimeOffset>,
+    /// None when the container shares the caller's mount namespace setup (joined mount ns).
+    pub rootfs: Option<RootfsPlan>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub sysctl: BTreeMap<String, String>,
+    pub process: Process,
+    pub caps: Option<CapPlan>,
+    pub rlimits: Vec<(String, Limit)>,
+    pub create_container_hooks: Vec<Hook>,
+    pub start_container_hooks: Vec<Hook>,
+    /// Whether the parent has hooks to run at the createRuntime point.
+    pub sync_hooks: bool,
+    pub console_socket: Option<OwnedFd>,
+    /// The read end of exec.fifo, opened by the parent: `start` writes a byte into it.
+    pub exec_fifo: OwnedFd,
+    /// fds 3..3+n reach the program (--preserve-fds and LISTEN_FDS).
+    pub preserve_fds: u32,
+    pub new_keyring: bool,
+    /// Extra environment (LISTEN_FDS/LISTEN_PID) appended to process.env.
+    pub extra_env: Vec<String>,
+}

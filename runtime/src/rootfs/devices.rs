@@ -1,0 +1,131 @@
+//! /dev inside the container: the default devices every container gets, `linux.devices`,
+//! and the conventional symlinks. In a user namespace mknod is not allowed, so the host's
+//! device nodes are bind-mounted instead (as runc does).
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sys::stat::{mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, symlinkat, Gid, Uid};
+
+use crate::error::{Error, Result};
+use crate::rootfs::path::{fd_path, Kind, Root};
+use crate::spec::Device;
+
+/// The devices the runtime-spec says every Linux container has.
+pub fn defaults() -> Vec<Device> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Device {
+        path: format!("/dev/{name}"),
+        kind: "c".into(),
+        major,
+        minor,
+        file_mode: Some(0o666),
+        uid: Some(0),
+        gid: Some(0),
+    })
+    .collect()
+}
+
+pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
+    for dev in devices {
+        if in_userns {
+            bind_host_device(root, dev)?;
+        } else {
+            make_node(root, dev)?;
+        }
+    }
+    Ok(())
+}
+
+fn make_node(root: &Root, dev: &Device) -> Result<()> {
+    let path = Path::new(&dev.path);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::msg(format!(
+            "linux.devices: bad path {:?}",
+            dev.path
+        )));
+    };
+    let kind = match dev.kind.as_str() {
+        "c" | "u" => SFlag::S_IFCHR,
+        "b" => SFlag::S_IFBLK,
+        "p" => SFlag::S_IFIFO,
+        other => {
+            return Err(Error::msg(format!(
+                "linux.devices: {}: unknown type {other:?}",
+                dev.path
+            )))
+        }
+    };
+    let dir = root.ensure(parent, Kind::Dir)?;
+    let mode = Mode::from_bits_truncate(dev.file_mode.unwrap_or(0o666) & 0o7777);
+    let devno = nix::sys::stat::makedev(dev.major as u64, dev.minor as u64);
+    // Replace whatever the rootfs has there (never following a symlink: unlinkat).
+    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    mknodat(&dir, name, kind, mode, devno).map_err(|e| {
+        Error::sys(
+            format!(
+                "mknod {} ({} {}:{})",
+                dev.path, dev.kind, dev.major, dev.minor
+            ),
+            e,
+        )
+    })?;
+    fchownat(
+        &dir,
+        name,
+        dev.uid.map(Uid::from_raw),
+        dev.gid.map(Gid::from_raw),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::sys(format!("chown {}", dev.path), e))
+}
+
+fn bind_host_device(root: &Root, dev: &Device) -> Result<()> {
+    let target = root.ensure(Path::new(&dev.path), Kind::File)?;
+    let host = PathBuf::from(&dev.path);
+    nix::mount::mount(
+        Some(&host),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        Error::sys(
+            format!("bind mount host device {} into the container", dev.path),
+            e,
+        )
+    })
+}
+
+/// /dev/fd, /dev/std{in,out,err}, /dev/ptmx (→ the container's devpts) and /dev/core.
+pub fn symlinks(root: &Root) -> Result<()> {
+    let dev = root.ensure(Path::new("/dev"), Kind::Dir)?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        match symlinkat(target, &dev, name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("symlink /dev/{name} -> {target}"), e)),
+        }
+    }
+    // /dev/ptmx must reach the container's own devpts instance.
+    let _ = nix::unistd::unlinkat(&dev, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+    symlinkat("pts/ptmx", &dev, "ptmx").map_err(|e| Error::sys("symlink /dev/ptmx -> pts/ptmx", e))
+}

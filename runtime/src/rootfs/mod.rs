@@ -1,0 +1,378 @@
+//! The container's root filesystem: propagation, the bind of the rootfs onto itself, the
+//! configured mounts in order, /dev, pivot_root (or MS_MOVE + chroot with --no-pivot), then
+//! masked and read-only paths and a read-only root.
+
+pub mod devices;
+pub mod mounts;
+pub mod path;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+
+use crate::cgroups::{CgroupPaths, Hierarchy};
+use crate::error::{Context, Error, Result};
+use crate::spec::{Device, Mount};
+use path::{fd_path, Kind, Root};
+
+/// Everything the init needs to build the rootfs, computed by the parent.
+#[derive(Debug, Clone)]
+pub struct RootfsPlan {
+    pub rootfs: PathBuf,
+    pub bundle: PathBuf,
+    pub readonly: bool,
+    pub propagation: MsFlags,
+    pub mounts: Vec<Mount>,
+    pub devices: Vec<Device>,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub in_userns: bool,
+    pub new_cgroupns: bool,
+    pub hierarchies: Vec<Hierarchy>,
+    pub cgroup: CgroupPaths,
+    pub no_pivot: bool,
+    pub cwd: PathBuf,
+    /// Whether the config mounts its own /dev from the host (then no devices are made).
+    pub dev_is_bind: bool,
+}
+
+/// Steps that run with the host's filesystem still visible (before pivot_root).
+pub fn prepare(plan: &RootfsPlan) -> Result<()> {
+    log::debug!("rootfs: set / propagation {:?}", plan.propagation);
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        plan.propagation | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "mount / with the rootfsPropagation flags")?;
+    make_parent_mount_private(&plan.rootfs)?;
+    mount(
+        Some(&plan.rootfs),
+        &plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount rootfs {} onto itself", plan.rootfs.display()))?;
+    let root = Root::open(&plan.rootfs)?;
+    for m in &plan.mounts {
+        log::debug!("rootfs: mount {} ({:?})", m.destination, m.kind);
+        mount_entry(&root, plan, m)?;
+    }
+    if !plan.dev_is_bind {
+        log::debug!("rootfs: create devices");
+        devices::create(&root, &plan.devices, plan.in_userns)?;
+        devices::symlinks(&root)?;
+    }
+    root.ensure(&plan.cwd, Kind::Dir)
+        .map_err(|e| e.context("process.cwd"))?;
+    Ok(())
+}
+
+fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
+    if m.kind.as_deref() == Some("cgroup") {
+        return mount_cgroup(root, plan, m);
+    }
+    let source = m.source.as_deref().map(|s| {
+        if mounts::is_bind(m) && !s.starts_with('/') {
+            plan.bundle.join(s)
+        } else {
+            PathBuf::from(s)
+        }
+    });
+    // A bind of a file needs a file to mount on; everything else a directory.
+    let kind = match &source {
+        Some(s) if mounts::is_bind(m) => {
+            let meta = fs::metadata(s).ctx(|| format!("mounts: bind source {}", s.display()))?;
+            if meta.is_dir() {
+                Kind::Dir
+            } else {
+                Kind::File
+            }
+        }
+        _ => Kind::Dir,
+    };
+    match mounts::mount_one(root, m, source.as_deref(), kind) {
+        // sysfs cannot be mounted in a user namespace that does not own the network
+        // namespace: give the container a recursive read-only bind of the host's /sys.
+        Err(_) if m.kind.as_deref() == Some("sysfs") && plan.in_userns => {
+            let bind = Mount {
+                destination: m.destination.clone(),
+                kind: Some("bind".into()),
+                source: Some("/sys".into()),
+                options: vec![
+                    "rbind".into(),
+                    "nosuid".into(),
+                    "noexec".into(),
+                    "nodev".into(),
+                    "ro".into(),
+                ],
+            };
+            mounts::mount_one(root, &bind, Some(Path::new("/sys")), Kind::Dir)
+        }
+        r => r,
+    }
+}
+
+/// A "cgroup" mount: on a v2 host the unified hierarchy; on v1/hybrid a tmpfs with one
+/// directory per hierarchy. With a cgroup namespace the kernel shows the container its own
+/// cgroup as the root; without one, the container's own directories are bind-mounted.
+fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
+    let o = mounts::parse_options(&m.options);
+    let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let dest = Path::new(&m.destination);
+    let target = root.ensure(dest, Kind::Dir)?;
+    let unified_host = plan.hierarchies.len() == 1 && plan.hierarchies[0].unified;
+    if unified_host {
+        return mount_hierarchy(
+            root,
+            plan,
+            &plan.hierarchies[0],
+            0,
+            &fd_path(&target),
+            flags,
+            dest,
+        );
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        flags - MsFlags::MS_RDONLY,
+        Some("mode=755"),
+    )
+    .ctx(|| format!("mount tmpfs for cgroups on {}", dest.display()))?;
+    for (i, h) in plan.hierarchies.iter().enumerate() {
+        let name = h
+            .mountpoint
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let sub = root.ensure(&dest.join(&name), Kind::Dir)?;
+        mount_hierarchy(root, plan, h, i, &fd_path(&sub), flags, &dest.join(&name))?;
+        // cpu,cpuacct is also reachable as cpu and cpuacct.
+        let name = name.to_string_lossy().into_owned();
+        if name.contains(',') {
+            let dir = root.ensure(dest, Kind::Dir)?;
+            for part in name.split(',') {
+                let _ = nix::unistd::symlinkat(name.as_str(), &dir, part);
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let target = reopen(root, dest)?;
+        mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            flags | MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .ctx(|| format!("remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+fn mount_hierarchy(
+    root: &Root,
+    plan: &RootfsPlan,
+    h: &Hierarchy,
+    index: usize,
+    target: &Path,
+    flags: MsFlags,
+    shown: &Path,
+) -> Result<()> {
+    if plan.new_cgroupns {
+        let (fstype, data) = if h.unified {
+            ("cgroup2", None)
+        } else {
+            ("cgroup", Some(h.subsystems.as_str()))
+        };
+        return mount(Some("cgroup"), target, Some(fstype), flags, data)
+            .ctx(|| format!("mount {fstype} ({}) on {}", h.subsystems, shown.display()));
+    }
+    let Some(own) = plan.cgroup.dirs.get(index) else {
+        return Ok(());
+    };
+    mount(
+        Some(own),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount {} on {}", own.display(), shown.display()))?;
+    let mounted = reopen(root, shown)?;
+    mount(
+        None::<&str>,
+        &fd_path(&mounted),
+        None::<&str>,
+        flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        None::<&str>,
+    )
+    .ctx(|| format!("remount {}", shown.display()))
+}
+
+/// A fresh fd on `dest`, reaching the mount just made there (an fd opened before the mount
+/// still refers to the directory underneath).
+fn reopen(root: &Root, dest: &Path) -> Result<std::os::fd::OwnedFd> {
+    root.open_path(dest)
+        .map_err(|e| Error::sys(format!("openat2 {} after mounting it", dest.display()), e))
+}
+
+/// pivot_root refuses a new root whose parent mount is shared (e.g. rootfsPropagation
+/// "shared"): make that mount private first.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let Some(parent) = rootfs.parent() else {
+        return Ok(());
+    };
+    let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut best: Option<(&str, bool)> = None;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (Some(mp), Some(opt)) = (f.get(4), f.get(6)) else {
+            continue;
+        };
+        if parent.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp, opt.starts_with("shared:")));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(
+            None::<&str>,
+            mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx(|| format!("make mount {mp} private (parent of the rootfs)"))?;
+    }
+    Ok(())
+}
+
+/// Make the rootfs `/`: pivot_root and detach the old root, or with --no-pivot move the
+/// rootfs over / and chroot (for a rootfs on an initramfs, where pivot_root is refused).
+pub fn enter(plan: &RootfsPlan) -> Result<()> {
+    if plan.no_pivot {
+        chdir(&plan.rootfs).ctx(|| format!("chdir {}", plan.rootfs.display()))?;
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .ctx(|| "mount --move rootfs to / (no-pivot)")?;
+        chroot(".").ctx(|| "chroot .")?;
+        return chdir("/").ctx(|| "chdir /");
+    }
+    let old = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open old root /")?;
+    let new = nix::fcntl::open(
+        &plan.rootfs,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
+    fchdir(&new).ctx(|| "fchdir to the rootfs")?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
+    // removes it without needing a directory for it inside the rootfs.
+    pivot_root(".", ".").ctx(|| format!("pivot_root {}", plan.rootfs.display()))?;
+    fchdir(&old).ctx(|| "fchdir to the old root")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make the old root a slave before unmounting it")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "umount the old root")?;
+    chdir("/").ctx(|| "chdir /")
+}
+
+/// After pivot_root: masked and read-only paths, then the read-only root. Paths are the
+/// container's own now, so nothing can point back out to the host.
+pub fn finish(plan: &RootfsPlan) -> Result<()> {
+    for p in &plan.readonly_paths {
+        readonly_path(Path::new(p))?;
+    }
+    for p in &plan.masked_paths {
+        mask_path(Path::new(p))?;
+    }
+    if plan.readonly {
+        let flags = mounts::locked_flags(Path::new("/"))
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT;
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .ctx(|| "remount / read-only (root.readonly)")?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &Path) -> Result<()> {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::sys(
+                format!("linux.readonlyPaths: bind mount {}", p.display()),
+                e,
+            ))
+        }
+    }
+    let flags = mounts::locked_flags(p)
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_REC;
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+        .ctx(|| format!("linux.readonlyPaths: remount {} read-only", p.display()))
+}
+
+fn mask_path(p: &Path) -> Result<()> {
+    let meta = match fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::io(
+                format!("linux.maskedPaths: stat {}", p.display()),
+                e,
+            ))
+        }
+    };
+    let r = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    match r {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::sys(
+            format!("linux.maskedPaths: mask {}", p.display()),
+            e,
+        )),
+    }
+}

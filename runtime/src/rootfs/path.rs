@@ -1,0 +1,149 @@
+//! Paths inside the container's rootfs, resolved by the kernel with the rootfs as `/`
+//! (openat2 RESOLVE_IN_ROOT): a symlink such as `/evil -> /` or `../../etc` inside the
+//! rootfs can never lead a mount or a device node out of it.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The rootfs, held open for resolving paths in it.
+pub struct Root {
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+/// What to make at a path that does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> Result<Root> {
+        let fd = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys(format!("open rootfs {}", path.display()), e))?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
+
+    /// An O_PATH fd on `inner` (a path in the container), resolved inside the rootfs.
+    pub fn open_path(&self, inner: &Path) -> std::result::Result<OwnedFd, Errno> {
+        sys::open_in_root(self.fd.as_raw_fd(), &relative(inner), libc::O_PATH)
+    }
+
+    /// Open `inner`, creating it (and its parents as directories) if missing.
+    pub fn ensure(&self, inner: &Path, kind: Kind) -> Result<OwnedFd> {
+        let rel = relative(inner);
+        let what = || format!("{} in rootfs {}", inner.display(), self.path.display());
+        match self.open_path(&rel) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Error::sys(format!("openat2 {}", what()), e)),
+        }
+        let mut prefix = PathBuf::new();
+        let comps: Vec<_> = rel.components().collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let Component::Normal(name) = comp else {
+                continue;
+            };
+            let parent = self.open_dir(&prefix).map_err(|e| {
+                Error::sys(
+                    format!("openat2 {} (parent of {})", prefix.display(), what()),
+                    e,
+                )
+            })?;
+            prefix.push(name);
+            let last = i + 1 == comps.len();
+            let made = if last && kind == Kind::File {
+                nix::fcntl::openat(
+                    &parent,
+                    *name,
+                    nix::fcntl::OFlag::O_CREAT
+                        | nix::fcntl::OFlag::O_EXCL
+                        | nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC
+                        | nix::fcntl::OFlag::O_NOFOLLOW,
+                    Mode::from_bits_truncate(0o644),
+                )
+                .map(|fd| drop(OwnedFd::from(fd)))
+            } else {
+                nix::sys::stat::mkdirat(&parent, *name, Mode::from_bits_truncate(0o755))
+            };
+            match made {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(Error::sys(
+                        format!("create {} in {}", prefix.display(), what()),
+                        e,
+                    ))
+                }
+            }
+        }
+        self.open_path(&rel)
+            .map_err(|e| Error::sys(format!("openat2 {} after creating it", what()), e))
+    }
+
+    fn open_dir(&self, rel: &Path) -> std::result::Result<OwnedFd, Errno> {
+        let p = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        sys::open_in_root(self.fd.as_raw_fd(), p, libc::O_PATH | libc::O_DIRECTORY)
+    }
+}
+
+/// `/a/b` → `a/b`: container paths are taken relative to the rootfs.
+fn relative(inner: &Path) -> PathBuf {
+    let rel: PathBuf = inner
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// The path through which a syscall that takes a path (mount, mknod's target…) reaches
+/// exactly the file an fd refers to.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_stay_inside() {
+        let dir = std::env::temp_dir().join(format!("rt-path-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        std::os::unix::fs::symlink("/", dir.join("rootfs/evil")).unwrap();
+        std::os::unix::fs::symlink("../../../..", dir.join("rootfs/up")).unwrap();
+        let root = Root::open(&dir.join("rootfs")).unwrap();
+        root.ensure(Path::new("/evil/made-by-rt-test"), Kind::Dir)
+            .unwrap();
+        root.ensure(Path::new("/up/x/file"), Kind::File).unwrap();
+        assert!(dir.join("rootfs/made-by-rt-test").is_dir());
+        assert!(dir.join("rootfs/x/file").is_file());
+        assert!(!Path::new("/made-by-rt-test").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

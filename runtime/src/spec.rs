@@ -1,0 +1,395 @@
+//! The bundle's config.json: typed as the OCI runtime-spec (1.0.0 – 1.3.0) has it, loaded
+//! with errors that name the file, the line and column, or the field and value.
+//!
+//! We keep our own serde types rather than a spec crate: plain public fields make the rest
+//! of the runtime read simply, unknown values can be reported in our own words, and the
+//! binary stays small (it is part of our start-up time).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bail;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    #[serde(default)]
+    pub oci_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux: Option<Linux>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Root {
+    pub path: String,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    pub destination: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Process {
+    #[serde(default)]
+    pub terminal: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<ConsoleSize>,
+    #[serde(default)]
+    pub user: User,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<Rlimit>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apparmor_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux_label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ConsoleSize {
+    pub height: u16,
+    pub width: u16,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_gids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hard: u64,
+    pub soft: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prestart: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_runtime: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_container: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_container: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Hook {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Linux {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMapping>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    /// Typed by the cgroups module, which owns what the resources mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<Namespace>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// Typed by the seccomp module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_propagation: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readonly_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_label: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_offsets: BTreeMap<String, TimeOffset>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdMapping {
+    #[serde(rename = "containerID")]
+    pub container_id: u32,
+    #[serde(rename = "hostID")]
+    pub host_id: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Namespace {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub major: i64,
+    #[serde(default)]
+    pub minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct TimeOffset {
+    #[serde(default)]
+    pub secs: i64,
+    #[serde(default)]
+    pub nanosecs: u32,
+}
+
+/// The namespace types of the spec, in the order they are joined: user first (it decides
+/// which privileges the others are joined with), mount last.
+pub const NAMESPACE_TYPES: [&str; 8] = [
+    "user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount",
+];
+
+impl Spec {
+    /// Read and check `<bundle>/config.json`.
+    pub fn load(bundle: &Path) -> Result<Spec> {
+        let path = bundle.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let spec: Spec = serde_json::from_str(&text)
+            .map_err(|e| Error::msg(format!("parse {}: {e}", path.display())))?;
+        spec.validate()
+            .map_err(|e| e.context(format!("invalid {}", path.display())))?;
+        Ok(spec)
+    }
+
+    pub fn process(&self) -> Result<&Process> {
+        self.process
+            .as_ref()
+            .ok_or_else(|| Error::msg("process: missing (required to create a container)"))
+    }
+
+    pub fn linux(&self) -> &Linux {
+        static EMPTY: std::sync::OnceLock<Linux> = std::sync::OnceLock::new();
+        self.linux
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Linux::default))
+    }
+
+    pub fn hooks(&self) -> Hooks {
+        self.hooks.clone().unwrap_or_default()
+    }
+
+    /// The rootfs as an absolute path (root.path is relative to the bundle).
+    pub fn rootfs(&self, bundle: &Path) -> Result<PathBuf> {
+        let root = match &self.root {
+            Some(r) if !r.path.is_empty() => &r.path,
+            _ => bail!("root.path: missing"),
+        };
+        Ok(bundle.join(root))
+    }
+
+    pub fn has_namespace(&self, kind: &str) -> bool {
+        self.linux().namespaces.iter().any(|n| n.kind == kind)
+    }
+
+    /// Checks that need no system access. Rootfs, namespace paths and the like are checked
+    /// where they are opened.
+    pub fn validate(&self) -> Result<()> {
+        check_version(&self.oci_version)?;
+        let linux = self.linux();
+        let mut seen = Vec::new();
+        for ns in &linux.namespaces {
+            if !NAMESPACE_TYPES.contains(&ns.kind.as_str()) {
+                bail!("linux.namespaces: unknown namespace type {:?}", ns.kind);
+            }
+            if seen.contains(&ns.kind) {
+                bail!(
+                    "linux.namespaces: namespace type {:?} listed twice",
+                    ns.kind
+                );
+            }
+            seen.push(ns.kind.clone());
+        }
+        if self.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !self.has_namespace("uts") {
+            bail!("hostname: cannot set hostname without a private UTS namespace");
+        }
+        if self.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !self.has_namespace("uts") {
+            bail!("domainname: cannot set domainname without a private UTS namespace");
+        }
+        let new_userns = linux
+            .namespaces
+            .iter()
+            .any(|n| n.kind == "user" && n.path.is_none());
+        if new_userns && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
+            bail!("linux.uidMappings/gidMappings: required with a new user namespace");
+        }
+        if !new_userns && !(linux.uid_mappings.is_empty() && linux.gid_mappings.is_empty()) {
+            bail!("linux.uidMappings: set, but no new user namespace is requested");
+        }
+        if !linux.time_offsets.is_empty() && !self.has_namespace("time") {
+            bail!("linux.timeOffsets: set, but no time namespace is requested");
+        }
+        if let Some(p) = &self.process {
+            if p.args.is_empty() {
+                bail!("process.args: must not be empty");
+            }
+            if !p.cwd.starts_with('/') {
+                bail!("process.cwd: {:?} is not an absolute path", p.cwd);
+            }
+        }
+        for m in &self.mounts {
+            if m.destination.is_empty() {
+                bail!("mounts: a mount has an empty destination");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accept the releases this runtime implements: 1.0.0 through 1.3.x (and their -rc/-dev).
+fn check_version(v: &str) -> Result<()> {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
+    match (parts.len(), num(0), num(1), num(2)) {
+        (3, Some(1), Some(0..=3), Some(_)) => Ok(()),
+        _ => bail!("ociVersion: unsupported version {v:?} (rt supports 1.0.0 through 1.3.x)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.1.0",
+            "1.2.0",
+            "1.3.0",
+            "1.1.0-rc.1",
+        ] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "0.1.0", "2.0.0", "1.4.0", "1.0", "x"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("rt-spec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            "{\n  \"ociVersion\": \"1.0.0\",\n  x\n}",
+        )
+        .unwrap();
+        let err = Spec::load(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("line 3 column 3"), "{err}");
+        assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn userns_needs_mappings() {
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"user"}]}}"#,
+        )
+        .unwrap();
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("uidMappings"));
+    }
+}

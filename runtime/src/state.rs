@@ -1,0 +1,277 @@
+//! The state directory: `<root>/<id>/` holds `state.json` (written atomically) and, while the
+//! container is created but not started, `exec.fifo`. A flock on the directory serializes
+//! commands on one container.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::bail;
+use crate::cgroups::CgroupPaths;
+use crate::error::{Context, Error, Result};
+use crate::spec::Spec;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+/// The spec version the state we print complies with.
+pub const OCI_VERSION: &str = "1.2.0";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What rt remembers of a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks since boot, /proc/<pid>/stat field 22): tells our
+    /// process from a later one that reuses its pid.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub cgroup: CgroupPaths,
+    pub config: Spec,
+}
+
+/// The OCI state, in runc's field order and format.
+#[derive(Debug, Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: &'a std::collections::BTreeMap<String, String>,
+    pub owner: String,
+}
+
+impl State {
+    pub fn oci(&self, status: Status, owner: String) -> OciState<'_> {
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            pid,
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            annotations: &self.config.annotations,
+            owner,
+        }
+    }
+
+    /// The state JSON handed to hooks on stdin.
+    pub fn hook_json(&self, status: Status) -> String {
+        let mut s = self.oci(status, String::new());
+        s.pid = self.pid; // poststop hooks still learn which pid it was
+        serde_json::to_string(&s).unwrap_or_default()
+    }
+}
+
+/// A container id as runc accepts it: letters, digits and `_ + - .`, not `.`/`..`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
+    if id.is_empty() || id == "." || id == ".." || id.len() > 1024 || !id.chars().all(ok_char) {
+        bail!("invalid container ID format: {id:?}");
+    }
+    Ok(())
+}
+
+/// One container's directory under `--root`, locked for the lifetime of this value.
+pub struct StateDir {
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl StateDir {
+    /// Make the directory of a new container; an existing one means a duplicate id.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx(|| format!("mkdir {}", root.display()))?;
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("container with id exists: {id}")
+            }
+            Err(e) => return Err(Error::io(format!("mkdir {}", path.display()), e)),
+        }
+        Self::lock(path)
+    }
+
+    /// Open and lock the directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        if !path.join(STATE_FILE).exists() {
+            bail!("container does not exist: {id}");
+        }
+        Self::lock(path)
+    }
+
+    fn lock(path: PathBuf) -> Result<StateDir> {
+        let dir = File::open(&path).ctx(|| format!("open {}", path.display()))?;
+        let lock = Flock::lock(dir, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys(format!("flock {}", path.display()), e))?;
+        Ok(StateDir { path, _lock: lock })
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<State> {
+        let file = self.path.join(STATE_FILE);
+        let text = fs::read_to_string(&file).ctx(|| format!("read {}", file.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::msg(format!("parse {}: {e}", file.display())))
+    }
+
+    /// Write state.json through a temporary file and rename, so a reader never sees half.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data =
+            serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
+        let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        f.write_all(&data)
+            .ctx(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join(STATE_FILE))
+            .ctx(|| format!("rename {} to {STATE_FILE}", tmp.display()))
+    }
+
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.path).ctx(|| format!("remove {}", self.path.display()))
+    }
+
+    /// The user owning the state directory, by name (as `runc list` shows it).
+    pub fn owner(&self) -> String {
+        let uid = fs::metadata(&self.path).map(|m| m.uid()).unwrap_or(0);
+        user_name(uid)
+    }
+
+    /// Where the container stands now: derived from its process and the exec fifo, never
+    /// stored, so it cannot go stale.
+    pub fn status(&self, state: &State) -> Status {
+        if !process_alive(state.pid, state.pid_start_time) {
+            return Status::Stopped;
+        }
+        if self.fifo().exists() {
+            return Status::Created;
+        }
+        if crate::cgroups::is_frozen(&state.cgroup) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+}
+
+/// Is `pid` still the process we started (same start time) and not a zombie?
+pub fn process_alive(pid: i32, start_time: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match proc_stat(pid) {
+        Some((state, start)) => state != 'Z' && state != 'X' && start == start_time,
+        None => false,
+    }
+}
+
+/// (state letter, start time) from /proc/<pid>/stat.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3; start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn user_name(uid: u32) -> String {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id: u32 = f.nth(1)?.parse().ok()?;
+            (id == uid).then(|| name.to_string())
+        })
+        .next()
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Ids of all containers under `root`, sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("read {}", root.display()), e)),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "abc-1_2.3+x", "A"] {
+            assert!(validate_id(ok).is_ok());
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "a\nb", &"x".repeat(1025)] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn own_stat() {
+        let (state, start) = proc_stat(std::process::id() as i32).unwrap();
+        assert_eq!(state, 'R');
+        assert!(start > 0);
+    }
+}

@@ -1,0 +1,164 @@
+//! Thin wrappers around the system calls that nix does not cover. Every `unsafe` block of
+//! the runtime that is not a plain fork lives here, small and explained.
+
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+pub fn cstr(p: &Path) -> Result<CString, Errno> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// openat2(2) with `RESOLVE_IN_ROOT`: `path` is resolved as if `root` were `/`, so no
+/// symlink or `..` can lead out of it.
+pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> Result<OwnedFd, Errno> {
+    let c = cstr(path)?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how of the size
+        // passed; the kernel returns a new fd that we own.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the fd was just returned by the kernel and is owned by no one else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        match Errno::last() {
+            // openat2 asks for a retry when a rename raced the lookup.
+            Errno::EAGAIN | Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// pidfd_open(2): a handle on a process that cannot be confused with a later process that
+/// reuses its pid.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the fd was just returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall; a null siginfo means "as kill(2) would".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Mark every fd from `first` on close-on-exec, so only the ones below reach the program.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes fd flags of this process.
+    let r = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    Errno::result(r).map(drop)
+}
+
+fn prctl(op: i32, arg: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the prctl operations used here take integer arguments only.
+    let r = unsafe { libc::prctl(op, arg, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+}
+
+pub fn set_keepcaps(on: bool) -> Result<(), Errno> {
+    prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong)
+}
+
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+}
+
+pub fn set_dumpable(on: bool) -> Result<(), Errno> {
+    prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong)
+}
+
+/// Kill this process when its parent dies (used for the short-lived intermediate child).
+pub fn set_parent_death_signal(sig: i32) -> Result<(), Errno> {
+    prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong)
+}
+
+/// setgroups(2) on the raw syscall: glibc's wrapper would try to sync all threads, and we
+/// are single-threaded anyway.
+pub fn setgroups(gids: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe a valid slice of gid_t.
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// Leave the child with no blocked signals and default dispositions, as a fresh program
+/// expects (rt itself ignores SIGPIPE like every Rust program, and `run` blocks signals).
+pub fn reset_signals() {
+    // SAFETY: resetting dispositions and the mask has no memory-safety preconditions.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// fork(2). The caller is single-threaded (rt never starts a thread), so the child may
+/// go on to run ordinary Rust code, allocations included.
+pub fn fork() -> Result<Option<i32>, Errno> {
+    // SAFETY: rt is single-threaded when it forks, so no lock can be held by another thread
+    // in the child.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// Leave the process at once, without running destructors or atexit handlers that belong
+/// to the parent's copy of the state.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Give the container its own session keyring, so keys of the host session do not leak
+/// in (runc does the same unless --no-new-keyring).
+pub fn join_session_keyring(name: &str) -> Result<(), Errno> {
+    let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// kill(2) with any signal number (nix's Signal has no real-time signals).
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes plain integers.
+    Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
+}
