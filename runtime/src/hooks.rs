@@ -24,9 +24,12 @@ pub fn run_all(phase: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
 }
 
 /// Run hooks whose failure the spec turns into a warning (poststart, poststop).
+/// Every hook runs, whatever the ones before it did.
 pub fn run_all_warn(phase: &str, hooks: &[Hook], state_json: &str) {
-    if let Err(e) = run_all(phase, hooks, state_json) {
-        log::warn!("{e}");
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run(hook, state_json) {
+            log::warn!("hooks.{phase}[{i}] {}: {e}", hook.path);
+        }
     }
 }
 

@@ -87,3 +87,37 @@ pub fn create(flags: CloneFlags) -> Result<()> {
     }
     unshare(flags).ctx(|| format!("unshare({flags:?})"))
 }
+
+/// A new network namespace starts with `lo` down; programs expect it up (runc does this).
+pub fn loopback_up() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket(AF_INET) to configure lo")?;
+    // SAFETY: an all-zero ifreq is valid; we fill in the name and read/write the flags
+    // through the SIOC[GS]IFFLAGS ioctls, which take a pointer to it.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(Error::sys(
+                "ioctl SIOCGIFFLAGS lo",
+                nix::errno::Errno::last(),
+            ));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(Error::sys(
+                "ioctl SIOCSIFFLAGS lo up",
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    Ok(())
+}

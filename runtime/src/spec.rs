@@ -310,11 +310,24 @@ impl Spec {
         if new_userns && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
             bail!("linux.uidMappings/gidMappings: required with a new user namespace");
         }
-        if !new_userns && !(linux.uid_mappings.is_empty() && linux.gid_mappings.is_empty()) {
+        let has_mappings = !linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty();
+        if has_mappings && !new_userns {
             bail!("linux.uidMappings: set, but no new user namespace is requested");
         }
         if !linux.time_offsets.is_empty() && !self.has_namespace("time") {
             bail!("linux.timeOffsets: set, but no time namespace is requested");
+        }
+        for key in linux.sysctl.keys() {
+            let needs = sysctl_namespace(&key.replace('/', ".")).ok_or_else(|| {
+                Error::msg(format!(
+                    "linux.sysctl: {key} is not in a separate kernel namespace (it would change the host)"
+                ))
+            })?;
+            if !self.has_namespace(needs) {
+                bail!(
+                    "linux.sysctl: {key} requires a {needs} namespace (it would change the host)"
+                );
+            }
         }
         if let Some(p) = &self.process {
             if p.args.is_empty() {
@@ -330,6 +343,30 @@ impl Spec {
             }
         }
         Ok(())
+    }
+}
+
+/// The namespace a sysctl belongs to; None for a host-wide one, which a container may not
+/// set (the list is the kernel's, as runc keeps it).
+fn sysctl_namespace(key: &str) -> Option<&'static str> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("network")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some("uts")
+    } else {
+        None
     }
 }
 

@@ -73,7 +73,6 @@ fn make_rootless(spec: &mut Value) {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let linux = &mut spec["linux"];
-    linux["resources"] = Value::Null;
     if let Some(obj) = linux.as_object_mut() {
         obj.remove("resources");
     }
@@ -90,7 +89,7 @@ fn make_rootless(spec: &mut Value) {
                 *m = json!({ "destination": "/sys", "type": "none", "source": "/sys",
                              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
             }
-            if let Some(opts) = m["options"].as_array_mut() {
+            if let Some(opts) = m.get_mut("options").and_then(Value::as_array_mut) {
                 opts.retain(|o| o != "gid=5");
             }
         }

@@ -65,12 +65,9 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        match sys::fork().ctx(|| "fork the container init")? {
-            Some(pid) => {
-                chan.send(&Msg::InitPid(pid))?;
-                sys::exit_now(0);
-            }
-            None => {}
+        if let Some(pid) = sys::fork().ctx(|| "fork the container init")? {
+            chan.send(&Msg::InitPid(pid))?;
+            sys::exit_now(0);
         }
     } else {
         chan.send(&Msg::InitPid(0))?;
@@ -103,6 +100,9 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             Err(e) => return Err(Error::sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)", e)),
         }
     }
+    if plan.ns.creates("network") {
+        namespaces::loopback_up()?;
+    }
     // Device nodes and mount targets get exactly the modes asked for.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(r) = &plan.rootfs {
@@ -126,7 +126,13 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         rootfs::enter(r)?;
     }
     for (key, value) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        // "a/b.c" names a sysctl whose components contain dots (e.g. VLAN interfaces).
+        let rel = if key.contains('/') {
+            key.clone()
+        } else {
+            key.replace('.', "/")
+        };
+        let path = format!("/proc/sys/{rel}");
         fs::write(&path, value).ctx(|| format!("linux.sysctl: write {value:?} to {path}"))?;
     }
     if let Some(h) = plan.hostname.as_deref().filter(|h| !h.is_empty()) {

@@ -291,7 +291,17 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
     )
     .ctx(|| "make the old root a slave before unmounting it")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "umount the old root")?;
-    chdir("/").ctx(|| "chdir /")
+    chdir("/").ctx(|| "chdir /")?;
+    // The new root could not be shared during pivot_root; give it the configured
+    // propagation now.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        plan.propagation | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "set the rootfsPropagation of the new /")
 }
 
 /// After pivot_root: masked and read-only paths, then the read-only root. Paths are the

@@ -45,8 +45,19 @@ impl Root {
         sys::open_in_root(self.fd.as_raw_fd(), &relative(inner), libc::O_PATH)
     }
 
-    /// Open `inner`, creating it (and its parents as directories) if missing.
+    /// Open `inner`, creating it (and its parents as directories) if missing. A dangling
+    /// symlink on the way is followed inside the rootfs and its target created there.
     pub fn ensure(&self, inner: &Path, kind: Kind) -> Result<OwnedFd> {
+        self.ensure_depth(inner, kind, 0)
+    }
+
+    fn ensure_depth(&self, inner: &Path, kind: Kind, depth: u32) -> Result<OwnedFd> {
+        if depth > 40 {
+            return Err(Error::sys(
+                format!("create {} in the rootfs", inner.display()),
+                Errno::ELOOP,
+            ));
+        }
         let rel = relative(inner);
         let what = || format!("{} in rootfs {}", inner.display(), self.path.display());
         match self.open_path(&rel) {
@@ -79,12 +90,32 @@ impl Root {
                         | nix::fcntl::OFlag::O_NOFOLLOW,
                     Mode::from_bits_truncate(0o644),
                 )
-                .map(|fd| drop(OwnedFd::from(fd)))
+                .map(drop)
             } else {
                 nix::sys::stat::mkdirat(&parent, *name, Mode::from_bits_truncate(0o755))
             };
             match made {
-                Ok(()) | Err(Errno::EEXIST) => {}
+                Ok(()) => {}
+                Err(Errno::EEXIST) => {
+                    // A dangling symlink: create what it points to, inside the rootfs.
+                    if matches!(self.open_path(&prefix), Err(Errno::ENOENT)) {
+                        if let Ok(target) = nix::fcntl::readlinkat(&parent, *name) {
+                            let target = Path::new(&target);
+                            let inner_target = if target.is_absolute() {
+                                target.to_path_buf()
+                            } else {
+                                Path::new("/")
+                                    .join(prefix.parent().unwrap_or(Path::new("")))
+                                    .join(target)
+                            };
+                            self.ensure_depth(
+                                &inner_target,
+                                if last { kind } else { Kind::Dir },
+                                depth + 1,
+                            )?;
+                        }
+                    }
+                }
                 Err(e) => {
                     return Err(Error::sys(
                         format!("create {} in {}", prefix.display(), what()),

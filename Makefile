@@ -1,0 +1,75 @@
+# rt: an OCI container runtime. Run `make help` for the targets.
+
+PREFIX   ?= /usr/local
+CARGO    ?= cargo
+PYTHON   ?= python3
+RT       := $(CURDIR)/target/release/rt
+ROOTFS   := $(CURDIR)/spec-examples/rootfs
+EXAMPLE  ?= hello
+# Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
+DEPS     := runc crun busybox-static python3
+
+.PHONY: help build rootfs deps test demo bench install clean
+
+help:
+	@echo "make build     cargo build --release (target/release/rt)"
+	@echo "make rootfs    build the busybox rootfs in spec-examples/rootfs"
+	@echo "make deps      apt-get install what the tests need: $(DEPS)"
+	@echo "make test      deps + build + rootfs, then cargo test and cargo clippy"
+	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
+	@echo "make bench     compare rt, runc and crun with bench/cycle.py"
+	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
+	@echo "make clean     cargo clean and remove the rootfs"
+
+build:
+	$(CARGO) build --release
+
+rootfs:
+	@spec-examples/build-rootfs.sh
+
+# Install only what is missing; refresh the package lists only when needed.
+deps:
+	@missing=""; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq $$missing || { apt-get update -qq && apt-get install -y -qq $$missing; }; \
+	fi
+
+test: deps build rootfs
+	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) $(CARGO) test --release --workspace
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
+# the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).
+# The bundle is copied so that the hooks example logs into the temp dir.
+demo: build rootfs
+	@tmp=$$(mktemp -d /tmp/rt-demo.XXXXXX) || exit 1; id=rt-demo-$$$$; \
+	cleanup() { \
+	  $(RT) --root $$tmp/state delete --force $$id >/dev/null 2>&1; \
+	  for d in /sys/fs/cgroup/*/rt-examples; do \
+	    rmdir $$d/$(EXAMPLE) $$d 2>/dev/null; \
+	  done; \
+	  rm -rf $$tmp; \
+	}; \
+	trap cleanup EXIT; trap 'exit 130' INT TERM; \
+	chmod 755 $$tmp && mkdir -p $$tmp/bundle && \
+	sed -e 's#"\.\./rootfs"#"$(ROOTFS)"#' -e "s#/tmp/rt-hooks-demo.log#$$tmp/hooks.log#g" \
+	  spec-examples/$(EXAMPLE)/config.json >$$tmp/bundle/config.json || exit 1; \
+	echo "+ $(RT) --root $$tmp/state run -b $$tmp/bundle $$id   # spec-examples/$(EXAMPLE)"; \
+	$(RT) --root $$tmp/state run -b $$tmp/bundle $$id; rc=$$?; \
+	if [ -f $$tmp/hooks.log ]; then echo "--- hooks log:"; cat $$tmp/hooks.log; fi; \
+	echo "exit status: $$rc"; exit $$rc
+
+bench: build rootfs
+	$(PYTHON) bench/cycle.py
+
+install: build
+	install -D -m755 $(RT) $(DESTDIR)$(PREFIX)/bin/rt
+
+clean:
+	$(CARGO) clean
+	rm -rf spec-examples/rootfs

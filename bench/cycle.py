@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Compare OCI runtimes (rt, runc, crun) on short container lifecycles.
+
+Two phases, each timed with time.perf_counter_ns around the runtime commands:
+
+  run    RUNTIME --root R run -b BUNDLE ID            (busybox /bin/true)
+  cycle  create --pid-file -> start -> wait for exit -> delete
+
+Iterations are interleaved across runtimes (rotating the order every
+iteration) so that load spikes on a shared machine hit every runtime alike;
+results are reported as medians, p90s and *paired* ratios (the median of the
+per-iteration rt/runc and rt/crun ratios), which are far more stable than
+absolute numbers.
+
+Every runtime command goes through the same wrapper,
+    unshare -m sh -c 'umount /sys/fs/cgroup/unified && exec "$0" "$@"' RUNTIME ...
+because crun refuses the hybrid cgroup layout otherwise; running all of them
+through it keeps the comparison fair (same fork/exec/unshare/umount overhead).
+
+Needs root. Python standard library only. Cleans up its containers, cgroup
+directories (/sys/fs/cgroup/<controller>/rt-bench/...) and temporary files at
+the end, also on Ctrl-C or SIGTERM. A runtime that is missing or fails is
+reported and left out; the others are still measured.
+
+    python3 bench/cycle.py [--cycles 50] [--mode run|cycle|both]
+                           [--rt target/release/rt] [--runc PATH] [--crun PATH]
+"""
+
+import argparse
+import ctypes
+import errno
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNIFIED = "/sys/fs/cgroup/unified"
+CGROUP_PARENT = "rt-bench"
+# crun 1.8.1 rejects ociVersion 1.2.0 ("unknown version specified"); 1.1.0 is
+# accepted by all three runtimes.
+OCI_VERSION = "1.1.0"
+
+
+class RuntimeFailure(Exception):
+    pass
+
+
+class Interrupted(Exception):
+    pass
+
+
+def last_line(*texts):
+    for text in texts:
+        lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
+        if lines:
+            return lines[-1]
+    return "(no output)"
+
+
+def make_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        sys.exit("cycle.py: prctl(PR_SET_CHILD_SUBREAPER) failed: %s" % os.strerror(err))
+
+
+def reap_zombies():
+    """Reap exited children (orphaned container processes land here)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def cgroup_mounts():
+    """Mount points of all cgroup v1/v2 hierarchies in our mount namespace."""
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] in ("cgroup", "cgroup2"):
+                mounts.append(fields[4])
+    return mounts
+
+
+def is_mountpoint(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def percentile(values, q):
+    """Nearest-rank percentile."""
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+class Runtime:
+    def __init__(self, name, path, root):
+        self.name = name
+        self.path = path
+        self.root = root  # --root state directory, private to this run
+        self.bundle = None
+        self.excluded = None  # reason, once excluded
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="rt-bench-")
+        self.live = None  # Popen currently running
+        self.counter = 0
+        self.cgroup_leaves = set()  # leaf names under /rt-bench that we used
+        self.container_ids = {}  # runtime name -> set of ids maybe still present
+        if is_mountpoint(UNIFIED):
+            script = 'umount %s && exec "$0" "$@"' % UNIFIED
+        else:  # not a hybrid host: keep the private mount namespace, skip umount
+            script = 'exec "$0" "$@"'
+        self.wrapper = ["unshare", "-m", "sh", "-c", script]
+        self.runtimes = []
+        self.out = open(os.path.join(self.tmp, "stdout"), "w+b")
+        self.err = open(os.path.join(self.tmp, "stderr"), "w+b")
+
+    # ---- process helpers -------------------------------------------------
+
+    def call(self, rt, argv, timeout=None):
+        """Run RUNTIME through the wrapper; return (rc, stdout, stderr, ns).
+
+        Output goes to files, not pipes: after `create` the container's init
+        keeps the inherited stdio open until it exits, so reading pipes to EOF
+        would block until `start`.
+        """
+        cmd = self.wrapper + [rt.path, "--root", rt.root] + argv
+        timeout = timeout or self.args.timeout
+        for f in (self.out, self.err):
+            f.seek(0)
+            f.truncate()
+        start = time.perf_counter_ns()
+        self.live = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.out,
+            stderr=self.err,
+            start_new_session=True,  # Ctrl-C reaches us only; we clean up
+        )
+        try:
+            rc = self.live.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_live()
+            raise RuntimeFailure("`%s` timed out after %ss" % (argv[0], timeout))
+        elapsed = time.perf_counter_ns() - start
+        self.live = None
+        output = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            output.append(f.read().decode(errors="replace"))
+        return rc, output[0], output[1], elapsed
+
+    def check(self, rt, argv):
+        rc, out, err, ns = self.call(rt, argv)
+        if rc != 0:
+            raise RuntimeFailure("`%s` exited %d: %s" % (" ".join(argv[:1]), rc, last_line(err, out)))
+        return ns
+
+    def kill_live(self):
+        p, self.live = self.live, None
+        if p is None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    # ---- setup -----------------------------------------------------------
+
+    def build_rootfs(self):
+        dest = os.path.join(self.tmp, "rootfs")
+        src = self.args.rootfs
+        if os.path.isdir(os.path.join(src, "bin")):
+            shutil.copytree(src, dest, symlinks=True)
+        else:
+            script = os.path.join(REPO, "spec-examples", "build-rootfs.sh")
+            print("rootfs %s not found; building one with %s" % (src, script))
+            subprocess.run([script, dest], check=True)
+        return dest
+
+    def config(self, rootfs, cgroups_path):
+        caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        return {
+            "ociVersion": OCI_VERSION,
+            "process": {
+                "terminal": False,
+                "user": {"uid": 0, "gid": 0},
+                "args": ["/bin/true"],
+                "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "cwd": "/",
+                "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "ambient")},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "noNewPrivileges": True,
+            },
+            "root": {"path": rootfs, "readonly": True},
+            "hostname": "bench",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                 "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                 "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            ],
+            "linux": {
+                "cgroupsPath": cgroups_path,
+                "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+                "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+                "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                  "/proc/sysrq-trigger"],
+            },
+        }
+
+    def setup(self):
+        rootfs = self.build_rootfs()
+        self.rootfs = rootfs
+        candidates = [("rt", self.args.rt), ("runc", self.args.runc), ("crun", self.args.crun)]
+        wanted = self.args.only.split(",") if self.args.only else None
+        for name, path in candidates:
+            if wanted and name not in wanted:
+                continue
+            rt = Runtime(name, None, os.path.join(self.tmp, "state-" + name))
+            self.runtimes.append(rt)
+            self.container_ids[name] = set()
+            resolved = shutil.which(path) if path else None
+            if not resolved:
+                rt.excluded = "not found: %s" % (path or "(not on PATH)")
+                continue
+            rt.path = os.path.abspath(resolved)
+            os.makedirs(rt.root)
+            rt.bundle = os.path.join(self.tmp, "bundle-" + name)
+            os.makedirs(rt.bundle)
+            rt.version = "version unknown"
+            try:  # informational only; failures show up in the warm-up
+                rc, out, err, _ = self.call(rt, ["--version"], timeout=15)
+                if rc == 0 and out.strip():
+                    rt.version = out.splitlines()[0]
+            except RuntimeFailure:
+                pass
+
+    def prepare(self, rt, phase):
+        """Fresh container id and cgroup path for one iteration."""
+        self.counter += 1
+        leaf = "%s-%s%d" % (rt.name, phase, self.counter)
+        cid = "bench-%d-%s" % (os.getpid(), leaf)
+        self.cgroup_leaves.add(leaf)
+        cfg = self.config(self.rootfs, "/%s/%s" % (CGROUP_PARENT, leaf))
+        with open(os.path.join(rt.bundle, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        self.container_ids[rt.name].add(cid)
+        return cid
+
+    # ---- the two measured operations -------------------------------------
+
+    def op_run(self, rt):
+        cid = self.prepare(rt, "run")
+        ns = self.check(rt, ["run", "-b", rt.bundle, cid])
+        self.container_ids[rt.name].discard(cid)
+        reap_zombies()
+        return {"total": ns}
+
+    def op_cycle(self, rt):
+        cid = self.prepare(rt, "cycle")
+        pidfile = os.path.join(self.tmp, cid + ".pid")
+        t0 = time.perf_counter_ns()
+        create = self.check(rt, ["create", "-b", rt.bundle, "--pid-file", pidfile, cid])
+        start = self.check(rt, ["start", cid])
+        t1 = time.perf_counter_ns()
+        self.wait_stopped(rt, cid, pidfile)
+        t2 = time.perf_counter_ns()
+        delete = self.check(rt, ["delete", cid])
+        t3 = time.perf_counter_ns()
+        self.container_ids[rt.name].discard(cid)
+        os.unlink(pidfile)
+        reap_zombies()
+        return {"total": t3 - t0, "create": create, "start": start,
+                "wait": t2 - t1, "delete": delete}
+
+    def wait_stopped(self, rt, cid, pidfile):
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        try:
+            # We are a subreaper: the container's init was reparented to us
+            # when `create` exited, so we can wait for it directly.
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            pass
+        # Not our child (runtime keeps its own monitor): poll `state`.
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            rc, out, err, _ = self.call(rt, ["state", cid])
+            if rc != 0:
+                raise RuntimeFailure("`state` exited %d: %s" % (rc, last_line(err, out)))
+            if json.loads(out).get("status") == "stopped":
+                return
+            time.sleep(0.001)
+        raise RuntimeFailure("container did not stop within %ss" % self.args.timeout)
+
+    # ---- phases ----------------------------------------------------------
+
+    def exclude(self, rt, phase, what, err):
+        print("  %-5s FAILED during %s %s: %s -> excluded" % (rt.name, phase, what, err))
+        self.forget_containers(rt)
+        return err
+
+    def phase(self, phase, op, title):
+        active = [rt for rt in self.runtimes if rt.excluded is None]
+        failed = {}
+        print()
+        print("== %s" % title)
+        for rt in active:
+            for w in range(self.args.warmup):
+                try:
+                    op(rt)
+                except RuntimeFailure as e:
+                    failed[rt.name] = self.exclude(rt, phase, "warm-up", e)
+                    break
+        active = [rt for rt in active if rt.name not in failed]
+        samples = {rt.name: {} for rt in active}
+        for i in range(self.args.cycles):
+            if not active:
+                break
+            k = i % len(active)
+            for rt in active[k:] + active[:k]:
+                try:
+                    samples[rt.name][i] = op(rt)
+                except RuntimeFailure as e:
+                    failed[rt.name] = self.exclude(rt, phase, "iteration %d" % (i + 1), e)
+            active = [rt for rt in active if rt.name not in failed]
+        self.report(phase, samples, failed)
+        return bool(samples) and any(samples.values())
+
+    def report(self, phase, samples, failed):
+        ms = lambda ns: ns / 1e6
+        steps = ["create", "start", "wait", "delete"] if phase == "cycle" else []
+        header = "%-7s %5s %10s %10s" % ("runtime", "n", "median ms", "p90 ms")
+        header += "".join(" %10s" % (s + " ms") for s in steps)
+        print(header)
+        for rt in self.runtimes:
+            if rt.name in failed:
+                print("%-7s excluded: %s" % (rt.name, failed[rt.name]))
+                continue
+            if rt.excluded is not None or rt.name not in samples:
+                continue
+            vals = [s["total"] for s in samples[rt.name].values()]
+            if not vals:
+                continue
+            line = "%-7s %5d %10.2f %10.2f" % (rt.name, len(vals), ms(statistics.median(vals)),
+                                               ms(percentile(vals, 0.9)))
+            for s in steps:
+                line += " %10.2f" % ms(statistics.median(x[s] for x in samples[rt.name].values()))
+            print(line)
+        pairs = [("rt", "runc"), ("rt", "crun"), ("crun", "runc")]
+        shown = []
+        for a, b in pairs:
+            sa, sb = samples.get(a), samples.get(b)
+            if not sa or not sb or a in failed or b in failed:
+                continue
+            common = sorted(set(sa) & set(sb))
+            if not common:
+                continue
+            ratio = statistics.median(sa[i]["total"] / sb[i]["total"] for i in common)
+            shown.append("%s/%s %.2f" % (a, b, ratio))
+        if shown:
+            print("paired ratios (median of per-iteration ratios): " + ", ".join(shown))
+
+    # ---- cleanup ---------------------------------------------------------
+
+    def forget_containers(self, rt):
+        """Force-delete every container of `rt` that may still exist."""
+        if rt.path is None:
+            return
+        ids = set(self.container_ids.get(rt.name, ()))
+        if os.path.isdir(rt.root):
+            ids.update(n for n in os.listdir(rt.root) if n.startswith("bench-"))
+        for cid in sorted(ids):
+            try:
+                self.call(rt, ["delete", "--force", cid], timeout=15)
+            except RuntimeFailure:
+                pass
+        self.container_ids[rt.name] = set()
+        reap_zombies()
+
+    def remove_cgroups(self):
+        for mnt in cgroup_mounts():
+            parent = os.path.join(mnt, CGROUP_PARENT)
+            if not os.path.isdir(parent):
+                continue
+            for leaf in self.cgroup_leaves:
+                path = os.path.join(parent, leaf)
+                if os.path.isdir(path):
+                    remove_cgroup(path)
+            try:
+                os.rmdir(parent)  # only succeeds once empty (others may use it)
+            except OSError:
+                pass
+
+    def cleanup(self):
+        self.kill_live()
+        for rt in self.runtimes:
+            self.forget_containers(rt)
+        self.remove_cgroups()
+        reap_zombies()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def remove_cgroup(path):
+    """rmdir a leaf cgroup we created, killing our leftover processes in it."""
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                break
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        except OSError:
+            pass
+        reap_zombies()
+        time.sleep(0.02)
+    print("warning: could not remove cgroup %s" % path, file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cycles", type=int, default=50, help="measured iterations per phase (default 50)")
+    ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per runtime and phase (default 3)")
+    ap.add_argument("--mode", choices=["run", "cycle", "both"], default="both")
+    ap.add_argument("--rt", default=os.path.join(REPO, "target", "release", "rt"))
+    ap.add_argument("--runc", default="runc")
+    ap.add_argument("--crun", default="crun")
+    ap.add_argument("--only", help="comma-separated subset of rt,runc,crun")
+    ap.add_argument("--rootfs", default=os.path.join(REPO, "spec-examples", "rootfs"),
+                    help="busybox rootfs to copy (built with build-rootfs.sh if missing)")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds allowed per runtime command")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        sys.exit("cycle.py: must run as root")
+    if shutil.which("unshare") is None:
+        sys.exit("cycle.py: unshare (util-linux) is required")
+    make_subreaper()
+
+    def on_signal(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    bench = Bench(args)
+    ok = False
+    try:
+        bench.setup()
+        print("Wrapper used for EVERY runtime (fair: same overhead for all): %s RUNTIME --root DIR ..."
+              % " ".join(bench.wrapper[:4] + ["'%s'" % bench.wrapper[4]]))
+        print("Bundle: busybox /bin/true, terminal false, readonly root, pid/net/ipc/uts/mount "
+              "namespaces, cgroupsPath /%s/<runtime>-<phase><n>" % CGROUP_PARENT)
+        print("%d interleaved iterations per phase (order rotated), %d warm-up runs; load average %s"
+              % (args.cycles, args.warmup, open("/proc/loadavg").read().split()[0]))
+        for rt in bench.runtimes:
+            if rt.excluded:
+                print("  %-5s excluded: %s" % (rt.name, rt.excluded))
+            else:
+                print("  %-5s %s (%s)" % (rt.name, rt.path, rt.version))
+        if args.mode in ("run", "both"):
+            ok |= bench.phase("run", bench.op_run, "run -b BUNDLE ID  (/bin/true)")
+        if args.mode in ("cycle", "both"):
+            ok |= bench.phase("cycle", bench.op_cycle,
+                              "create -> start -> wait -> delete  (/bin/true; total ms, then medians per step)")
+        print()
+        print("load average at end: %s" % open("/proc/loadavg").read().split()[0])
+    except (KeyboardInterrupt, Interrupted) as e:
+        print("\ninterrupted (%s); cleaning up" % (str(e) or "SIGINT"), file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        bench.cleanup()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

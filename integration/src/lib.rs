@@ -1,0 +1,1024 @@
+//! Test harness for driving an OCI runtime binary (`rt`, or `runc` as the reference) the way a
+//! user would: as a subprocess, with a per-test `--root`, bundle and container ids.
+//!
+//! Environment:
+//! - `RT_BIN`: the runtime under test (default `<workspace>/target/release/rt`).
+//! - `RT_TEST_ROOTFS`: a busybox rootfs (default `<workspace>/spec-examples/rootfs`).
+//!
+//! Every test builds a [`Ctx`]; it is a guard whose `Drop` (which also runs when the test
+//! panics) force-deletes the test's containers, reaps their init processes, removes their
+//! cgroups, unmounts whatever is left below the test's temp dir and removes that dir.
+
+pub mod console;
+
+use serde_json::{json, Value};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// How long any single runtime invocation may take before the harness kills it.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Environment variable set on every runtime invocation and in every container's environment,
+/// so that processes belonging to a test's container can be found in `/proc/*/environ`.
+pub const MARK_VAR: &str = "RT_IT_ID";
+
+/// Root of the cargo workspace.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The runtime binary under test.
+pub fn rt_bin() -> PathBuf {
+    match std::env::var_os("RT_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_dir().join("target/release/rt"),
+    }
+}
+
+/// True when the runtime under test is runc (the reference), used to gate assertions on
+/// behaviour where runc 1.1.5 lacks a feature or deviates from the OCI runtime spec.
+pub fn is_runc() -> bool {
+    let bin = rt_bin();
+    let resolved = fs::canonicalize(&bin).unwrap_or(bin);
+    resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().starts_with("runc"))
+        .unwrap_or(false)
+}
+
+/// The source rootfs that bundles copy. Panics with instructions when it is missing.
+pub fn rootfs_src() -> PathBuf {
+    let p = match std::env::var_os("RT_TEST_ROOTFS") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_dir().join("spec-examples/rootfs"),
+    };
+    if !p.join("bin/busybox").exists() {
+        panic!(
+            "test rootfs not found at {} (no bin/busybox): run `make rootfs` in {} \
+             (or point RT_TEST_ROOTFS at a busybox rootfs)",
+            p.display(),
+            workspace_dir().display()
+        );
+    }
+    p
+}
+
+static SUBREAPER: Once = Once::new();
+
+/// Make the test process a child subreaper, so that detached containers (whose runtime
+/// process exits) are reparented to us and can be reaped by pid.
+pub fn ensure_subreaper() {
+    SUBREAPER.call_once(|| {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "prctl(PR_SET_CHILD_SUBREAPER) failed");
+    });
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn next_n() -> usize {
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Result of one runtime invocation.
+#[derive(Debug)]
+pub struct Output {
+    pub cmdline: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Exit code; panics if the runtime was killed by a signal.
+    pub fn code(&self) -> i32 {
+        match self.status.code() {
+            Some(c) => c,
+            None => panic!(
+                "`{}` was killed by a signal: {:?}\n{}",
+                self.cmdline,
+                self.status,
+                self.describe()
+            ),
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics (with the command's output) unless it exited 0.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        if !self.success() {
+            panic!(
+                "`{}` failed: {:?}\n{}",
+                self.cmdline,
+                self.status,
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// Panics unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        if self.status.code() != Some(code) {
+            panic!(
+                "`{}`: expected exit code {code}, got {:?}\n{}",
+                self.cmdline,
+                self.status,
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// Panics unless the command failed with exit code 1 and a non-empty, single-line error
+    /// message on stderr.
+    #[track_caller]
+    pub fn expect_error(&self) -> &Self {
+        self.expect_code(1);
+        let msg = self.stderr.trim();
+        assert!(
+            !msg.is_empty(),
+            "`{}`: expected an error message on stderr",
+            self.cmdline
+        );
+        assert_eq!(
+            msg.lines().count(),
+            1,
+            "`{}`: expected a one-line error message, got:\n{}",
+            self.cmdline,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// Wait for `child` with a deadline; kill it (by its pid, it is our child) when exceeded.
+pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    try_wait_child(child, timeout, what).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Non-panicking [`wait_child`].
+pub fn try_wait_child(
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| format!("wait `{what}`: {e}"))?
+        {
+            return Ok(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let st = child.wait();
+            return Err(format!(
+                "`{what}` did not finish within {timeout:?} (killed: {st:?})"
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// A helper process started by a test; killed (by its pid) and reaped when dropped.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    #[track_caller]
+    pub fn spawn(c: &mut Command) -> ChildGuard {
+        ChildGuard(c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}")))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `f` until it returns `Some`, or panic after `timeout`.
+#[track_caller]
+pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// An OCI bundle: a directory holding a copy of the test rootfs and a config.json generated
+/// from `config` when the bundle is used by a [`Ctx`] helper.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Value,
+    pub source: ConfigSource,
+}
+
+/// What the bundle's config.json is made of when written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigSource {
+    /// `Bundle::config` serialized.
+    Json,
+    /// This exact text (for malformed-config tests).
+    Raw(String),
+    /// No config.json at all.
+    Missing,
+}
+
+impl Bundle {
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// Host path of a path inside the rootfs copy (`p` absolute inside the container).
+    pub fn path_in_rootfs(&self, p: &str) -> PathBuf {
+        self.rootfs().join(p.trim_start_matches('/'))
+    }
+
+    /// Write config.json according to `source`.
+    pub fn save(&self) {
+        let path = self.dir.join("config.json");
+        match &self.source {
+            ConfigSource::Json => {
+                let text = serde_json::to_string_pretty(&self.config).unwrap();
+                fs::write(&path, text).unwrap();
+            }
+            ConfigSource::Raw(t) => fs::write(&path, t).unwrap(),
+            ConfigSource::Missing => match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => panic!("remove {}: {e}", path.display()),
+            },
+        }
+    }
+
+    /// Set `process.args`.
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self
+    }
+
+    /// Set `process.args` to `sh -c script`.
+    pub fn sh(&mut self, script: &str) -> &mut Self {
+        self.args(&["sh", "-c", script])
+    }
+
+    /// Append to `process.env`.
+    pub fn env(&mut self, kv: &str) -> &mut Self {
+        self.config["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(kv));
+        self
+    }
+
+    /// Append a mount.
+    pub fn mount(&mut self, m: Value) -> &mut Self {
+        self.config["mounts"].as_array_mut().unwrap().push(m);
+        self
+    }
+
+    /// Remove the namespace of type `ty` from `linux.namespaces`.
+    pub fn remove_namespace(&mut self, ty: &str) -> &mut Self {
+        self.namespaces().retain(|n| n["type"] != ty);
+        self
+    }
+
+    /// Add (or replace) a namespace entry of type `ty`, optionally with a path to join.
+    pub fn namespace(&mut self, ty: &str, path: Option<&str>) -> &mut Self {
+        self.remove_namespace(ty);
+        let mut ns = json!({ "type": ty });
+        if let Some(p) = path {
+            ns["path"] = json!(p);
+        }
+        self.namespaces().push(ns);
+        self
+    }
+
+    pub fn has_namespace(&self, ty: &str) -> bool {
+        self.config["linux"]["namespaces"]
+            .as_array()
+            .map(|a| a.iter().any(|n| n["type"] == ty))
+            .unwrap_or(false)
+    }
+
+    fn namespaces(&mut self) -> &mut Vec<Value> {
+        self.config["linux"]["namespaces"].as_array_mut().unwrap()
+    }
+
+    /// Add a hook of `kind` (e.g. "prestart") running `/bin/sh -c script` on the host.
+    pub fn hook(&mut self, kind: &str, script: &str) -> &mut Self {
+        self.hook_value(
+            kind,
+            json!({ "path": "/bin/sh", "args": ["sh", "-c", script] }),
+        )
+    }
+
+    /// Add a hook entry given as raw JSON.
+    pub fn hook_value(&mut self, kind: &str, hook: Value) -> &mut Self {
+        if !self.config["hooks"].is_object() {
+            self.config["hooks"] = json!({});
+        }
+        let hooks = &mut self.config["hooks"];
+        if !hooks[kind].is_array() {
+            hooks[kind] = json!([]);
+        }
+        hooks[kind].as_array_mut().unwrap().push(hook);
+        self
+    }
+
+    /// Bind-mount host directory `host` (created if missing) at `dest`, read-only if `ro`.
+    pub fn bind_host_dir(&mut self, host: &Path, dest: &str, ro: bool) -> &mut Self {
+        fs::create_dir_all(host).unwrap();
+        let mut opts = vec!["rbind"];
+        if ro {
+            opts.push("ro");
+        }
+        self.mount(json!({ "destination": dest, "type": "bind", "source": host, "options": opts }))
+    }
+}
+
+/// Base config.json: `runc spec` output, with terminal false, ociVersion 1.2.0 and a writable
+/// root (tests that want a read-only root set it). Namespaces: pid, network, ipc, uts, mount.
+pub fn base_config() -> Value {
+    let mut v: Value = serde_json::from_str(RUNC_SPEC).expect("embedded spec parses");
+    v["ociVersion"] = json!("1.2.0");
+    v["process"]["terminal"] = json!(false);
+    v["root"]["readonly"] = json!(false);
+    v
+}
+
+const RUNC_SPEC: &str = r#"{
+  "ociVersion": "1.0.2-dev",
+  "process": {
+    "terminal": true,
+    "user": { "uid": 0, "gid": 0 },
+    "args": [ "sh" ],
+    "env": [
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "TERM=xterm"
+    ],
+    "cwd": "/",
+    "capabilities": {
+      "bounding": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "effective": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "permitted": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+      "ambient": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ]
+    },
+    "rlimits": [ { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 } ],
+    "noNewPrivileges": true
+  },
+  "root": { "path": "rootfs", "readonly": true },
+  "hostname": "runc",
+  "mounts": [
+    { "destination": "/proc", "type": "proc", "source": "proc" },
+    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+      "options": [ "nosuid", "strictatime", "mode=755", "size=65536k" ] },
+    { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+      "options": [ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5" ] },
+    { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+      "options": [ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k" ] },
+    { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+      "options": [ "nosuid", "noexec", "nodev" ] },
+    { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+      "options": [ "nosuid", "noexec", "nodev", "ro" ] },
+    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+      "options": [ "nosuid", "noexec", "nodev", "relatime", "ro" ] }
+  ],
+  "linux": {
+    "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+    "namespaces": [
+      { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" },
+      { "type": "mount" }
+    ],
+    "maskedPaths": [
+      "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+      "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+      "/proc/scsi"
+    ],
+    "readonlyPaths": [
+      "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+    ]
+  }
+}"#;
+
+/// Per-test context and cleanup guard.
+pub struct Ctx {
+    pub name: String,
+    /// `/tmp/rt-it-<name>-<pid>-<n>`: everything the test creates on disk lives here.
+    pub dir: PathBuf,
+    /// The runtime's `--root` (state directory).
+    pub root: PathBuf,
+    ids: Mutex<Vec<String>>,
+    pids: Mutex<Vec<i32>>,
+}
+
+impl Ctx {
+    /// New context for test `name` (use the test function's name).
+    pub fn new(name: &str) -> Ctx {
+        ensure_subreaper();
+        // Fail early, with instructions, when the rootfs or the runtime is missing.
+        rootfs_src();
+        let bin = rt_bin();
+        if !bin.exists() {
+            panic!(
+                "runtime binary {} not found: build it (`cargo build --release -p rt`) or set \
+                 RT_BIN (e.g. RT_BIN=/usr/sbin/runc)",
+                bin.display()
+            );
+        }
+        let n = next_n();
+        let name = format!("{}-{}-{}", sanitize(name), std::process::id(), n);
+        let dir = PathBuf::from(format!("/tmp/rt-it-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("state");
+        Ctx {
+            name,
+            dir,
+            root,
+            ids: Mutex::new(Vec::new()),
+            pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new unique container id, registered for cleanup.
+    pub fn id(&self) -> String {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let id = if ids.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}-{}", self.name, ids.len())
+        };
+        ids.push(id.clone());
+        id
+    }
+
+    /// Register an id (e.g. a deliberately odd one) for cleanup.
+    pub fn track_id(&self, id: &str) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_string());
+    }
+
+    /// Register a pid to reap at cleanup (a container init reparented to us).
+    pub fn track_pid(&self, pid: i32) {
+        if pid > 0 {
+            let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+
+    /// A new bundle for container `id`: a rootfs copy and the base config with
+    /// `linux.cgroupsPath = /rt-test/<id>` and `RT_IT_ID=<id>` in the environment.
+    pub fn bundle(&self, id: &str) -> Bundle {
+        let src = rootfs_src();
+        let dir = self.dir.join(format!("bundle-{}", next_n()));
+        fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(dir.join("rootfs"))
+            .status()
+            .expect("spawn cp");
+        assert!(st.success(), "cp -a {} failed", src.display());
+        let mut config = base_config();
+        config["linux"]["cgroupsPath"] = json!(cgroups_path(id));
+        config["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("{MARK_VAR}={id}")));
+        Bundle {
+            dir,
+            config,
+            source: ConfigSource::Json,
+        }
+    }
+
+    /// A fresh subdirectory of the test dir.
+    pub fn subdir(&self, name: &str) -> PathBuf {
+        let d = self.dir.join(name);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A `Command` for `RT_BIN --root <root> args...`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(rt_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c.env(MARK_VAR, self.name.as_str());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run the runtime with `args`, capturing output (in files, so that a container
+    /// inheriting the runtime's stdio cannot block us) and waiting at most [`CMD_TIMEOUT`].
+    pub fn rt(&self, args: &[&str]) -> Output {
+        self.rt_cmd(self.command(args), args)
+    }
+
+    /// Like [`Ctx::rt`] but in working directory `cwd`.
+    pub fn rt_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        let mut c = self.command(args);
+        c.current_dir(cwd);
+        self.rt_cmd(c, args)
+    }
+
+    /// Run a prepared command (see [`Ctx::command`]) with captured output.
+    pub fn rt_cmd(&self, c: Command, args: &[&str]) -> Output {
+        self.try_rt_cmd(c, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Non-panicking [`Ctx::rt_cmd`] (for cleanup paths).
+    pub fn try_rt_cmd(&self, mut c: Command, args: &[&str]) -> Result<Output, String> {
+        let n = next_n();
+        let outdir = self.dir.join("out");
+        fs::create_dir_all(&outdir).map_err(|e| format!("mkdir {}: {e}", outdir.display()))?;
+        let out_p = outdir.join(format!("{n}.stdout"));
+        let err_p = outdir.join(format!("{n}.stderr"));
+        let cmdline = format!("{} {}", rt_bin().display(), args.join(" "));
+        let file = |p: &Path| File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
+        c.stdout(file(&out_p)?);
+        c.stderr(file(&err_p)?);
+        let creates = matches!(args.first(), Some(&"create") | Some(&"run"));
+        let lock = if creates {
+            Some(CgroupLock::shared())
+        } else {
+            None
+        };
+        let mut child = c.spawn().map_err(|e| format!("spawn `{cmdline}`: {e}"))?;
+        let status = try_wait_child(&mut child, CMD_TIMEOUT, &cmdline)?;
+        drop(lock);
+        let read =
+            |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+        Ok(Output {
+            cmdline,
+            status,
+            stdout: read(&out_p),
+            stderr: read(&err_p),
+        })
+    }
+
+    /// `create --bundle <b> id` (config written first). Records the init pid on success.
+    pub fn create(&self, id: &str, b: &Bundle) -> Output {
+        b.save();
+        let out = self.rt(&["create", "--bundle", b.dir.to_str().unwrap(), id]);
+        if out.success() {
+            self.record_pid(id);
+        }
+        out
+    }
+
+    /// `create` that must succeed.
+    #[track_caller]
+    pub fn create_ok(&self, id: &str, b: &Bundle) {
+        self.create(id, b).ok();
+    }
+
+    pub fn start(&self, id: &str) -> Output {
+        self.rt(&["start", id])
+    }
+
+    /// `run --bundle <b> id` in the foreground: the container's stdout/stderr are captured
+    /// in the returned output and its exit status is the runtime's.
+    pub fn run(&self, id: &str, b: &Bundle) -> Output {
+        b.save();
+        self.rt(&["run", "--bundle", b.dir.to_str().unwrap(), id])
+    }
+
+    /// `run` that must exit 0; returns the container's stdout.
+    #[track_caller]
+    pub fn run_ok(&self, id: &str, b: &Bundle) -> String {
+        self.run(id, b).ok().stdout.clone()
+    }
+
+    /// `run -d`. Records the init pid on success.
+    pub fn run_detached(&self, id: &str, b: &Bundle) -> Output {
+        b.save();
+        let out = self.rt(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), id]);
+        if out.success() {
+            self.record_pid(id);
+        }
+        out
+    }
+
+    /// Parsed `state id`, or `None` if the command fails.
+    pub fn state(&self, id: &str) -> Option<Value> {
+        let out = self.rt(&["state", id]);
+        if !out.success() {
+            return None;
+        }
+        Some(
+            serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("state {id}: invalid JSON ({e}):\n{}", out.stdout)),
+        )
+    }
+
+    #[track_caller]
+    pub fn state_ok(&self, id: &str) -> Value {
+        match self.state(id) {
+            Some(v) => v,
+            None => panic!("state {id} failed:\n{}", self.rt(&["state", id]).describe()),
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Option<String> {
+        self.state(id)
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+    }
+
+    /// Wait until `state id` reports `status`.
+    #[track_caller]
+    pub fn wait_status(&self, id: &str, status: &str, timeout: Duration) {
+        poll(timeout, &format!("container {id} to be {status}"), || {
+            (self.status(id).as_deref() == Some(status)).then_some(())
+        })
+    }
+
+    pub fn kill(&self, id: &str, sig: &str) -> Output {
+        self.rt(&["kill", id, sig])
+    }
+
+    pub fn delete(&self, id: &str) -> Output {
+        self.rt(&["delete", id])
+    }
+
+    pub fn delete_force(&self, id: &str) -> Output {
+        self.rt(&["delete", "--force", id])
+    }
+
+    fn record_pid(&self, id: &str) {
+        if let Some(st) = self.state(id) {
+            if let Some(pid) = st["pid"].as_i64() {
+                self.track_pid(pid as i32);
+            }
+        }
+    }
+
+    /// Wait for the (reparented) process `pid` to exit and reap it. Returns its wait status
+    /// or `None` if it is not our child.
+    pub fn reap(&self, pid: i32, timeout: Duration) -> Option<i32> {
+        reap_pid(pid, timeout)
+    }
+
+    /// Assert that nothing of container `id` remains: no state dir under `--root`, no cgroup
+    /// directory, no process carrying the id's marker or this context's runtime marker (so
+    /// call it when no other container of this context is alive).
+    #[track_caller]
+    pub fn assert_nothing_left(&self, id: &str) {
+        if !id.is_empty() && !id.contains('/') && id != "." && id != ".." {
+            let st = self.root.join(id);
+            assert!(!st.exists(), "state dir {} left behind", st.display());
+        }
+        let cgs = cgroup_dirs(id);
+        assert!(cgs.is_empty(), "cgroup dirs left behind: {cgs:?}");
+        // Give a dying process a moment to disappear before declaring it left behind.
+        // Container processes carry `RT_IT_ID=<id>`; runtime processes (and their children
+        // before the container's execve) carry `RT_IT_ID=<ctx name>`.
+        for mark in [id, self.name.as_str()] {
+            let procs = poll_procs(mark, Duration::from_secs(2));
+            assert!(
+                procs.is_empty(),
+                "processes left behind for {id}: {procs:?}"
+            );
+        }
+    }
+}
+
+fn poll_procs(id: &str, timeout: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let p = marked_processes(id);
+        if p.is_empty() || Instant::now() > deadline {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for id in &ids {
+            let state = self.try_rt_cmd(self.command(&["state", id]), &["state", id]);
+            if let Some(out) = state.ok().filter(|o| o.success()) {
+                if let Ok(st) = serde_json::from_str::<Value>(&out.stdout) {
+                    if let Some(pid) = st["pid"].as_i64() {
+                        self.track_pid(pid as i32);
+                    }
+                }
+            }
+            let args = ["delete", "--force", id.as_str()];
+            let _ = self.try_rt_cmd(self.command(&args), &args);
+        }
+        let pids = self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for pid in pids {
+            if reap_pid(pid, Duration::from_secs(2)).is_none() {
+                // Still alive and still our child: it is the container init we started.
+                if is_our_live_child(pid) {
+                    // SAFETY: plain kill(2) of a process that is our own (reparented) child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    reap_pid(pid, Duration::from_secs(2));
+                }
+            }
+        }
+        for id in &ids {
+            remove_cgroups(id);
+        }
+        remove_cgroup_parents();
+        unmount_below(&self.dir);
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            if e.kind() != ErrorKind::NotFound {
+                eprintln!("warning: cannot remove {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.chars().take(40).collect()
+}
+
+/// `linux.cgroupsPath` for container `id`.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/rt-test/{id}")
+}
+
+/// Mount points of cgroup hierarchies below /sys/fs/cgroup (v1 controllers and unified).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+/// Existing cgroup directories of container `id`.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        return Vec::new();
+    }
+    cgroup_roots()
+        .into_iter()
+        .map(|r| r.join("rt-test").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// rmdir a cgroup directory and its sub-cgroups (deepest first).
+fn rmdir_cgroup_tree(p: &Path) {
+    if let Ok(rd) = fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                rmdir_cgroup_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..50 {
+        match fs::remove_dir(p) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    eprintln!("warning: cannot remove cgroup {}", p.display());
+}
+
+fn remove_cgroups(id: &str) {
+    for p in cgroup_dirs(id) {
+        rmdir_cgroup_tree(&p);
+    }
+}
+
+/// Remove the shared `/rt-test` parents when no other test is creating containers right now.
+fn remove_cgroup_parents() {
+    if let Some(_lock) = CgroupLock::try_exclusive() {
+        for r in cgroup_roots() {
+            let _ = fs::remove_dir(r.join("rt-test"));
+        }
+    }
+}
+
+/// A flock on /tmp/rt-it.lock: `create`/`run` hold it shared, so removing the shared
+/// `/rt-test` cgroup parents (exclusive) never races with a runtime creating a cgroup below.
+struct CgroupLock {
+    _file: File,
+}
+
+impl CgroupLock {
+    fn open() -> File {
+        File::options()
+            .create(true)
+            .append(true)
+            .open("/tmp/rt-it.lock")
+            .expect("open /tmp/rt-it.lock")
+    }
+
+    fn shared() -> CgroupLock {
+        let f = Self::open();
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on an fd we own.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) };
+        CgroupLock { _file: f }
+    }
+
+    fn try_exclusive() -> Option<CgroupLock> {
+        let f = Self::open();
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on an fd we own.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        (r == 0).then_some(CgroupLock { _file: f })
+    }
+}
+
+/// waitpid(pid, WNOHANG) until it is reaped or `timeout` passes. Returns the raw wait status,
+/// or `None` if it is not (or no longer) our child or still running at the deadline.
+pub fn reap_pid(pid: i32, timeout: Duration) -> Option<i32> {
+    if pid <= 0 {
+        return None;
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on one specific pid (never -1) with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 || Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Is `pid` a live (not yet reaped) child of this process?
+fn is_our_live_child(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(std::process::id() as i32)
+}
+
+/// Fields of /proc/<pid>/stat after the command name: (state, ppid).
+pub fn proc_state(pid: i32) -> Option<(char, i32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut it = rest.split_whitespace();
+    let state = it.next()?.chars().next()?;
+    let ppid = it.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Is `pid` alive (exists and is not a zombie)?
+pub fn pid_alive(pid: i32) -> bool {
+    matches!(proc_state(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}
+
+/// Pids of live processes whose environment carries `RT_IT_ID=<id>` (set on the runtime
+/// invocations and in container environments by the harness).
+pub fn marked_processes(id: &str) -> Vec<i32> {
+    let needle = format!("{MARK_VAR}={id}");
+    let mut v = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pid_alive(pid) {
+            continue;
+        }
+        if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+/// Lazily unmount every mount point at or below `dir` (deepest first).
+pub fn unmount_below(dir: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.as_os_str().as_bytes();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| {
+            let b = p.as_bytes();
+            b.starts_with(prefix) && (b.len() == prefix.len() || b[prefix.len()] == b'/')
+        })
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let c = CString::new(p).unwrap();
+        // SAFETY: umount2 with a valid NUL-terminated path.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write an executable shell script at `path`.
+pub fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Read a file to a string, or "" if it does not exist.
+pub fn read_or_empty(p: &Path) -> String {
+    fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Parse a hex capability mask line (`CapEff:\t0000000000000020`) from /proc/<pid>/status
+/// text.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
