@@ -55,6 +55,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
             rootfs.display()
         );
     }
+    refuse_unimplemented(&spec)?;
     if !spec.has_namespace("mount") {
         bail!("linux.namespaces: a mount namespace is required");
     }
@@ -350,4 +351,30 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     ));
     fs::write(&tmp, pid.to_string()).ctx(|| format!("write --pid-file {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("rename to --pid-file {}", path.display()))
+}
+
+/// Security settings we cannot honour yet are refused rather than silently dropped: a
+/// container must never run with less confinement than its config asks for.
+fn refuse_unimplemented(spec: &Spec) -> Result<()> {
+    if spec.linux().seccomp.is_some() {
+        bail!("linux.seccomp: seccomp filters are not supported by this rt build yet");
+    }
+    let p = spec.process()?;
+    if p.apparmor_profile.as_deref().is_some_and(|s| !s.is_empty()) {
+        bail!("process.apparmorProfile: AppArmor profiles are not supported by this rt build yet");
+    }
+    if p.selinux_label.as_deref().is_some_and(|s| !s.is_empty()) {
+        bail!("process.selinuxLabel: SELinux labels are not supported by this rt build yet");
+    }
+    if spec.linux().resources.as_ref().is_some_and(has_limits) {
+        log::warn!("linux.resources: cgroup limits are not applied by this rt build yet (the container is placed in its cgroup)");
+    }
+    Ok(())
+}
+
+/// Whether `linux.resources` asks for any limit beyond the device list (which a v1 host
+/// applies through the device cgroup of the parent anyway).
+fn has_limits(r: &serde_json::Value) -> bool {
+    r.as_object()
+        .is_some_and(|o| o.iter().any(|(k, v)| k != "devices" && !v.is_null()))
 }
