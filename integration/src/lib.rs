@@ -1022,3 +1022,102 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
             .map(str::trim)
     })
 }
+
+/// Object keys of a JSON text in document order, each with its nesting depth (1 = a key of
+/// the top-level object, 2 = a key of an object inside it, ...). `serde_json::Value` sorts
+/// keys, so tests that compare key order with runc's output use this on the raw text.
+pub fn json_keys(text: &str) -> Vec<(usize, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut stack: Vec<u8> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if expect_key {
+                    let end = i.min(b.len());
+                    out.push((stack.len(), text[start..end].to_string()));
+                    expect_key = false;
+                }
+            }
+            b'{' => {
+                stack.push(b'{');
+                expect_key = true;
+            }
+            b'[' => {
+                stack.push(b'[');
+                expect_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => expect_key = stack.last() == Some(&b'{'),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The keys at nesting `depth` of a JSON text, in document order (see [`json_keys`]).
+pub fn json_keys_at(text: &str, depth: usize) -> Vec<String> {
+    json_keys(text)
+        .into_iter()
+        .filter(|(d, _)| *d == depth)
+        .map(|(_, k)| k)
+        .collect()
+}
+
+/// Split an RFC 3339 timestamp as Go writes it (`2026-11-25T17:48:40.852899346Z`,
+/// `2026-11-25T17:48:40Z`, `2026-11-26T02:48:40+09:00`) into (fraction digits, zone).
+/// `None` if `s` is not of that shape.
+pub fn parse_rfc3339(s: &str) -> Option<(String, String)> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let shape = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !shape {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac = String::new();
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        frac = r[..n].to_string();
+        rest = &r[n..];
+    }
+    let zb = rest.as_bytes();
+    let zone_ok = rest == "Z"
+        || (zb.len() == 6
+            && (zb[0] == b'+' || zb[0] == b'-')
+            && zb[1..3].iter().all(u8::is_ascii_digit)
+            && zb[3] == b':'
+            && zb[4..6].iter().all(u8::is_ascii_digit));
+    zone_ok.then(|| (frac, rest.to_string()))
+}

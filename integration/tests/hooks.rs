@@ -358,3 +358,38 @@ fn poststop_on_forced_delete() {
     assert_eq!(hook_state(&logdir, "poststop")["status"], "stopped");
     h.assert_nothing_left(&id);
 }
+
+/// A hook may ask the runtime for the container's state while `create` is still running:
+/// it must get an answer ("creating", per the spec) rather than deadlock on the container's
+/// lock.
+#[test]
+fn hook_can_query_state_during_create() {
+    if is_runc() {
+        // runc 1.1.5 has no state.json until create finishes: "container does not exist".
+        eprintln!("skipped for runc: it cannot report a container that is being created");
+        return;
+    }
+    let h = Ctx::new("hook_can_query_state_during_create");
+    let id = h.id();
+    let logdir = h.subdir("log");
+    let mut b = h.bundle(&id);
+    let rt = rt_bin();
+    let root = h.root.display().to_string();
+    b.hook_value(
+        "createRuntime",
+        json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("{} --root {root} state {id} > {}/state.json", rt.display(), logdir.display())],
+            "timeout": 10
+        }),
+    );
+    b.args(&["true"]);
+    h.create_ok(&id, &b);
+    let state: Value = serde_json::from_str(&read_or_empty(&logdir.join("state.json")))
+        .expect("state printed by the hook is JSON");
+    assert_eq!(state["id"], json!(id));
+    assert_eq!(state["status"], json!("creating"));
+    assert!(state["pid"].as_i64().unwrap_or(0) > 0);
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}

@@ -83,7 +83,6 @@ fn make_rootless(spec: &mut Value) {
         ns.push(json!({ "type": "user" }));
     }
     if let Some(mounts) = spec["mounts"].as_array_mut() {
-        mounts.retain(|m| m["type"] != "cgroup");
         for m in mounts.iter_mut() {
             if m["destination"] == "/sys" {
                 *m = json!({ "destination": "/sys", "type": "none", "source": "/sys",

@@ -109,10 +109,13 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// One container's directory under `--root`, locked for the lifetime of this value.
+/// One container's directory under `--root`. Commands that change the container hold an
+/// exclusive flock on it for their lifetime; readers (`state`, `list`) take none, since
+/// state.json is only ever replaced whole, and a hook calling `rt state` during `create`
+/// must not deadlock.
 pub struct StateDir {
     pub path: PathBuf,
-    _lock: Flock<File>,
+    _lock: Option<Flock<File>>,
 }
 
 impl StateDir {
@@ -132,24 +135,42 @@ impl StateDir {
             }
             Err(e) => return Err(Error::io(format!("mkdir {}", path.display()), e)),
         }
-        Self::lock(path)
+        Self::lock(path, false)
     }
 
     /// Open and lock the directory of an existing container.
     pub fn open(root: &Path, id: &str) -> Result<StateDir> {
+        let dir = Self::open_unlocked(root, id)?;
+        Self::lock(dir.path, true)
+    }
+
+    /// Open an existing container's directory for reading only.
+    pub fn open_unlocked(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
         let path = root.join(id);
         if !path.join(STATE_FILE).exists() {
             bail!("container does not exist: {id}");
         }
-        Self::lock(path)
+        Ok(StateDir { path, _lock: None })
     }
 
-    fn lock(path: PathBuf) -> Result<StateDir> {
+    fn lock(path: PathBuf, must_exist: bool) -> Result<StateDir> {
         let dir = File::open(&path).ctx(|| format!("open {}", path.display()))?;
         let lock = Flock::lock(dir, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::sys(format!("flock {}", path.display()), e))?;
-        Ok(StateDir { path, _lock: lock })
+        // A concurrent delete may have removed it while we waited for the lock.
+        if must_exist && !path.join(STATE_FILE).exists() {
+            bail!(
+                "container does not exist: {}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
+        }
+        Ok(StateDir {
+            path,
+            _lock: Some(lock),
+        })
     }
 
     pub fn fifo(&self) -> PathBuf {
@@ -188,6 +209,15 @@ impl StateDir {
     /// Where the container stands now: derived from its process and the exec fifo, never
     /// stored, so it cannot go stale.
     pub fn status(&self, state: &State) -> Status {
+        // Saved before the init finished its setup: create is still running (or died).
+        if state.pid_start_time == 0 {
+            let alive = state.pid > 0 && proc_stat(state.pid).is_some_and(|(s, _)| s != 'Z');
+            return if alive {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !process_alive(state.pid, state.pid_start_time) {
             return Status::Stopped;
         }

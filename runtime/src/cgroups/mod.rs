@@ -170,14 +170,12 @@ impl CgroupPaths {
             }
             for d in missing.iter().rev() {
                 match fs::create_dir(d) {
-                    Ok(()) => {
-                        self.created.insert(0, d.clone());
-                        inherit_cpuset_v1(d)?;
-                    }
+                    Ok(()) => self.created.insert(0, d.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(Error::io(format!("mkdir cgroup {}", d.display()), e)),
                 }
             }
+            inherit_cpuset_v1(&dir, 0)?;
         }
         Ok(())
     }
@@ -261,9 +259,9 @@ pub fn thaw(paths: &CgroupPaths) {
 
 /// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and refuses processes
 /// until it has some: give it its parent's.
-fn inherit_cpuset_v1(dir: &Path) -> Result<()> {
-    if !dir.join("cgroup.clone_children").exists() {
-        return Ok(()); // not v1
+fn inherit_cpuset_v1(dir: &Path, depth: u32) -> Result<()> {
+    if depth > 64 || !dir.join("cgroup.clone_children").exists() {
+        return Ok(()); // not v1 (or absurdly deep)
     }
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);
@@ -273,7 +271,12 @@ fn inherit_cpuset_v1(dir: &Path) -> Result<()> {
         if !current.trim().is_empty() {
             continue;
         }
-        let parent = dir.parent().map(|p| p.join(file)).unwrap_or_default();
+        // A parent made a moment ago by a concurrent `create` may not have its values yet.
+        let Some(parent_dir) = dir.parent() else {
+            continue;
+        };
+        inherit_cpuset_v1(parent_dir, depth + 1)?;
+        let parent = parent_dir.join(file);
         let value = fs::read_to_string(&parent).ctx(|| format!("read {}", parent.display()))?;
         fs::write(&own, value.trim())
             .ctx(|| format!("write {:?} to {}", value.trim(), own.display()))?;

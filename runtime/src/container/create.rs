@@ -48,12 +48,28 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     let bundle = absolute(&opts.bundle)?;
     let spec = Spec::load(&bundle)?;
     spec.process()?;
-    let rootfs = spec.rootfs(&bundle)?;
+    let rootfs = absolute(&spec.rootfs(&bundle)?)?;
     if !rootfs.is_dir() {
         bail!(
             "root.path: rootfs {} does not exist or is not a directory",
             rootfs.display()
         );
+    }
+    // As runc: the rootfs path must not go through a symlink, which could be swapped
+    // between our checks and the mounts.
+    match fs::canonicalize(&rootfs) {
+        Ok(real) if real == rootfs => {}
+        Ok(real) => bail!(
+            "root.path: invalid rootfs {}: it goes through a symlink (to {}); give the real path",
+            rootfs.display(),
+            real.display()
+        ),
+        Err(e) => {
+            return Err(Error::io(
+                format!("root.path: resolve {}", rootfs.display()),
+                e,
+            ))
+        }
     }
     refuse_unimplemented(&spec)?;
     if !spec.has_namespace("mount") {
@@ -211,7 +227,7 @@ fn spawn(
         cgroup: cgroup.clone(),
         config: spec.clone(),
     };
-    let result = handshake(spec, &chan, c1, cgroup, &mut state);
+    let result = handshake(spec, &chan, c1, cgroup, &mut state, dir);
     // The intermediate child (if any) has exited or is about to; reap it either way.
     if state.pid != c1 || result.is_err() {
         if result.is_err() {
@@ -268,6 +284,7 @@ fn handshake(
     c1: i32,
     cgroup: &CgroupPaths,
     state: &mut State,
+    dir: &StateDir,
 ) -> Result<()> {
     cgroup.apply(c1)?;
     chan.send(&Msg::Go)?;
@@ -286,6 +303,8 @@ fn handshake(
                 if pid > 0 {
                     state.pid = pid;
                 }
+                // Visible to `rt state` (as "creating") while hooks and setup run.
+                dir.save(state)?;
             }
             Some(Msg::RuntimeHooks) => {
                 let creating = state.hook_json(Status::Creating);

@@ -29,6 +29,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         // A created container never ran its program: deleting it is always allowed.
         Status::Created => kill_and_wait(&state)?,
+        // Left by a `create` that was itself killed mid-way.
+        Status::Creating if force => {
+            let _ = sys::kill(state.pid, libc::SIGKILL);
+        }
         _ if force => kill_and_wait(&state)?,
         s => bail!(
             "cannot delete container {id} that is not stopped: {}",

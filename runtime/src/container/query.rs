@@ -10,7 +10,7 @@ use crate::state::{list_ids, StateDir};
 
 /// The OCI state JSON, pretty-printed like runc's (two spaces, no trailing newline).
 pub fn state(root: &Path, id: &str) -> Result<String> {
-    let dir = StateDir::open(root, id)?;
+    let dir = StateDir::open_unlocked(root, id)?;
     let state = dir.load()?;
     let status = dir.status(&state);
     let oci = state.oci(status, String::new());
@@ -36,7 +36,7 @@ fn entries(root: &Path) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for id in list_ids(root)? {
         // A container deleted while we list is simply not listed.
-        let Ok(dir) = StateDir::open(root, &id) else {
+        let Ok(dir) = StateDir::open_unlocked(root, &id) else {
             continue;
         };
         let Ok(state) = dir.load() else { continue };
