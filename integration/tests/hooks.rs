@@ -393,3 +393,53 @@ fn hook_can_query_state_during_create() {
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
 }
+
+/// createRuntime runs in the runtime's namespaces; createContainer and startContainer in
+/// the container's mount namespace (the spec's "runtime namespace" vs "container namespace").
+#[test]
+fn hooks_run_in_the_right_namespaces() {
+    let h = Ctx::new("hooks_run_in_the_right_namespaces");
+    let id = h.id();
+    let logdir = h.subdir("nslog");
+    let mut b = h.bundle(&id);
+    b.bind_host_dir(&logdir, "/nslog", false);
+    let d = logdir.display();
+    b.hook(
+        "createRuntime",
+        &format!("readlink /proc/self/ns/mnt > {d}/createRuntime"),
+    );
+    b.hook(
+        "createContainer",
+        &format!("readlink /proc/self/ns/mnt > {d}/createContainer"),
+    );
+    b.hook(
+        "startContainer",
+        "readlink /proc/self/ns/mnt > /nslog/startContainer",
+    );
+    b.sh("readlink /proc/self/ns/mnt > /nslog/program");
+    h.run(&id, &b).ok();
+    let read = |k: &str| read_or_empty(&logdir.join(k)).trim().to_string();
+    let host = fs::read_link("/proc/self/ns/mnt")
+        .unwrap()
+        .display()
+        .to_string();
+    let program = read("program");
+    assert!(program.starts_with("mnt:"), "program mnt ns: {program:?}");
+    assert_ne!(program, host, "the container has its own mount namespace");
+    assert_eq!(
+        read("createRuntime"),
+        host,
+        "createRuntime: runtime namespace"
+    );
+    assert_eq!(
+        read("createContainer"),
+        program,
+        "createContainer: container namespace"
+    );
+    assert_eq!(
+        read("startContainer"),
+        program,
+        "startContainer: container namespace"
+    );
+    h.assert_nothing_left(&id);
+}

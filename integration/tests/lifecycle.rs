@@ -420,3 +420,24 @@ fn bundle_defaults_to_cwd() {
     b.save();
     h.rt_in(&b.dir, &["run", &id]).expect_code(3);
 }
+
+/// `run` in the foreground relays the signals it receives to the container's process.
+#[test]
+fn run_relays_signals() {
+    let h = Ctx::new("run_relays_signals");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    // PID 1 of a pid namespace only gets signals it handles: trap TERM and say so.
+    b.sh("trap 'echo got-term > /tmp/term; exit 42' TERM; echo ready > /tmp/ready; while true; do sleep 0.1; done");
+    b.save();
+    let mut c = h.command(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    c.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let mut child = c.spawn().unwrap();
+    wait_file(&b.path_in_rootfs("/tmp/ready"));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let st = wait_child(&mut child, T, "run");
+    assert_eq!(st.code(), Some(42), "run exit status: {st:?}");
+    assert_eq!(wait_file(&b.path_in_rootfs("/tmp/term")), "got-term\n");
+    h.assert_nothing_left(&id);
+}
