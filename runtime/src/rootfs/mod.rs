@@ -42,14 +42,8 @@ pub struct RootfsPlan {
 /// Steps that run with the host's filesystem still visible (before pivot_root).
 pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     log::debug!("rootfs: set / propagation {:?}", plan.propagation);
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        plan.propagation | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "mount / with the rootfsPropagation flags")?;
+    mounts::change("/", plan.propagation | MsFlags::MS_REC)
+        .ctx(|| "mount / with the rootfsPropagation flags")?;
     make_parent_mount_private(&plan.rootfs)?;
     mount(
         Some(&plan.rootfs),
@@ -166,14 +160,8 @@ fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let target = reopen(root, dest)?;
-        mount(
-            None::<&str>,
-            &fd_path(&target),
-            None::<&str>,
-            flags | MsFlags::MS_REMOUNT,
-            None::<&str>,
-        )
-        .ctx(|| format!("remount {} read-only", dest.display()))?;
+        mounts::change(&fd_path(&target), flags | MsFlags::MS_REMOUNT)
+            .ctx(|| format!("remount {} read-only", dest.display()))?;
     }
     Ok(())
 }
@@ -208,12 +196,9 @@ fn mount_hierarchy(
     )
     .ctx(|| format!("bind mount {} on {}", own.display(), shown.display()))?;
     let mounted = reopen(root, shown)?;
-    mount(
-        None::<&str>,
+    mounts::change(
         &fd_path(&mounted),
-        None::<&str>,
         flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-        None::<&str>,
     )
     .ctx(|| format!("remount {}", shown.display()))
 }
@@ -243,14 +228,8 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some((mp, true)) = best {
-        mount(
-            None::<&str>,
-            mp,
-            None::<&str>,
-            MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .ctx(|| format!("make mount {mp} private (parent of the rootfs)"))?;
+        mounts::change(mp, MsFlags::MS_PRIVATE)
+            .ctx(|| format!("make mount {mp} private (parent of the rootfs)"))?;
     }
     Ok(())
 }
@@ -282,26 +261,14 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
     // removes it without needing a directory for it inside the rootfs.
     pivot_root(".", ".").ctx(|| format!("pivot_root {}", plan.rootfs.display()))?;
     fchdir(&old).ctx(|| "fchdir to the old root")?;
-    mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "make the old root a slave before unmounting it")?;
+    mounts::change(".", MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        .ctx(|| "make the old root a slave before unmounting it")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "umount the old root")?;
     chdir("/").ctx(|| "chdir /")?;
     // The new root could not be shared during pivot_root; give it the configured
     // propagation now.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        plan.propagation | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "set the rootfsPropagation of the new /")
+    mounts::change("/", plan.propagation | MsFlags::MS_REC)
+        .ctx(|| "set the rootfsPropagation of the new /")
 }
 
 /// After pivot_root: masked and read-only paths, then the read-only root. Paths are the
@@ -318,8 +285,7 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
             | MsFlags::MS_RDONLY
             | MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT;
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .ctx(|| "remount / read-only (root.readonly)")?;
+        mounts::change("/", flags).ctx(|| "remount / read-only (root.readonly)")?;
     }
     Ok(())
 }
@@ -346,7 +312,7 @@ fn readonly_path(p: &Path) -> Result<()> {
         | MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT
         | MsFlags::MS_REC;
-    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+    mounts::change(p, flags)
         .ctx(|| format!("linux.readonlyPaths: remount {} read-only", p.display()))
 }
 

@@ -89,6 +89,12 @@ pub fn propagation(name: &str) -> Option<MsFlags> {
     })
 }
 
+/// Change the flags or the propagation of an existing mount (mount(2) without source,
+/// type or data).
+pub fn change<P: ?Sized + nix::NixPath>(target: &P, flags: MsFlags) -> nix::Result<()> {
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+}
+
 /// Is this a bind mount (by type or options)?
 pub fn is_bind(m: &Mount) -> bool {
     m.kind.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
@@ -159,8 +165,7 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
             let flags = ((locked_flags(&target) | extra) - o.cleared)
                 | MsFlags::MS_BIND
                 | MsFlags::MS_REMOUNT;
-            mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
-                .map_err(|e| Error::sys(what("remount"), e))?;
+            change(&target, flags).map_err(|e| Error::sys(what("remount"), e))?;
         }
     } else {
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
@@ -172,7 +177,7 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
     }
     for p in &o.propagation {
         let target = mounted()?;
-        mount(None::<&str>, &target, None::<&str>, *p, None::<&str>)
+        change(&target, *p)
             .map_err(|e| Error::sys(what(&format!("set propagation {p:?} of")), e))?;
     }
     Ok(())
