@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bail;
+use crate::cgroups::resources::Resources;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -162,9 +163,8 @@ pub struct Linux {
     pub gid_mappings: Vec<IdMapping>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctl: BTreeMap<String, String>,
-    /// Typed by the cgroups module, which owns what the resources mean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

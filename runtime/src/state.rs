@@ -11,7 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::bail;
-use crate::cgroups::CgroupPaths;
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::spec::Spec;
 
@@ -52,7 +52,7 @@ pub struct State {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    pub cgroup: CgroupPaths,
+    pub cgroup: Cgroup,
     pub config: Spec,
 }
 

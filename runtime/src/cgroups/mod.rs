@@ -1,6 +1,13 @@
 //! Placing the container in its cgroup, on every hierarchy the host mounts: v1 controllers
 //! (one directory per hierarchy), cgroup v2 (one directory), or both on a hybrid host.
-//! Resource limits are applied by the resources module on top of these paths.
+//! Each controller is driven in the hierarchy that has it: a v1 hierarchy when one is
+//! mounted for it, else the unified one (so a hybrid host's v2-only controllers work too).
+
+pub mod devices_bpf;
+pub mod resources;
+pub mod stats;
+pub mod v1;
+pub mod v2;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,11 +28,21 @@ pub struct Hierarchy {
     pub subsystems: String,
 }
 
+/// The container's directory in one hierarchy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CgroupDir {
+    pub path: PathBuf,
+    /// In the cgroup v2 (unified) hierarchy.
+    pub unified: bool,
+    /// v1: the hierarchy's controllers, e.g. "cpu,cpuacct".
+    pub subsystems: String,
+}
+
 /// Where a container's cgroup lives, remembered in the state for later commands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CgroupPaths {
+pub struct Cgroup {
     /// The container's directory in each hierarchy.
-    pub dirs: Vec<PathBuf>,
+    pub dirs: Vec<CgroupDir>,
     /// Directories rt made (the leaf and any parents that did not exist), deepest first:
     /// removed on delete so nothing is left behind.
     pub created: Vec<PathBuf>,
@@ -126,11 +143,7 @@ fn own_cgroup(h: &Hierarchy) -> String {
 
 /// The container's cgroup path inside every hierarchy, as runc derives it: an absolute
 /// `cgroupsPath` is taken as is; a relative or empty one goes below the caller's cgroup.
-pub fn plan(
-    hierarchies: &[Hierarchy],
-    cgroups_path: Option<&str>,
-    id: &str,
-) -> Result<CgroupPaths> {
+pub fn plan(hierarchies: &[Hierarchy], cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
     let rel = match cgroups_path {
         Some(p) if !p.is_empty() => p,
         _ => id,
@@ -147,18 +160,22 @@ pub fn plan(
         } else {
             format!("{}/{rel}", own_cgroup(h).trim_end_matches('/'))
         };
-        dirs.push(h.mountpoint.join(inner.trim_start_matches('/')));
+        dirs.push(CgroupDir {
+            path: h.mountpoint.join(inner.trim_start_matches('/')),
+            unified: h.unified,
+            subsystems: h.subsystems.clone(),
+        });
     }
-    Ok(CgroupPaths {
+    Ok(Cgroup {
         dirs,
         created: Vec::new(),
     })
 }
 
-impl CgroupPaths {
+impl Cgroup {
     /// Make the directories (and any missing parents, remembered for removal).
     pub fn create(&mut self) -> Result<()> {
-        for dir in self.dirs.clone() {
+        for dir in self.dirs.iter().map(|d| d.path.clone()).collect::<Vec<_>>() {
             let mut missing = Vec::new();
             let mut p = dir.as_path();
             while !p.exists() {
@@ -183,7 +200,7 @@ impl CgroupPaths {
     /// Move `pid` (and so its future children) into the container's cgroup everywhere.
     pub fn apply(&self, pid: i32) -> Result<()> {
         for dir in &self.dirs {
-            let procs = dir.join("cgroup.procs");
+            let procs = dir.path.join("cgroup.procs");
             fs::write(&procs, pid.to_string())
                 .ctx(|| format!("write {pid} to {}", procs.display()))?;
         }
@@ -195,7 +212,7 @@ impl CgroupPaths {
         let Some(dir) = self.dirs.first() else {
             return Vec::new();
         };
-        fs::read_to_string(dir.join("cgroup.procs"))
+        fs::read_to_string(dir.path.join("cgroup.procs"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
@@ -217,7 +234,7 @@ impl CgroupPaths {
                 {
                     Ok(()) | Err(Errno::ENOENT) => break,
                     // A parent shared with another container is not ours to remove.
-                    Err(Errno::ENOTEMPTY) if !self.dirs.contains(dir) => break,
+                    Err(Errno::ENOTEMPTY) if !self.dirs.iter().any(|d| &d.path == dir) => break,
                     Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(5))
                     }
@@ -230,10 +247,10 @@ impl CgroupPaths {
 }
 
 /// Whether the container's freezer says it is frozen (v1 freezer.state, v2 cgroup.freeze).
-pub fn is_frozen(paths: &CgroupPaths) -> bool {
-    paths.dirs.iter().any(|d| {
-        fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-            || fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+pub fn is_frozen(cg: &Cgroup) -> bool {
+    cg.dirs.iter().any(|d| {
+        fs::read_to_string(d.path.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || fs::read_to_string(d.path.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
     })
 }
 
@@ -244,8 +261,8 @@ pub fn is_v2_unified_host() -> bool {
 }
 
 /// Unfreeze the container (a frozen process cannot die of SIGKILL).
-pub fn thaw(paths: &CgroupPaths) {
-    for d in &paths.dirs {
+pub fn thaw(cg: &Cgroup) {
+    for d in cg.dirs.iter().map(|d| &d.path) {
         let v1 = d.join("freezer.state");
         if v1.exists() {
             let _ = fs::write(&v1, "THAWED");
@@ -282,4 +299,205 @@ fn inherit_cpuset_v1(dir: &Path, depth: u32) -> Result<()> {
             .ctx(|| format!("write {:?} to {}", value.trim(), own.display()))?;
     }
     Ok(())
+}
+
+/// Write one cgroup file, the error naming the value and the path.
+pub fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
+    let path = dir.join(file);
+    let value = value.to_string();
+    fs::write(&path, &value).ctx(|| format!("write {value:?} to {}", path.display()))
+}
+
+/// Read a cgroup file holding one number.
+pub fn read_num<T: std::str::FromStr>(dir: &Path, file: &str) -> Option<T> {
+    fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+}
+
+const V2_CONTROLLERS: [&str; 8] = [
+    "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
+];
+
+impl Cgroup {
+    /// The v1 directory of the hierarchy that has `controller` (v2 names accepted: `io`
+    /// is v1's `blkio`).
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        let controller = if controller == "io" {
+            "blkio"
+        } else {
+            controller
+        };
+        self.dirs
+            .iter()
+            .find(|d| !d.unified && d.subsystems.split(',').any(|s| s == controller))
+            .map(|d| d.path.as_path())
+    }
+
+    /// The unified directory, when the host mounts cgroup2.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|d| d.unified)
+            .map(|d| d.path.as_path())
+    }
+
+    /// A pure cgroup v2 host (no v1 hierarchy at all).
+    pub fn is_v2(&self) -> bool {
+        self.dirs.iter().all(|d| d.unified)
+    }
+
+    /// Where `controller` is driven: its v1 hierarchy, else the unified one.
+    pub fn controller_dir(&self, controller: &str) -> Option<(&Path, bool)> {
+        if let Some(d) = self.v1_dir(controller) {
+            return Some((d, false));
+        }
+        let u = self.unified_dir()?;
+        let enabled = fs::read_to_string(u.join("cgroup.controllers")).unwrap_or_default();
+        enabled
+            .split_whitespace()
+            .any(|c| c == controller)
+            .then_some((u, true))
+    }
+
+    /// Make the unified controllers the container needs available in its directory, by
+    /// enabling them in every ancestor's cgroup.subtree_control. On a pure v2 host all
+    /// are enabled (stats need them); on a hybrid host only those a limit needs.
+    pub fn enable_v2_controllers(&self, r: &resources::Resources) -> Result<()> {
+        let Some(dir) = self.dirs.iter().find(|d| d.unified) else {
+            return Ok(());
+        };
+        let wanted: Vec<&str> = if self.is_v2() {
+            V2_CONTROLLERS.to_vec()
+        } else {
+            v2::needed(r)
+                .into_iter()
+                .filter(|c| self.v1_dir(c).is_none())
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let root = hierarchies()?
+            .into_iter()
+            .filter(|h| h.unified && dir.path.starts_with(&h.mountpoint))
+            .map(|h| h.mountpoint)
+            .max_by_key(|m| m.as_os_str().len())
+            .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+        let mut ancestors: Vec<&Path> = dir
+            .path
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(&root))
+            .collect();
+        ancestors.reverse();
+        for a in ancestors {
+            let available = fs::read_to_string(a.join("cgroup.controllers")).unwrap_or_default();
+            let enabled = fs::read_to_string(a.join("cgroup.subtree_control")).unwrap_or_default();
+            for c in &wanted {
+                let has = |list: &str| list.split_whitespace().any(|x| x == *c);
+                if has(&available) && !has(&enabled) {
+                    write(a, "cgroup.subtree_control", format!("+{c}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply `linux.resources`: each controller in the hierarchy that has it.
+    pub fn set(&self, r: &resources::Resources) -> Result<()> {
+        self.enable_v2_controllers(r)?;
+        for d in &self.dirs {
+            if d.unified {
+                continue;
+            }
+            for ctrl in d.subsystems.split(',') {
+                v1::set(ctrl, &d.path, r)?;
+            }
+        }
+        if let Some(u) = self.unified_dir() {
+            for ctrl in V2_CONTROLLERS {
+                if self.v1_dir(ctrl).is_some() {
+                    continue;
+                }
+                match self.controller_dir(ctrl) {
+                    Some((dir, true)) => v2::set(ctrl, dir, r)?,
+                    _ if v2::needed(r).contains(&ctrl) => {
+                        return Err(Error::msg(format!(
+                            "linux.resources: the {ctrl} controller is not available on this host ({} has no {ctrl})",
+                            u.join("cgroup.controllers").display()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            if self.v1_dir("devices").is_none() && !r.devices.is_empty() {
+                devices_bpf::apply(u, &bpf_rules(&r.devices)).map_err(Error::msg)?;
+            }
+            v2::unified(u, r)?;
+        } else if !r.unified.is_empty() {
+            return Err(Error::msg(
+                "linux.resources.unified: this host has no cgroup v2 hierarchy",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Freeze or thaw every process of the container, waiting until the kernel says done.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(dir) = self.v1_dir("freezer") {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            loop {
+                write(dir, "freezer.state", want)?;
+                let now = fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+                if now.trim() == want {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::msg(format!(
+                        "{}: still {} after 10s",
+                        dir.join("freezer.state").display(),
+                        now.trim()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let Some(dir) = self
+            .unified_dir()
+            .filter(|d| d.join("cgroup.freeze").exists())
+        else {
+            return Err(Error::msg(
+                "pause/resume: no freezer on this host (v1 freezer or cgroup.freeze)",
+            ));
+        };
+        write(dir, "cgroup.freeze", u8::from(frozen))?;
+        let want = format!("frozen {}", u8::from(frozen));
+        loop {
+            let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            if events.lines().any(|l| l.trim() == want) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::msg(format!(
+                    "{}: not {want} after 10s",
+                    dir.join("cgroup.events").display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The spec's device rules in the form the eBPF program builder takes.
+fn bpf_rules(rules: &[resources::DeviceRule]) -> Vec<devices_bpf::Rule> {
+    rules
+        .iter()
+        .map(|r| devices_bpf::Rule {
+            allow: r.allow,
+            kind: r.kind.as_deref().and_then(|k| k.chars().next()),
+            major: r.major,
+            minor: r.minor,
+            access: r.access.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "rwm".into()),
+        })
+        .collect()
 }

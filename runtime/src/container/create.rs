@@ -15,7 +15,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
 
 use crate::bail;
-use crate::cgroups::{self, CgroupPaths};
+use crate::cgroups::resources::{DeviceRule, Resources};
+use crate::cgroups::{self, Cgroup};
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, Msg};
@@ -76,7 +77,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
         bail!("linux.namespaces: a mount namespace is required");
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
-    let mut cgroup = CgroupPaths::default();
+    let mut cgroup = Cgroup::default();
     let mut init_pid = None;
     match spawn(
         opts,
@@ -131,7 +132,7 @@ fn spawn(
     bundle: &Path,
     rootfs: &Path,
     dir: &StateDir,
-    cgroup: &mut CgroupPaths,
+    cgroup: &mut Cgroup,
     init_pid: &mut Option<i32>,
 ) -> Result<State> {
     let linux = spec.linux();
@@ -213,6 +214,7 @@ fn spawn(
     };
 
     cgroup.create()?;
+    cgroup.set(&effective_resources(spec))?;
     let (parent_end, child_end) = channel::pair()?;
     let first = fork_init(&plan, parent_end, child_end)?;
     let (chan, c1) = first;
@@ -282,7 +284,7 @@ fn handshake(
     spec: &Spec,
     chan: &Channel,
     c1: i32,
-    cgroup: &CgroupPaths,
+    cgroup: &Cgroup,
     state: &mut State,
     dir: &StateDir,
 ) -> Result<()> {
@@ -385,15 +387,45 @@ fn refuse_unimplemented(spec: &Spec) -> Result<()> {
     if p.selinux_label.as_deref().is_some_and(|s| !s.is_empty()) {
         bail!("process.selinuxLabel: SELinux labels are not supported by this rt build yet");
     }
-    if spec.linux().resources.as_ref().is_some_and(has_limits) {
-        log::warn!("linux.resources: cgroup limits are not applied by this rt build yet (the container is placed in its cgroup)");
-    }
     Ok(())
 }
 
-/// Whether `linux.resources` asks for any limit beyond the device list (which a v1 host
-/// applies through the device cgroup of the parent anyway).
-fn has_limits(r: &serde_json::Value) -> bool {
-    r.as_object()
-        .is_some_and(|o| o.iter().any(|(k, v)| k != "devices" && !v.is_null()))
+/// The resources to apply: the config's, with the device rules completed the way runc
+/// completes them: deny all first, then the config's own rules, then the devices every
+/// container needs
+/// (null, zero, full, tty, random, urandom, ptmx, pts) and those of `linux.devices`.
+fn effective_resources(spec: &Spec) -> Resources {
+    let mut r = spec.linux().resources.clone().unwrap_or_default();
+    // Whatever the config says, a container starts from "no device" (runc does the same).
+    r.devices.insert(
+        0,
+        DeviceRule {
+            allow: false,
+            access: Some("rwm".into()),
+            ..DeviceRule::default()
+        },
+    );
+    let rule = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| DeviceRule {
+        allow: true,
+        kind: Some(kind.to_string()),
+        major,
+        minor,
+        access: Some(access.to_string()),
+    };
+    // mknod of any device is harmless without read/write access.
+    r.devices.push(rule("c", None, None, "m"));
+    r.devices.push(rule("b", None, None, "m"));
+    for d in devices::defaults() {
+        r.devices
+            .push(rule("c", Some(d.major), Some(d.minor), "rwm"));
+    }
+    r.devices.push(rule("c", Some(5), Some(2), "rwm")); // /dev/ptmx
+    r.devices.push(rule("c", Some(136), None, "rwm")); // /dev/pts/*
+    r.devices.push(rule("c", Some(5), Some(1), "rwm")); // /dev/console
+    for d in &spec.linux().devices {
+        let kind = if d.kind == "u" { "c" } else { d.kind.as_str() };
+        r.devices
+            .push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
+    }
+    r
 }

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 
-use crate::cgroups::{CgroupPaths, Hierarchy};
+use crate::cgroups::{Cgroup, Hierarchy};
 use crate::error::{Context, Error, Result};
 use crate::spec::{Device, Mount};
 use path::{fd_path, Kind, Root};
@@ -32,7 +32,7 @@ pub struct RootfsPlan {
     pub in_userns: bool,
     pub new_cgroupns: bool,
     pub hierarchies: Vec<Hierarchy>,
-    pub cgroup: CgroupPaths,
+    pub cgroup: Cgroup,
     pub no_pivot: bool,
     pub cwd: PathBuf,
     /// Whether the config mounts its own /dev from the host (then no devices are made).
@@ -184,7 +184,7 @@ fn mount_hierarchy(
         return mount(Some("cgroup"), target, Some(fstype), flags, data)
             .ctx(|| format!("mount {fstype} ({}) on {}", h.subsystems, shown.display()));
     }
-    let Some(own) = plan.cgroup.dirs.get(index) else {
+    let Some(own) = plan.cgroup.dirs.get(index).map(|d| &d.path) else {
         return Ok(());
     };
     mount(
