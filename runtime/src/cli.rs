@@ -57,6 +57,16 @@ pub enum Command {
     List(ListArgs),
     /// create a new specification file
     Spec(SpecArgs),
+    /// pause suspends all processes inside the container
+    Pause(IdArg),
+    /// resumes all processes that have been previously paused
+    Resume(IdArg),
+    /// ps displays the processes running inside a container
+    Ps(PsArgs),
+    /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events(EventsArgs),
+    /// update container resource constraints
+    Update(Box<UpdateArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -140,4 +150,94 @@ pub struct SpecArgs {
     /// generate a configuration for a rootless container
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// select one of: table or json (default: "table")
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// the container id, then options for ps (default: -ef): everything after the id goes
+    /// to ps, as with runc
+    #[arg(value_name = "CONTAINER_ID [PS_OPTIONS]", required = true, num_args = 1..,
+          trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// set the stats collection interval (a Go duration: 5s, 100ms, 1m)
+    #[arg(long, default_value = "5s", allow_hyphen_values = true,
+          value_parser = crate::container::events::parse_go_duration)]
+    pub interval: i64,
+    /// display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// the container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// path to the file containing the resources to update or '-' to read from the standard
+    /// input (a linux.resources JSON; unchanged values can be omitted). All other resource
+    /// options are then ignored.
+    #[arg(short, long)]
+    pub resources: Option<String>,
+    /// Specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    pub blkio_weight: Option<i64>,
+    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period
+    #[arg(long = "cpu-burst", allow_hyphen_values = true)]
+    pub cpu_burst: Option<String>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share", allow_hyphen_values = true)]
+    pub cpu_share: Option<String>,
+    /// CPU realtime period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    pub cpu_idle: Option<String>,
+    /// (obsoleted; do not use)
+    #[arg(long = "kernel-memory", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// (obsoleted; do not use)
+    #[arg(long = "kernel-memory-tcp", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (in bytes)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory reservation or soft_limit (in bytes)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids allowed in the container
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// The string of Intel RDT/CAT L3 cache schema (Intel RDT is not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// The string of Intel RDT/MBA memory bandwidth schema (Intel RDT is not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    /// the container id
+    pub id: String,
 }

@@ -10,6 +10,7 @@ use rt::cli::{Cli, Command};
 use rt::container::create::{create, CreateOpts};
 use rt::container::run::{run, RunOpts};
 use rt::container::{delete, kill, query, start};
+use rt::container::{events, pause, ps, update};
 use rt::error::{Error, Result};
 use rt::{logging, spec_template};
 
@@ -94,6 +95,20 @@ fn dispatch(cli: Cli) -> Result<u8> {
             query::list(&root, json, a.quiet, &mut out)?;
         }
         Command::Spec(a) => spec_template::write(&a.bundle, a.rootless)?,
+        Command::Pause(a) => pause::pause(&root, &a.id)?,
+        Command::Resume(a) => pause::resume(&root, &a.id)?,
+        Command::Ps(a) => {
+            let mut out = std::io::stdout().lock();
+            ps::ps(&root, &a.args[0], &a.format, &a.args[1..], &mut out)?;
+        }
+        Command::Events(a) => {
+            let mut out = std::io::stdout().lock();
+            events::events(&root, &a.id, a.interval, a.stats, &mut out)?;
+        }
+        Command::Update(a) => {
+            let id = a.id.clone();
+            update::update(&root, &id, &update_request(*a))?;
+        }
     }
     Ok(0)
 }
@@ -108,6 +123,30 @@ fn create_opts(root: &std::path::Path, a: rt::cli::CreateArgs) -> CreateOpts {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+    }
+}
+
+fn update_request(a: rt::cli::UpdateArgs) -> update::UpdateRequest {
+    update::UpdateRequest {
+        resources: a.resources,
+        blkio_weight: a.blkio_weight,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpu_burst: a.cpu_burst,
+        cpu_share: a.cpu_share,
+        cpu_rt_period: a.cpu_rt_period,
+        cpu_rt_runtime: a.cpu_rt_runtime,
+        cpuset_cpus: a.cpuset_cpus,
+        cpuset_mems: a.cpuset_mems,
+        cpu_idle: a.cpu_idle,
+        kernel_memory: a.kernel_memory,
+        kernel_memory_tcp: a.kernel_memory_tcp,
+        memory: a.memory,
+        memory_reservation: a.memory_reservation,
+        memory_swap: a.memory_swap,
+        pids_limit: a.pids_limit,
+        l3_cache_schema: a.l3_cache_schema,
+        mem_bw_schema: a.mem_bw_schema,
     }
 }
 

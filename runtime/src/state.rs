@@ -221,11 +221,11 @@ impl StateDir {
         if !process_alive(state.pid, state.pid_start_time) {
             return Status::Stopped;
         }
-        if self.fifo().exists() {
-            return Status::Created;
-        }
         if crate::cgroups::is_frozen(&state.cgroup) {
             return Status::Paused;
+        }
+        if self.fifo().exists() {
+            return Status::Created;
         }
         Status::Running
     }

@@ -233,8 +233,13 @@ impl Cgroup {
                     .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
                 {
                     Ok(()) | Err(Errno::ENOENT) => break,
-                    // A parent shared with another container is not ours to remove.
-                    Err(Errno::ENOTEMPTY) if !self.dirs.iter().any(|d| &d.path == dir) => break,
+                    // A parent shared with another container is not ours to remove
+                    // (cgroupfs says EBUSY, not ENOTEMPTY, for a parent with children).
+                    Err(Errno::ENOTEMPTY | Errno::EBUSY)
+                        if !self.dirs.iter().any(|d| &d.path == dir) =>
+                    {
+                        break
+                    }
                     Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(5))
                     }
@@ -497,7 +502,11 @@ fn bpf_rules(rules: &[resources::DeviceRule]) -> Vec<devices_bpf::Rule> {
             kind: r.kind.as_deref().and_then(|k| k.chars().next()),
             major: r.major,
             minor: r.minor,
-            access: r.access.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "rwm".into()),
+            access: r
+                .access
+                .clone()
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| "rwm".into()),
         })
         .collect()
 }

@@ -3,7 +3,11 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod kill;
+pub mod pause;
+pub mod ps;
 pub mod query;
 pub mod run;
 pub mod start;
+pub mod update;
