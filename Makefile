@@ -9,13 +9,14 @@ EXAMPLE  ?= hello
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3
 
-.PHONY: help build rootfs deps test demo bench install clean
+.PHONY: help build rootfs deps test test-v2 demo bench install clean
 
 help:
 	@echo "make build     cargo build --release (target/release/rt)"
 	@echo "make rootfs    build the busybox rootfs in spec-examples/rootfs"
 	@echo "make deps      apt-get install what the tests need: $(DEPS)"
-	@echo "make test      deps + build + rootfs, then cargo test and cargo clippy"
+	@echo "make test      deps + build + rootfs, cargo test and clippy, then test-v2"
+	@echo "make test-v2   run the vm/payload-* checks in a throwaway cgroup v2 QEMU guest"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
 	@echo "make bench     compare rt, runc and crun with bench/cycle.py"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
@@ -42,6 +43,15 @@ deps:
 test: deps build rootfs
 	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) $(CARGO) test --release --workspace
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(MAKE) test-v2
+
+# cgroup v2 cannot be enabled on the host: vm/guest.sh boots a QEMU guest with
+# a cgroup2 /sys/fs/cgroup, a static rt (target/static) and the busybox rootfs,
+# and runs the payload there. It installs qemu-system-x86 itself when missing
+# and caches the Debian kernel in .cache/vm (RT_VM_CACHE).
+test-v2: rootfs
+	vm/guest.sh vm/payload-smoke
+	vm/guest.sh vm/payload-cgroups
 
 # Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
 # the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).

@@ -1,0 +1,175 @@
+#!/bin/sh
+# cgroup v2 for real, inside the guest (vm/guest.sh vm/payload-cgroups): every limit is set
+# through linux.resources and shown to bite, plus pause/resume, update, events and removal.
+# busybox sh only. Prints "N passed, M failed"; exits non-zero on a failure.
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+check() {  # check DESCRIPTION COMMAND...
+  d=$1; shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+eq() {  # eq DESCRIPTION EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected [$2], got [$3]"; fi
+}
+
+CG=/sys/fs/cgroup
+ROOTFS=${RT_VM_ROOTFS:-/rootfs}
+RT="rt --root /run/rt"
+
+# bundle ID ARGS_JSON RESOURCES_JSON [EXTRA_MOUNTS_JSON]: a bundle in /tmp/b-ID whose
+# container runs ARGS with RESOURCES, in new pid/mount/ipc/uts/network namespaces.
+bundle() {
+  b=/tmp/b-$1
+  mkdir -p $b
+  cat > $b/config.json <<JSON
+{
+  "ociVersion": "1.2.0",
+  "process": {
+    "terminal": false, "user": {"uid": 0, "gid": 0}, "args": $2,
+    "env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], "cwd": "/",
+    "capabilities": {
+      "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"],
+      "effective": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"],
+      "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
+    }
+  },
+  "root": {"path": "$ROOTFS"},
+  "hostname": "v2",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}
+    ${4:+, $4}
+  ],
+  "linux": {
+    "cgroupsPath": "/rt-vm/$1",
+    "resources": $3,
+    "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}, {"type": "cgroup"}]
+  }
+}
+JSON
+  echo $b
+}
+
+sh_args() { printf '["sh", "-c", "%s"]' "$1"; }
+
+# wait_stopped ID: until `rt state` says stopped (30 s at most)
+wait_stopped() {
+  i=0
+  while [ $i -lt 600 ]; do
+    st=$($RT state $1 2>/dev/null) || return 1
+    echo "$st" | grep -q '"status": "stopped"' && return 0
+    sleep 0.05; i=$((i + 1))
+  done
+  return 1
+}
+
+echo "# guest: $(uname -r), $(nproc) cpus; controllers: $(cat $CG/cgroup.controllers)"
+
+# --- memory.max: a 64 MiB buffer under 16 MiB is OOM-killed; memory.events counts it.
+B=$(bundle mem "$(sh_args 'dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?')" \
+  '{"memory": {"limit": 16777216, "swap": 16777216}}')
+$RT create -b $B mem && $RT start mem
+wait_stopped mem || bad "mem did not stop"
+eq "memory.max written" 16777216 "$(cat $CG/rt-vm/mem/memory.max 2>&1)"
+eq "memory.swap.max = swap - limit" 0 "$(cat $CG/rt-vm/mem/memory.swap.max 2>&1)"
+kills=$(grep '^oom_kill ' $CG/rt-vm/mem/memory.events | cut -d' ' -f2)
+check "memory.events oom_kill >= 1 (got $kills)" test "${kills:-0}" -ge 1
+$RT delete mem
+check "cgroup of mem removed by delete" test ! -e $CG/rt-vm/mem
+
+out=$($RT run -b $B mem2 2>&1)
+eq "dd is OOM-killed (status 137)" "dd=137" "$out"
+
+# --- pids.max: with 5 pids, sh and 4 sleepers; the 5th fork fails.
+B=$(bundle pids "$(sh_args 'cat /sys/fs/cgroup/pids.max; for i in 1 2 3 4 5 6; do sleep 5 & echo $i; done')" \
+  '{"pids": {"limit": 5}}')
+out=$($RT run -b $B pids 2>/dev/null | tr '\n' ' ')
+eq "forks stop at pids.limit" "5 1 2 3 4 " "$out"
+
+# --- cpu: shares → cpu.weight, quota/period → cpu.max, throttling shows in cpu.stat.
+B=$(bundle cpu "$(sh_args 'timeout 1 sh -c \"while :; do :; done\"; true')" \
+  '{"cpu": {"shares": 512, "quota": 10000, "period": 100000, "cpus": "0"}}')
+$RT create -b $B cpu
+eq "cpu.weight from shares 512 (runc's formula)" 20 "$(cat $CG/rt-vm/cpu/cpu.weight)"
+eq "cpu.max" "10000 100000" "$(cat $CG/rt-vm/cpu/cpu.max)"
+eq "cpuset.cpus" 0 "$(cat $CG/rt-vm/cpu/cpuset.cpus)"
+$RT start cpu
+wait_stopped cpu || bad "cpu loop did not stop"
+thr=$(grep '^nr_throttled ' $CG/rt-vm/cpu/cpu.stat | cut -d' ' -f2)
+check "the quota throttles (nr_throttled=$thr)" test "${thr:-0}" -gt 0
+$RT delete cpu
+
+B=$(bundle cpuset "$(sh_args 'grep Cpus_allowed_list /proc/self/status')" '{"cpu": {"cpus": "1"}}')
+eq "cpuset visible in /proc/self/status" "$(printf 'Cpus_allowed_list:\t1')" "$($RT run -b $B cpuset 2>&1)"
+
+# --- io: blkio weight → io.weight; throttling → io.max (on the loop device's major:minor).
+if [ -e $CG/cgroup.controllers ] && grep -qw io $CG/cgroup.controllers; then
+  dev=$(cat /sys/block/loop0/dev 2>/dev/null || echo 7:0)
+  B=$(bundle io "$(sh_args true)" "{\"blockIO\": {\"weight\": 500, \"throttleReadBpsDevice\": [{\"major\": ${dev%:*}, \"minor\": ${dev#*:}, \"rate\": 1048576}]}}")
+  if $RT create -b $B io 2>/tmp/io.err; then
+    [ -e $CG/rt-vm/io/io.weight ] && eq "io.weight from blkio weight 500" "default 4950" "$(cat $CG/rt-vm/io/io.weight)"
+    check "io.max has the read limit" grep -q "^$dev rbps=1048576" $CG/rt-vm/io/io.max
+    $RT delete -f io
+  else
+    bad "create with blockIO: $(cat /tmp/io.err)"
+  fi
+fi
+
+# --- hugetlb
+if [ -e /sys/kernel/mm/hugepages/hugepages-2048kB ]; then
+  B=$(bundle huge "$(sh_args true)" '{"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}')
+  $RT create -b $B huge && eq "hugetlb.2MB.max" 4194304 "$(cat $CG/rt-vm/huge/hugetlb.2MB.max)"
+  $RT delete -f huge
+fi
+
+# --- unified: raw keys
+B=$(bundle uni "$(sh_args true)" '{"unified": {"memory.high": "52428800"}}')
+$RT create -b $B uni && eq "unified memory.high" 52428800 "$(cat $CG/rt-vm/uni/memory.high)"
+$RT delete -f uni
+
+# --- devices: the eBPF program denies what the rules deny.
+MNT='{"destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"]}'
+B=$(bundle dev1 "$(sh_args '(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied; head -c 1 /dev/zero | wc -c')" \
+  '{"devices": [{"allow": false, "access": "rwm"}]}' "$MNT")
+eq "a denied device cannot be opened (eBPF)" "denied 1" "$($RT run -b $B dev1 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+B=$(bundle dev2 "$(sh_args '(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied')" \
+  '{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 237, "access": "rw"}]}' "$MNT")
+eq "an allowed device opens (eBPF)" open "$($RT run -b $B dev2 2>&1)"
+
+# --- pause / resume: a counting loop stops while frozen.
+B=$(bundle frz "$(sh_args 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done')" '{}')
+$RT run -d -b $B frz
+sleep 0.5
+$RT pause frz
+eq "state says paused" paused "$($RT state frz | sed -n 's/.*"status": "\(.*\)".*/\1/p')"
+eq "cgroup.freeze is 1" 1 "$(cat $CG/rt-vm/frz/cgroup.freeze)"
+c1=$(cat $ROOTFS/tmp/count); sleep 0.5; c2=$(cat $ROOTFS/tmp/count)
+eq "the loop does not count while paused" "$c1" "$c2"
+$RT resume frz
+sleep 0.5; c3=$(cat $ROOTFS/tmp/count)
+check "the loop counts again after resume ($c2 -> $c3)" test "$c3" -gt "$c2"
+
+# --- update: a live limit changes.
+$RT update --memory 33554432 --pids-limit 7 frz
+eq "update --memory changes memory.max" 33554432 "$(cat $CG/rt-vm/frz/memory.max)"
+eq "update --pids-limit changes pids.max" 7 "$(cat $CG/rt-vm/frz/pids.max)"
+
+# --- events --stats
+st=$($RT events --stats frz 2>&1)
+check "events --stats reports pids" sh -c 'echo "$1" | grep -q "\"pids\":{\"current\":"' - "$st"
+check "events --stats reports memory usage" sh -c 'echo "$1" | grep -q "\"memory\":{.*\"usage\":{"' - "$st"
+$RT delete -f frz
+rm -f $ROOTFS/tmp/count
+check "cgroup of frz removed by delete -f" test ! -e $CG/rt-vm/frz
+
+# --- nothing left
+rmdir $CG/rt-vm 2>/dev/null
+check "no cgroup left under $CG/rt-vm" test ! -e $CG/rt-vm
+check "no state left" sh -c '[ -z "$(ls /run/rt 2>/dev/null)" ]'
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
