@@ -217,3 +217,47 @@ fn unknown_controller_value_fails_cleanly() {
     assert!(out.stderr.contains("cpuset.cpus"), "{}", out.stderr);
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn blkio_weight_is_written() {
+    let h = Ctx::new("blkio_weight_is_written");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["resources"] = json!({ "blockIO": { "weight": 500 } });
+    b.args(&["true"]);
+    h.create_ok(&id, &b);
+    // Kernels whose block layer uses BFQ only have the bfq file.
+    let plain = host_file("blkio", &id, "blkio.weight");
+    let file = if plain.exists() {
+        "blkio.weight"
+    } else {
+        "blkio.bfq.weight"
+    };
+    let got = read_host("blkio", &id, file);
+    // blkio.bfq.weight reads "default 500" on newer kernels.
+    assert!(got == "500" || got == "default 500", "{file}: {got:?}");
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn memory_swap_and_oom_killer_settings_are_written() {
+    let h = Ctx::new("memory_swap_and_oom_killer");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["resources"] = json!({
+        "memory": { "limit": 33554432, "swap": 67108864, "disableOOMKiller": true }
+    });
+    b.args(&["true"]);
+    h.create_ok(&id, &b);
+    if host_file("memory", &id, "memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            read_host("memory", &id, "memory.memsw.limit_in_bytes"),
+            "67108864"
+        );
+    }
+    let oom = read_host("memory", &id, "memory.oom_control");
+    assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}

@@ -131,6 +131,30 @@ B=$(bundle uni "$(sh_args true)" '{"unified": {"memory.high": "52428800"}}')
 $RT create -b $B uni && eq "unified memory.high" 52428800 "$(cat $CG/rt-vm/uni/memory.high)"
 $RT delete -f uni
 
+# --- cgroupsPath: relative to the caller's cgroup (here the root), or the id when empty.
+B=$(bundle rel "$(sh_args true)" '{}')
+sed -i 's#"cgroupsPath": "/rt-vm/rel"#"cgroupsPath": "rt-rel/x"#' $B/config.json
+$RT create -b $B rel && check "relative cgroupsPath lands below the caller's cgroup" test -d $CG/rt-rel/x
+$RT delete -f rel
+check "relative cgroup removed (parents rt made too)" test ! -e $CG/rt-rel
+B=$(bundle noname "$(sh_args true)" '{}')
+sed -i '/"cgroupsPath"/d' $B/config.json
+$RT create -b $B noname && check "no cgroupsPath: the container id below the caller's cgroup" test -d $CG/noname
+$RT delete -f noname
+check "default cgroup removed" test ! -e $CG/noname
+
+# --- events: an OOM kill is reported in the stream (memory.events on v2).
+B=$(bundle oomev "$(sh_args 'sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; sleep 2')" \
+  '{"memory": {"limit": 16777216}}')
+$RT run -d -b $B oomev
+$RT events --interval 1s oomev > /tmp/oomev.out 2>&1 &
+ev=$!
+wait_stopped oomev
+sleep 0.3
+kill $ev 2>/dev/null; wait $ev 2>/dev/null
+check "rt events reports the OOM kill" grep -q '"type":"oom"' /tmp/oomev.out
+$RT delete -f oomev
+
 # --- devices: the eBPF program denies what the rules deny.
 MNT='{"destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"]}'
 B=$(bundle dev1 "$(sh_args '(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied; head -c 1 /dev/zero | wc -c')" \
