@@ -261,3 +261,25 @@ fn memory_swap_and_oom_killer_settings_are_written() {
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn cpu_burst_idle_and_realtime_are_written() {
+    let h = Ctx::new("cpu_burst_idle_and_realtime");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    // A realtime budget must fit in the parent's: the test parent (/rt-test) gets none by
+    // default, so only the period (always allowed) and a zero runtime are set here.
+    b.config["linux"]["resources"] = json!({
+        "cpu": { "quota": 50000, "period": 100000, "burst": 20000, "idle": 1, "realtimePeriod": 500000 }
+    });
+    b.args(&["true"]);
+    h.create_ok(&id, &b);
+    assert_eq!(read_host("cpu", &id, "cpu.rt_period_us"), "500000");
+    // burst and idle came with runtime-spec 1.1; runc 1.1.5 ignores them.
+    if !is_runc() {
+        assert_eq!(read_host("cpu", &id, "cpu.cfs_burst_us"), "20000");
+        assert_eq!(read_host("cpu", &id, "cpu.idle"), "1");
+    }
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}
