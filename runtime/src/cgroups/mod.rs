@@ -176,8 +176,20 @@ impl Cgroup {
     /// Make the directories (and any missing parents, remembered for removal).
     pub fn create(&mut self) -> Result<()> {
         for dir in self.dirs.iter().map(|d| d.path.clone()).collect::<Vec<_>>() {
+            self.make_dir_all(&dir)?;
+            inherit_cpuset_v1(&dir, 0)?;
+        }
+        Ok(())
+    }
+
+    /// mkdir -p, remembering what it made. A parent shared with another container may be
+    /// removed by that container's delete between our look and our mkdir (ENOENT): then
+    /// look again.
+    fn make_dir_all(&mut self, dir: &Path) -> Result<()> {
+        let mut attempt = 0;
+        'again: loop {
             let mut missing = Vec::new();
-            let mut p = dir.as_path();
+            let mut p = dir;
             while !p.exists() {
                 missing.push(p.to_path_buf());
                 match p.parent() {
@@ -189,12 +201,15 @@ impl Cgroup {
                 match fs::create_dir(d) {
                     Ok(()) => self.created.insert(0, d.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 10 => {
+                        attempt += 1;
+                        continue 'again;
+                    }
                     Err(e) => return Err(Error::io(format!("mkdir cgroup {}", d.display()), e)),
                 }
             }
-            inherit_cpuset_v1(&dir, 0)?;
+            return Ok(());
         }
-        Ok(())
     }
 
     /// Move `pid` (and so its future children) into the container's cgroup everywhere.
