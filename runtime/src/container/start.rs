@@ -41,8 +41,26 @@ pub fn release(dir: &StateDir) -> Result<()> {
         Err(Errno::ENXIO) => bail!("cannot start a container that has stopped"),
         Err(e) => return Err(Error::sys(format!("open {}", fifo.display()), e)),
     };
-    std::fs::File::from(fd)
-        .write_all(&[0])
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&[0])
         .ctx(|| format!("write {}", fifo.display()))?;
-    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))
+    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
+    wait_for_exec(&file);
+    Ok(())
+}
+
+/// The init holds the fifo's only read end, close-on-exec: it goes away when the init has
+/// run the startContainer hooks and exec'd the program (or died trying). The kernel then
+/// reports POLLERR on our write end, so poststart hooks really run after the program
+/// started, as the spec orders them.
+fn wait_for_exec(fifo: &std::fs::File) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
