@@ -121,10 +121,6 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-pub fn absolute_path(p: &Path) -> Result<PathBuf> {
-    absolute(p)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn spawn(
     opts: &CreateOpts,
