@@ -180,6 +180,7 @@ fn spawn(
         cgroup: cgroup.clone(),
         no_pivot: opts.no_pivot,
         cwd: PathBuf::from(&process.cwd),
+        mount_label: linux.mount_label.clone(),
         dev_is_bind: spec
             .mounts
             .iter()
@@ -370,20 +371,14 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     fs::rename(&tmp, path).ctx(|| format!("rename to --pid-file {}", path.display()))
 }
 
-/// Security settings we cannot honour yet are refused rather than silently dropped: a
-/// container must never run with less confinement than its config asks for.
+/// Security settings we cannot honour yet, or that this host cannot honour, are refused
+/// rather than silently dropped: a container must never run with less confinement than its
+/// config asks for.
 fn refuse_unimplemented(spec: &Spec) -> Result<()> {
     if spec.linux().seccomp.is_some() {
         bail!("linux.seccomp: seccomp filters are not supported by this rt build yet");
     }
-    let p = spec.process()?;
-    if p.apparmor_profile.as_deref().is_some_and(|s| !s.is_empty()) {
-        bail!("process.apparmorProfile: AppArmor profiles are not supported by this rt build yet");
-    }
-    if p.selinux_label.as_deref().is_some_and(|s| !s.is_empty()) {
-        bail!("process.selinuxLabel: SELinux labels are not supported by this rt build yet");
-    }
-    Ok(())
+    crate::security::lsm::check(spec)
 }
 
 /// The resources to apply: the config's, with the device rules completed the way runc

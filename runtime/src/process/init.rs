@@ -182,6 +182,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     chan.send(&Msg::Ready)?;
     wait_for_start(plan)?;
     hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
+    security::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
     exec(plan, &program, env)
 }
 

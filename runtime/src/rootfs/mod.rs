@@ -37,6 +37,8 @@ pub struct RootfsPlan {
     pub cwd: PathBuf,
     /// Whether the config mounts its own /dev from the host (then no devices are made).
     pub dev_is_bind: bool,
+    /// SELinux context given to the filesystems mounted for the container.
+    pub mount_label: Option<String>,
 }
 
 /// Steps that run with the host's filesystem still visible (before pivot_root).
@@ -90,6 +92,16 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             }
         }
         _ => Kind::Dir,
+    };
+    let labelled;
+    let m = match plan.mount_label.as_deref().filter(|l| !l.is_empty()) {
+        Some(label) if !mounts::is_bind(m) => {
+            let mut with = m.clone();
+            with.options.push(format!("context=\"{label}\""));
+            labelled = with;
+            &labelled
+        }
+        _ => m,
     };
     match mounts::mount_one(root, m, source.as_deref(), kind) {
         // sysfs cannot be mounted in a user namespace that does not own the network
