@@ -57,3 +57,56 @@ fn selinux_label_without_selinux_is_refused() {
     );
     h.assert_nothing_left(&id);
 }
+
+/// runtime-spec 1.2 process attributes, seen from inside the container.
+#[test]
+fn io_priority_scheduler_personality_and_affinity() {
+    if is_runc() {
+        eprintln!("skipped for runc: 1.1.5 predates these runtime-spec 1.2 fields");
+        return;
+    }
+    let h = Ctx::new("process_attrs_1_2");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_BE", "priority": 5 });
+    b.config["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 3 });
+    b.config["process"]["execCPUAffinity"] = json!({ "final": "0" });
+    b.config["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    // /proc/self/stat: field 19 is nice, field 41 the policy (3 = SCHED_BATCH).
+    b.sh(
+        "ionice -p $$; taskset -p $$ | sed 's/.*: //'; cat /proc/self/personality; \
+          cut -d' ' -f19,41 /proc/self/stat",
+    );
+    let out = h.run_ok(&id, &b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].contains("best-effort") && lines[0].contains('5'),
+        "ionice: {out}"
+    );
+    assert_eq!(lines[1], "1", "affinity mask: {out}");
+    assert_eq!(lines[2], "00000008", "personality: {out}");
+    assert_eq!(lines[3], "3 3", "nice and policy: {out}");
+    h.assert_nothing_left(&id);
+}
+
+#[test]
+fn bad_process_attribute_fails_create_cleanly() {
+    if is_runc() {
+        eprintln!("skipped for runc: 1.1.5 predates these runtime-spec 1.2 fields");
+        return;
+    }
+    let h = Ctx::new("bad_process_attribute");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_NOPE", "priority": 1 });
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("process.ioPriority.class"),
+        "{}",
+        out.stderr
+    );
+    h.assert_nothing_left(&id);
+}

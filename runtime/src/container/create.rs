@@ -186,6 +186,12 @@ fn spawn(
             .iter()
             .any(|m| m.destination.trim_end_matches('/') == "/dev" && mounts::is_bind(m)),
     };
+    let attrs = crate::process::attrs::plan(
+        process.io_priority.as_ref(),
+        process.scheduler.as_ref(),
+        linux.personality.as_ref(),
+        process.exec_cpu_affinity.as_ref(),
+    )?;
     let plan = InitPlan {
         id: opts.id.clone(),
         time_offsets: linux.time_offsets.clone(),
@@ -208,6 +214,7 @@ fn spawn(
         preserve_fds: opts.preserve_fds + listen_fds,
         new_keyring: !opts.no_new_keyring,
         extra_env,
+        attrs,
     };
 
     cgroup.create()?;

@@ -38,6 +38,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
+    plan.attrs.apply_initial()?;
     // Join first, while we still have the host's privileges; the pid namespace was joined
     // by the parent (it only applies to children).
     for j in plan.ns.joins.iter().filter(|j| j.kind != "pid") {
@@ -182,6 +183,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     chan.send(&Msg::Ready)?;
     wait_for_start(plan)?;
     hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
+    plan.attrs.apply_final()?;
     security::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
     exec(plan, &program, env)
 }

@@ -1,6 +1,7 @@
 //! Starting the container's init: the plan computed by the parent, the channel, and the
 //! init sequence that runs in the child.
 
+pub mod attrs;
 pub mod channel;
 pub mod init;
 
@@ -38,4 +39,6 @@ pub struct InitPlan {
     pub new_keyring: bool,
     /// Extra environment (LISTEN_FDS/LISTEN_PID) appended to process.env.
     pub extra_env: Vec<String>,
+    /// I/O priority, scheduler, personality, CPU affinity.
+    pub attrs: attrs::Attrs,
 }
