@@ -50,6 +50,11 @@ impl ConsoleSocket {
 
 /// Receive one file descriptor over a unix socket with recvmsg(2) / SCM_RIGHTS.
 pub fn recv_fd(sock: i32) -> Result<OwnedFd, String> {
+    recv_fd_and_data(sock).map(|(fd, _)| fd)
+}
+
+/// Receive one file descriptor and the bytes sent with it.
+pub fn recv_fd_and_data(sock: i32) -> Result<(OwnedFd, Vec<u8>), String> {
     let mut data = [0u8; 4096];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
@@ -74,7 +79,7 @@ pub fn recv_fd(sock: i32) -> Result<OwnedFd, String> {
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
-                return Ok(OwnedFd::from_raw_fd(fd));
+                return Ok((OwnedFd::from_raw_fd(fd), data[..n as usize].to_vec()));
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }

@@ -110,3 +110,120 @@ fn bad_process_attribute_fails_create_cleanly() {
     );
     h.assert_nothing_left(&id);
 }
+
+fn docker_profile() -> serde_json::Value {
+    let p = workspace_dir().join("runtime/tests/data/docker-20.10-default.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// Docker's default profile, as Docker renders it into config.json: a shell works, while
+/// creating a user namespace (which needs no capability, so only seccomp can refuse it) is
+/// refused with EPERM.
+#[test]
+fn docker_default_seccomp_profile() {
+    let h = Ctx::new("docker_default_seccomp");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["seccomp"] = docker_profile();
+    b.sh("echo shell-works; unshare -U true 2>&1; echo unshare=$?");
+    let out = h.run_ok(&id, &b);
+    assert!(out.starts_with("shell-works\n"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.ends_with("unshare=1\n"), "{out}");
+    // The same container without the profile may create the namespace.
+    let id2 = h.id();
+    let mut b2 = h.bundle(&id2);
+    b2.sh("unshare -U true; echo unshare=$?");
+    assert_eq!(h.run_ok(&id2, &b2), "unshare=0\n");
+    h.assert_nothing_left(&id);
+    h.assert_nothing_left(&id2);
+}
+
+/// A profile of our own: ERRNO with errnoRet and an argument condition, both with and
+/// without NoNewPrivileges (the filter is installed at different points).
+#[test]
+fn seccomp_errno_and_args() {
+    for nnp in [true, false] {
+        let h = Ctx::new("seccomp_errno_and_args");
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18 },
+                { "names": ["chmod"], "action": "SCMP_ACT_ERRNO",
+                  "args": [{ "index": 1, "value": 511, "op": "SCMP_CMP_EQ" }] },
+                { "names": ["fchmodat"], "action": "SCMP_ACT_ERRNO",
+                  "args": [{ "index": 2, "value": 511, "op": "SCMP_CMP_EQ" }] }
+            ]
+        });
+        // errno 18 is EXDEV; chmod 777 (511) is refused, chmod 755 is not.
+        b.sh("mkdir /tmp/d 2>&1; touch /tmp/f; chmod 777 /tmp/f 2>&1; chmod 755 /tmp/f && echo chmod755-ok");
+        let out = h.run_ok(&id, &b);
+        assert!(
+            out.contains("Invalid cross-device link"),
+            "nnp={nnp}: {out}"
+        );
+        assert!(out.contains("Operation not permitted"), "nnp={nnp}: {out}");
+        assert!(out.ends_with("chmod755-ok\n"), "nnp={nnp}: {out}");
+        h.assert_nothing_left(&id);
+    }
+}
+
+#[test]
+fn bad_seccomp_profile_fails_create_cleanly() {
+    let h = Ctx::new("bad_seccomp_profile");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_BOGUS" });
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_code(1);
+    if !is_runc() {
+        out.expect_error();
+        assert!(out.stderr.contains("defaultAction"), "{}", out.stderr);
+    }
+    h.assert_nothing_left(&id);
+}
+
+/// SCMP_ACT_NOTIFY: the listener fd and the container state reach listenerPath over
+/// SCM_RIGHTS; a notified syscall waits for the agent (here: the agent closes the listener
+/// without answering, so the syscall fails with ENOSYS).
+#[test]
+fn seccomp_notify_sends_listener() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixListener;
+    let h = Ctx::new("seccomp_notify");
+    let id = h.id();
+    let sock = h.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let agent = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        let (fd, data) = integration::console::recv_fd_and_data(stream.as_raw_fd())?;
+        drop(fd); // no answer: the notified syscall gets ENOSYS
+        Ok::<_, String>(String::from_utf8_lossy(&data).into_owned())
+    });
+    let mut b = h.bundle(&id);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock.to_str().unwrap(),
+        "listenerMetadata": "hello-agent",
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
+    });
+    b.sh("mkdir /tmp/notified 2>&1; echo done");
+    let out = h.run_ok(&id, &b);
+    let sent = agent
+        .join()
+        .unwrap()
+        .expect("the agent received the listener");
+    let state: serde_json::Value = serde_json::from_str(&sent).expect("seccomp state JSON");
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{sent}");
+    assert_eq!(state["metadata"], json!("hello-agent"), "{sent}");
+    assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{sent}");
+    assert_eq!(state["state"]["id"], json!(id), "{sent}");
+    assert!(out.contains("Function not implemented"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
+    h.assert_nothing_left(&id);
+}

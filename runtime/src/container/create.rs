@@ -215,6 +215,11 @@ fn spawn(
         new_keyring: !opts.no_new_keyring,
         extra_env,
         attrs,
+        seccomp: linux
+            .seccomp
+            .as_ref()
+            .map(crate::security::seccomp::plan)
+            .transpose()?,
     };
 
     cgroup.create()?;
@@ -233,7 +238,15 @@ fn spawn(
         cgroup: cgroup.clone(),
         config: spec.clone(),
     };
-    let result = handshake(spec, &chan, c1, cgroup, &mut state, dir);
+    let result = handshake(
+        spec,
+        plan.seccomp.as_ref(),
+        &chan,
+        c1,
+        cgroup,
+        &mut state,
+        dir,
+    );
     // The intermediate child (if any) has exited or is about to; reap it either way.
     if state.pid != c1 || result.is_err() {
         if result.is_err() {
@@ -286,6 +299,7 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
 /// The parent's side of the handshake, message by message.
 fn handshake(
     spec: &Spec,
+    seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
     cgroup: &Cgroup,
@@ -323,6 +337,16 @@ fn handshake(
                 }
                 let both = format!("{creating}\n{}", state.hook_json(Status::Created));
                 chan.send(&Msg::State(both))?;
+            }
+            Some(Msg::SeccompListener) => {
+                let Some(fd) = chan.take_fd() else {
+                    bail!("init channel: the seccomp listener arrived without its fd");
+                };
+                if let Some(seccomp) = seccomp {
+                    let creating = state.hook_json(Status::Creating);
+                    crate::security::seccomp::send_listener(seccomp, fd, state.pid, &creating)?;
+                }
+                chan.send(&Msg::ListenerSent)?;
             }
             Some(Msg::Ready) => return Ok(()),
             Some(Msg::Failed(e)) => return Err(Error::msg(e)),
@@ -378,13 +402,9 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     fs::rename(&tmp, path).ctx(|| format!("rename to --pid-file {}", path.display()))
 }
 
-/// Security settings we cannot honour yet, or that this host cannot honour, are refused
-/// rather than silently dropped: a container must never run with less confinement than its
+/// Security settings this host cannot honour are refused rather than silently dropped: a container must never run with less confinement than its
 /// config asks for.
 fn refuse_unimplemented(spec: &Spec) -> Result<()> {
-    if spec.linux().seccomp.is_some() {
-        bail!("linux.seccomp: seccomp filters are not supported by this rt build yet");
-    }
     crate::security::lsm::check(spec)
 }
 

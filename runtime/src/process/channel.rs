@@ -2,10 +2,13 @@
 //! SOCK_SEQPACKET socketpair carrying small tagged messages, one per datagram, so each
 //! setup step can be acknowledged and each failure reported with its cause.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 
 use crate::error::{Error, Result};
 
@@ -28,12 +31,19 @@ pub enum Msg {
     Ready,
     /// Parent → child: the container's state, for startContainer hooks.
     State(String),
+    /// Child → parent: the seccomp notify listener (the fd travels with SCM_RIGHTS and is
+    /// picked up with `take_fd`).
+    SeccompListener,
+    /// Parent → child: the listener was handed to listenerPath.
+    ListenerSent,
     /// Either way: a step failed.
     Failed(String),
 }
 
 pub struct Channel {
     fd: OwnedFd,
+    /// An fd that came with the last message received.
+    received_fd: std::cell::Cell<Option<OwnedFd>>,
 }
 
 /// A connected pair: (parent's end, child's end).
@@ -45,7 +55,11 @@ pub fn pair() -> Result<(Channel, Channel)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)", e))?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    let new = |fd| Channel {
+        fd,
+        received_fd: std::cell::Cell::new(None),
+    };
+    Ok((new(a), new(b)))
 }
 
 impl Channel {
@@ -59,6 +73,8 @@ impl Channel {
             Msg::HooksDone => (b'h', vec![]),
             Msg::Ready => (b'R', vec![]),
             Msg::State(s) => (b'S', s.as_bytes().to_vec()),
+            Msg::SeccompListener => (b'L', vec![]),
+            Msg::ListenerSent => (b'l', vec![]),
             Msg::Failed(s) => (b'F', s.as_bytes().to_vec()),
         };
         let mut buf = Vec::with_capacity(1 + payload.len());
@@ -77,10 +93,28 @@ impl Channel {
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(n) => break n,
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    for c in msg.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for fd in fds {
+                                // SAFETY: the kernel just installed this fd for us.
+                                self.received_fd
+                                    .set(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+                            }
+                        }
+                    }
+                    break msg.bytes;
+                }
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("recv on init channel", e)),
+                Err(e) => return Err(Error::sys("recvmsg on init channel", e)),
             }
         };
         if n == 0 {
@@ -96,10 +130,41 @@ impl Channel {
             b'h' => Msg::HooksDone,
             b'R' => Msg::Ready,
             b'S' => Msg::State(payload),
+            b'L' => Msg::SeccompListener,
+            b'l' => Msg::ListenerSent,
             b'F' => Msg::Failed(payload),
             t => return Err(Error::msg(format!("init channel: unknown message tag {t}"))),
         };
         Ok(Some(msg))
+    }
+
+    /// Send a message with an fd attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, msg: &Msg, fd: &OwnedFd) -> Result<()> {
+        let tag = match msg {
+            Msg::SeccompListener => b'L',
+            other => return Err(Error::msg(format!("init channel: {other:?} carries no fd"))),
+        };
+        let buf = [tag];
+        let iov = [std::io::IoSlice::new(&buf)];
+        let fds = [fd.as_raw_fd()];
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sendmsg on init channel", e)),
+            }
+        }
+    }
+
+    /// The fd that came with the last message, if any.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.received_fd.take()
     }
 
     /// Wait for one particular message; a failure report or EOF becomes an error.

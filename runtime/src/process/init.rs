@@ -166,6 +166,12 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     let env = environment(plan);
     let program = find_program(&p.args[0], &env)?;
+    // Without NoNewPrivs the filter needs CAP_SYS_ADMIN, which the user switch may drop:
+    // install it now. With NoNewPrivs it waits until just before execve, so that rt's own
+    // steps are not filtered.
+    if !p.no_new_privileges {
+        install_seccomp(plan, chan)?;
+    }
     if let Some(caps) = &plan.caps {
         sys::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS, 1)")?;
         security::capabilities::drop_bounding(caps)?;
@@ -179,12 +185,19 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask & 0o777));
     if p.no_new_privileges {
         sys::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
+        // A notify listener must reach the parent before it leaves: install now.
+        if plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
+            install_seccomp(plan, chan)?;
+        }
     }
     chan.send(&Msg::Ready)?;
     wait_for_start(plan)?;
     hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
     plan.attrs.apply_final()?;
     security::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
+    if p.no_new_privileges && !plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
+        install_seccomp(plan, chan)?;
+    }
     exec(plan, &program, env)
 }
 
@@ -268,4 +281,18 @@ fn set_domainname(name: &str) -> Result<()> {
     nix::errno::Errno::result(r)
         .map(drop)
         .ctx(|| format!("setdomainname {name:?}"))
+}
+
+/// Install linux.seccomp; a notify listener goes to the parent, which hands it to
+/// listenerPath with the container state.
+fn install_seccomp(plan: &InitPlan, chan: &Channel) -> Result<()> {
+    let Some(seccomp) = &plan.seccomp else {
+        return Ok(());
+    };
+    log::debug!("init: install the seccomp filter");
+    if let Some(listener) = security::seccomp::install(seccomp)? {
+        chan.send_with_fd(&Msg::SeccompListener, &listener)?;
+        chan.expect(Msg::ListenerSent)?;
+    }
+    Ok(())
 }

@@ -41,4 +41,6 @@ pub struct InitPlan {
     pub extra_env: Vec<String>,
     /// I/O priority, scheduler, personality, CPU affinity.
     pub attrs: attrs::Attrs,
+    /// The compiled seccomp filter (linux.seccomp).
+    pub seccomp: Option<crate::security::seccomp::SeccompPlan>,
 }

@@ -1,6 +1,8 @@
-//! What the container's process may do: capabilities, rlimits, LSM labels, its user and groups.
+//! What the container's process may do: capabilities, rlimits, seccomp, LSM labels, its user and
+//! groups.
 
 pub mod capabilities;
 pub mod lsm;
 pub mod rlimits;
+pub mod seccomp;
 pub mod user;
