@@ -94,6 +94,7 @@ fn write_time_offsets(plan: &InitPlan) -> Result<()> {
 
 fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     nix::unistd::setsid().ctx(|| "setsid")?;
+    sys::close_dir_fds_from(3 + plan.preserve_fds as i32).ctx(|| "close inherited directory fds")?;
     if plan.new_keyring {
         match sys::join_session_keyring(&format!("_ses.{}", plan.id)) {
             // Keyrings may be unavailable (ENOSYS) or refused by a seccomp policy.
@@ -159,6 +160,12 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     let cwd = Path::new(&p.cwd);
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to process.cwd {}", p.cwd))?;
+    // The cwd must be inside the container's root: getcwd says "(unreachable)" (or fails)
+    // for a directory outside it.
+    match nix::unistd::getcwd() {
+        Ok(real) if !real.as_os_str().as_encoded_bytes().starts_with(b"(unreachable)") => {}
+        _ => bail!("process.cwd: {} resolves outside the container's root", p.cwd),
+    }
     security::rlimits::apply(&plan.rlimits)?;
     if let Some(adj) = p.oom_score_adj {
         fs::write("/proc/self/oom_score_adj", adj.to_string())
