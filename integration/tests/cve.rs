@@ -8,8 +8,13 @@
 //!   through `process.cwd`, or through the path of `process.args[0]`), and the init being
 //!   dumpable while it waits in the created state.
 //! - CVE-2021-30465, CVE-2025-31133, CVE-2025-52565: symlinks in the rootfs that would lead
-//!   mounts, masked paths or `/dev/console` out of it.
+//!   mounts, masked paths or `/dev/console` out of it, or turn masks into something else.
 //! - maskedPaths and readonlyPaths against remounts and unmounts from inside the container.
+//!
+//! Races are played by a second, attacker container that shares a volume (or the rootfs)
+//! with the victim and swaps symlinks in a loop while the victim is created; they retry until
+//! the attack wins or a deadline passes. Nothing here writes to /dev/null of a container
+//! whose /dev/null an attacker controls (a shell's `2>/dev/null` would truncate the target).
 
 use integration::console::ConsoleSocket;
 use integration::*;
@@ -77,13 +82,20 @@ fn existing_masked_paths() -> Vec<&'static str> {
 
 /// A shell snippet printing `masked-ok <path>` for every path of `paths` that is masked
 /// (an empty directory, or the null device with no content) and `NOT-MASKED <path>` otherwise.
+/// Never write the output into a file that a masked path may be bound to: some runtimes
+/// (runc 1.1.5, CVE-2025-31133) would then have a `cat` append to its own input forever.
 fn check_masked_script(paths: &[&str]) -> String {
+    check_masked_script_to(paths, "/dev/null")
+}
+
+/// [`check_masked_script`] with error messages going to `sink`.
+fn check_masked_script_to(paths: &[&str], sink: &str) -> String {
     let mut s = String::new();
     for p in paths {
         s.push_str(&format!(
-            "if [ -d {p} ]; then n=$(ls -A {p} 2>/dev/null | wc -l); \
+            "if [ -d {p} ]; then n=$(ls -A {p} 2>{sink} | wc -l); \
                [ \"$n\" = 0 ] && echo masked-ok {p} || echo NOT-MASKED {p}; \
-             else d=$(stat -c %t:%T {p} 2>/dev/null); c=$(cat {p} 2>/dev/null | wc -c); \
+             else d=$(stat -c %t:%T {p} 2>{sink}); c=$(cat {p} 2>{sink} | wc -c); \
                [ \"$d\" = 1:3 ] && [ \"$c\" = 0 ] && echo masked-ok {p} || echo NOT-MASKED {p} $d $c; \
              fi; "
         ));
@@ -232,24 +244,25 @@ fn cve_2019_5736_runtime_binary_unreachable_through_proc_exe() {
 while [ ! -e /shared/target ]; do usleep 20000; done
 p=$(cat /shared/target)
 try() { if eval "$2" >/dev/null 2>&1 </dev/null; then echo "$1"; fi; }
+# $1: what to append to the exe ("PWNED" to the runtime binary; nothing to B's busybox).
 probe() {
   try readlink-exe "readlink /proc/$p/exe"
   try read-exe "head -c 64 /proc/$p/exe"
-  try write-exe "printf '' >> /proc/$p/exe"
+  try write-exe "printf '$1' >> /proc/$p/exe"
   for n in 0 1 2 3 4 5 6 7 8 9 10 11 12; do try readlink-fd-$n "readlink /proc/$p/fd/$n"; done
   try list-root "ls /proc/$p/root/"
   try readlink-cwd "readlink /proc/$p/cwd"
   try environ "cat /proc/$p/environ"
   try maps "cat /proc/$p/maps"
 }
-probe > /shared/created.tmp; mv /shared/created.tmp /shared/created
+probe PWNED > /shared/created.tmp; mv /shared/created.tmp /shared/created
 # Keep a handle on the binary if we can get one: reopened for writing later. (Probe in a
 # subshell first: a failed redirection of `exec` would end this shell.)
 if (exec 7</proc/$p/exe) 2>/dev/null; then exec 7</proc/$p/exe; echo held > /shared/held; fi
 while [ ! -e /shared/started ]; do usleep 20000; done
 {
-  if [ -e /proc/self/fd/7 ] && printf '' >> /proc/self/fd/7; then echo REOPENED-FOR-WRITE; fi
-  probe
+  if [ -e /proc/self/fd/7 ] && printf PWNED >> /proc/self/fd/7; then echo REOPENED-FOR-WRITE; fi
+  probe ''
   cmp -s /proc/$p/exe /bin/busybox && echo exe-is-busybox
   cmp -s /proc/1/exe /bin/busybox && echo own-pid1-is-busybox
 } > /shared/running.tmp 2>/dev/null
@@ -441,12 +454,14 @@ fn cve_2024_21626_cwd_cannot_escape() {
     assert_eq!(dir_entries(&hostdir), ["HOST-MARKER"]);
 }
 
-/// CVE-2024-21626 (attack 2, with the CVE-2019-5736 payload): `process.args[0]` of the form
-/// `/proc/self/fd/N/../../<host path>` (an image's entrypoint can be anything) must not
+/// CVE-2024-21626 (attack 2, with the CVE-2019-5736 payload): a `process.args[0]` that
+/// reaches the host through /proc/self/fd/N (an image's entrypoint can be anything) must not
 /// execute a host binary. If it did, the program could hold `/proc/self/exe` open, exec
-/// something else, and reopen the host binary for writing. The "host binary" here is a copy
-/// of busybox in the test's temp dir; the test tries every N from 3 to 12, with and without a
-/// host directory leaked by the caller as fd 3.
+/// something else, and reopen the host binary for writing. The "host binary" is a copy of
+/// busybox in the test's temp dir. Tried: `/proc/self/fd/N/../../<host path>` for every N
+/// from 3 to 12 (the runtime's own fds; then with a host directory leaked by the caller as
+/// fd 3), and a rootfs symlink `/escape/busybox -> /proc/self/fd/3` with the host binary itself
+/// leaked by the caller as fd 3 (not in --preserve-fds, so it must not reach the container).
 #[test]
 fn cve_2024_21626_program_path_cannot_escape() {
     let h = Ctx::new("cve_2024_21626_exec");
@@ -455,48 +470,55 @@ fn cve_2024_21626_program_path_cannot_escape() {
     fs::copy(rootfs_src().join("bin/busybox"), &victim).unwrap();
     let original = fs::read(&victim).unwrap();
     let hostdir = h.subdir("hostdir");
-    let leak = File::open(&hostdir).unwrap();
+    let leaked_dir = File::open(&hostdir).unwrap();
+    let leaked_bin = File::open(&victim).unwrap();
     let up = "/..".repeat(24);
+    let through = |n: i32| format!("/proc/self/fd/{n}{up}{}", victim.display());
+    // (what, program, fd leaked by the caller as fd 3)
+    let mut cases: Vec<(String, String, Option<&File>)> = Vec::new();
+    for n in 3..=12 {
+        cases.push((format!("fd {n}"), through(n), None));
+    }
+    for n in 3..=12 {
+        let what = format!("fd {n}, caller leaked a host directory as fd 3");
+        cases.push((what, through(n), Some(&leaked_dir)));
+    }
+    let what = "/escape/busybox -> /proc/self/fd/3, caller leaked the host binary as fd 3";
+    cases.push((
+        what.to_string(),
+        "/escape/busybox".to_string(),
+        Some(&leaked_bin),
+    ));
     let mut escapes = Vec::new();
-    for leak_fd3 in [false, true] {
-        for n in 3..=12 {
-            let id = h.id();
-            let mut b = h.bundle(&id);
-            let prog = format!("/proc/self/fd/{n}{up}{}", victim.display());
-            b.args(&[
-                &prog,
-                "sh",
-                "-c",
-                "echo ESCAPED-EXEC $(readlink /proc/self/exe); exec 7</proc/self/exe; \
-                 exec /bin/busybox sh -c 'printf PWNED >> /proc/self/fd/7 && echo OVERWROTE'",
-            ]);
-            b.save();
-            let args = ["run", "--bundle", b.dir.to_str().unwrap(), id.as_str()];
-            let out = if leak_fd3 {
-                rt_with_fds(&h, &args, &[&leak])
-            } else {
-                h.rt(&args)
-            };
-            if out.stdout.contains("ESCAPED-EXEC") {
-                escapes.push(format!(
-                    "fd {n}{}: {}",
-                    if leak_fd3 {
-                        " (caller leaked fd 3)"
-                    } else {
-                        ""
-                    },
-                    out.stdout.trim()
-                ));
-            }
-            h.delete_force(&id);
-            h.assert_nothing_left(&id);
+    for (what, prog, leak) in &cases {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        fs::create_dir_all(b.path_in_rootfs("/escape")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/fd/3", b.path_in_rootfs("/escape/busybox")).unwrap();
+        b.args(&[
+            prog,
+            "sh",
+            "-c",
+            "echo ESCAPED-EXEC $(readlink /proc/self/exe); exec 7</proc/self/exe; \
+             exec /bin/busybox sh -c 'printf PWNED >> /proc/self/fd/7 && echo OVERWROTE'",
+        ]);
+        b.save();
+        let args = ["run", "--bundle", b.dir.to_str().unwrap(), id.as_str()];
+        let out = match leak {
+            Some(f) => rt_with_fds(&h, &args, &[f]),
+            None => h.rt(&args),
+        };
+        if out.stdout.contains("ESCAPED-EXEC") {
+            escapes.push(format!("{what}: {}", out.stdout.trim()));
         }
+        h.delete_force(&id);
+        h.assert_nothing_left(&id);
     }
     let modified = fs::read(&victim).unwrap() != original;
     assert!(
         escapes.is_empty() && !modified,
-        "a host binary was executed in the container through /proc/self/fd/N (host binary \
-         overwritten: {modified}):\n{escapes:#?}"
+        "a host binary was executed in the container (and overwritten: {modified}):\n\
+         {escapes:#?}"
     );
 }
 
@@ -587,57 +609,84 @@ fn cve_2024_21626_cwd_swapped_by_another_container() {
 }
 
 /// CVE-2016-9962: the init, which runs the runtime's code inside the container until
-/// `start`, is not dumpable: an unprivileged host user with the container's uid can neither
-/// read its /proc files nor reach its exe, and its /proc/<pid> belongs to root. After `start`
-/// the program is an ordinary dumpable process of that user (the positive control).
+/// `start`, is not dumpable: a host process with the init's uid and no more capabilities than
+/// the init can neither read its /proc files nor reach its exe, and its /proc/<pid> files
+/// belong to root. After `start` the program is an ordinary dumpable process that the same
+/// host process can read (the positive control). Two cases: `process.user` 1000 (a uid
+/// change alone makes a process non-dumpable), and root with no capabilities (where only the
+/// runtime's PR_SET_DUMPABLE protects the init).
 #[test]
 fn cve_2016_9962_created_init_is_not_dumpable() {
     let h = Ctx::new("cve_2016_9962");
-    let id = h.id();
-    let mut b = h.bundle(&id);
-    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
-    b.config["process"]["capabilities"] = json!({});
-    b.args(&["sleep", "1000"]);
-    h.create_ok(&id, &b);
-    let pid = init_pid(&h, &id);
-    let as_user = |cmd: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
-            .args(cmd)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    };
-    let environ = format!("/proc/{pid}/environ");
-    let exe = format!("/proc/{pid}/exe");
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(
-        status_field(&status, "Uid").is_some_and(|u| u.starts_with("1000")),
-        "{status}"
-    );
-    // /proc/<pid>/* of a non-dumpable process belongs to root.
-    assert_eq!(
-        fs::metadata(&environ).unwrap().uid(),
-        0,
-        "{environ} of the created init is not root-owned: the init is dumpable"
-    );
-    let r = as_user(&["cat", &environ]);
-    assert!(
-        !r.status.success(),
-        "uid 1000 read the created init's environ: {}",
-        String::from_utf8_lossy(&r.stdout)
-    );
-    assert!(!as_user(&["readlink", &exe]).status.success());
-    assert!(!as_user(&["head", "-c", "1", &exe]).status.success());
+    // runc 1.1.5's init is readable in the uid 0 case (observed here: a capability-less
+    // root process reads its environ while it is created); runc protects its binary with a
+    // sealed memfd copy instead. rt runs its own host binary, so it must not be dumpable.
+    let uids: &[u32] = if is_runc() { &[1000] } else { &[1000, 0] };
+    for &uid in uids {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["process"]["user"] = json!({ "uid": uid, "gid": uid });
+        b.config["process"]["capabilities"] = json!({});
+        b.args(&["sleep", "1000"]);
+        h.create_ok(&id, &b);
+        let pid = init_pid(&h, &id);
+        // The same uid as the init and no capabilities at all.
+        let peer = |cmd: &[&str]| {
+            let u = uid.to_string();
+            Command::new("setpriv")
+                .args(["--reuid", &u, "--regid", &u, "--clear-groups"])
+                .args(["--inh-caps", "-all", "--bounding-set", "-all"])
+                .args(cmd)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let environ = format!("/proc/{pid}/environ");
+        let exe = format!("/proc/{pid}/exe");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let want_uid = format!("{uid}\t");
+        assert!(
+            status_field(&status, "Uid").is_some_and(|u| u.starts_with(&want_uid)),
+            "{status}"
+        );
+        assert_eq!(
+            status_field(&status, "CapPrm"),
+            Some("0000000000000000"),
+            "{status}"
+        );
+        // /proc/<pid>/* of a non-dumpable process belongs to root.
+        assert_eq!(
+            fs::metadata(&environ).unwrap().uid(),
+            0,
+            "uid {uid}: {environ} of the created init is not root-owned: the init is dumpable"
+        );
+        let r = peer(&["cat", &environ]);
+        assert!(
+            !r.status.success(),
+            // (Not printed: it is the runtime's own environment.)
+            "uid {uid}: a host process of the init's uid read its environ ({} bytes)",
+            r.stdout.len()
+        );
+        let r = peer(&["readlink", &exe]);
+        assert!(
+            !r.status.success(),
+            "uid {uid}: a host process of the init's uid resolved its exe: {}",
+            String::from_utf8_lossy(&r.stdout)
+        );
+        assert!(!peer(&["head", "-c", "1", &exe]).status.success());
 
-    h.start(&id).ok();
-    wait_comm(pid, "sleep");
-    assert_eq!(fs::metadata(&environ).unwrap().uid(), 1000);
-    let r = as_user(&["cat", &environ]);
-    assert!(r.status.success(), "positive control failed: {r:?}");
-    assert!(String::from_utf8_lossy(&r.stdout).contains(MARK_VAR));
-    h.delete_force(&id).ok();
-    h.assert_nothing_left(&id);
+        h.start(&id).ok();
+        wait_comm(pid, "sleep");
+        assert_eq!(fs::metadata(&environ).unwrap().uid(), uid);
+        let r = peer(&["cat", &environ]);
+        assert!(
+            r.status.success(),
+            "uid {uid}: positive control failed: {r:?}"
+        );
+        assert!(String::from_utf8_lossy(&r.stdout).contains(MARK_VAR));
+        h.delete_force(&id).ok();
+        h.assert_nothing_left(&id);
+    }
 }
 
 /// CVE-2021-30465 family: mount destinations through rootfs symlinks to `/`, to absolute
@@ -748,6 +797,116 @@ fn cve_2025_31133_dev_null_symlink_and_masked_paths() {
         assert_eq!(host_mounts_below(&h.dir), Vec::<String>::new());
         h.assert_nothing_left(&id);
     }
+}
+
+/// CVE-2025-31133, failing closed: when /dev is bind-mounted from a host directory (so the
+/// runtime makes no device nodes) whose `null` is a dangling symlink, masking cannot bind a
+/// null device. The runtime must then refuse to start the container rather than leave the
+/// masked paths unmasked.
+#[test]
+fn masked_paths_fail_closed_without_a_null_device() {
+    let h = Ctx::new("masked_fail_closed");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    let devdir = h.subdir("devdir");
+    std::os::unix::fs::symlink("/nonexistent", devdir.join("null")).unwrap();
+    without_dev_tmpfs(&mut b);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/dev/pts");
+    b.mount(
+        json!({ "destination": "/dev", "type": "bind", "source": devdir, "options": ["rbind"] }),
+    );
+    let masked = existing_masked_paths();
+    b.config["linux"]["maskedPaths"] = json!(masked);
+    b.sh(&check_masked_script_to(&masked, "/tmp/.err"));
+    let out = h.run(&id, &b);
+    h.delete_force(&id);
+    h.assert_nothing_left(&id);
+    if out.success() {
+        assert_eq!(
+            not_masked(&out.stdout),
+            Vec::<&str>::new(),
+            "masks silently skipped: {}",
+            out.stdout
+        );
+    }
+}
+
+/// CVE-2025-31133 as a race: another container that can write the /dev directory of the
+/// container being created (here they share a rootfs, which has no /dev tmpfs) keeps renaming
+/// a symlink over its /dev/null, between the moment the runtime makes the device node and the
+/// moment it binds it over the masked paths. The masks must still be the null device: not
+/// the symlink's target, and not skipped because the target does not exist (which would
+/// show the real /proc/keys, /proc/timer_list...).
+#[test]
+fn cve_2025_31133_dev_null_swapped_by_another_container() {
+    if is_runc() {
+        eprintln!("skipped for runc: 1.1.5 predates the CVE-2025-31133 fix");
+        return;
+    }
+    let h = Ctx::new("cve_2025_31133_race");
+    let masked = existing_masked_paths();
+    let shared = h.dir.join("shared-rootfs");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs_src())
+        .arg(&shared)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(shared.join("etc/secret"), "container-secret").unwrap();
+
+    let ida = h.id();
+    let mut a = h.bundle(&ida);
+    a.bind_host_dir(&shared.join("dev"), "/victimdev", false);
+    // Two targets: a file of the rootfs (the masks would show it) and a missing one (the
+    // mounts would fail with ENOENT, leaving the paths unmasked).
+    a.sh(
+        "cd /victimdev; while :; do for t in /nonexistent /etc/secret; do \
+           ln -s $t n.tmp; mv -fT n.tmp null; done; done",
+    );
+    h.run_detached(&ida, &a).ok();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut tries, mut started) = (0, 0);
+    let mut unmasked = None;
+    let mut ids = vec![ida.clone()];
+    while Instant::now() < deadline && tries < 60 && unmasked.is_none() {
+        tries += 1;
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        without_dev_tmpfs(&mut b);
+        b.config["root"]["path"] = json!(shared);
+        b.config["linux"]["maskedPaths"] = json!(masked);
+        // Not /dev/null: A's symlink may be there by now, and it points at /etc/secret.
+        b.sh(&check_masked_script_to(&masked, "/tmp/.err"));
+        let out = h.run(&id, &b);
+        if out.success() {
+            started += 1;
+            if !not_masked(&out.stdout).is_empty() {
+                unmasked = Some(out.stdout.clone());
+            }
+        }
+        h.delete_force(&id);
+        ids.push(id);
+    }
+    h.delete_force(&ida).ok();
+    // A's id is the context's name, which marks every runtime process of this test: check
+    // for leftovers once A is gone.
+    for id in &ids {
+        h.assert_nothing_left(id);
+    }
+    eprintln!("{tries} tries, {started} started");
+    if let Some(out) = unmasked {
+        panic!("a masked path was not the null device (try {tries}):\n{out}");
+    }
+    // (The containers never write to /dev/null: their own shell would follow A's symlink.)
+    assert_eq!(
+        fs::read_to_string(shared.join("etc/secret")).unwrap(),
+        "container-secret"
+    );
 }
 
 /// CVE-2025-31133 in a user namespace, where the runtime bind-mounts the host's device nodes

@@ -17,6 +17,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The --log file's fd (-1 without one): the container init must keep it open.
+pub static LOG_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 /// Install the global logger. Returns whether a log file is in use (runc then also prints
 /// the fatal error, bare, on stderr).
 pub fn init(file: Option<&str>, format: LogFormat, debug: bool) -> Result<bool> {
@@ -51,6 +54,8 @@ pub fn init(file: Option<&str>, format: LogFormat, debug: bool) -> Result<bool> 
                 .append(true)
                 .open(path)
                 .ctx(|| format!("open log file {path}"))?;
+            use std::os::fd::AsRawFd;
+            LOG_FD.store(f.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
             builder.target(env_logger::Target::Pipe(Box::new(f)));
             true
         }

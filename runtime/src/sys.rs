@@ -163,29 +163,30 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
 
-/// Close every directory fd from `first` on. A directory fd inherited from the host (the
-/// state directory's lock, anything the caller leaked) would let a path like
+/// Close every fd from `first` on except those in `keep`. Anything inherited from the host
+/// (the state directory's lock, whatever the caller leaked) would let a path like
 /// `/proc/self/fd/N/..` — as process.cwd or process.args[0] — reach the host before
 /// close-on-exec takes effect (CVE-2024-21626).
-pub fn close_dir_fds_from(first: i32) -> Result<(), Errno> {
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))? {
+pub fn close_fds_except(first: i32, keep: &[i32]) -> Result<(), Errno> {
+    let mut open = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?
+    {
         let Ok(entry) = entry else { continue };
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if fd < first {
-            continue;
-        }
-        // SAFETY: fstat on an fd number only reads into a stat buffer we own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            dirs.push(fd);
+        if let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            if fd >= first && !keep.contains(&fd) {
+                open.push(fd);
+            }
         }
     }
-    for fd in dirs {
-        // SAFETY: closing an fd we hold; nothing else in this process uses it (the read_dir
-        // handle above is already closed).
+    for fd in open {
+        // SAFETY: closing an fd of this process that no live object of the init uses (the
+        // ones it uses are in `keep`; the read_dir handle above is closed, so EBADF on its
+        // old number is harmless).
         unsafe { libc::close(fd) };
     }
     Ok(())

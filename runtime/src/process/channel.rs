@@ -162,6 +162,10 @@ impl Channel {
         }
     }
 
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// The fd that came with the last message, if any.
     pub fn take_fd(&self) -> Option<OwnedFd> {
         self.received_fd.take()

@@ -94,7 +94,16 @@ fn write_time_offsets(plan: &InitPlan) -> Result<()> {
 
 fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     nix::unistd::setsid().ctx(|| "setsid")?;
-    sys::close_dir_fds_from(3 + plan.preserve_fds as i32).ctx(|| "close inherited directory fds")?;
+    {
+        use std::os::fd::AsRawFd;
+        let mut keep = vec![
+            chan.raw_fd(),
+            plan.exec_fifo.as_raw_fd(),
+            crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
+        ];
+        keep.extend(plan.console_socket.as_ref().map(|s| s.as_raw_fd()));
+        sys::close_fds_except(3 + plan.preserve_fds as i32, &keep).ctx(|| "close inherited fds")?;
+    }
     if plan.new_keyring {
         match sys::join_session_keyring(&format!("_ses.{}", plan.id)) {
             // Keyrings may be unavailable (ENOSYS) or refused by a seccomp policy.
@@ -163,8 +172,15 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // The cwd must be inside the container's root: getcwd says "(unreachable)" (or fails)
     // for a directory outside it.
     match nix::unistd::getcwd() {
-        Ok(real) if !real.as_os_str().as_encoded_bytes().starts_with(b"(unreachable)") => {}
-        _ => bail!("process.cwd: {} resolves outside the container's root", p.cwd),
+        Ok(real)
+            if !real
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(b"(unreachable)") => {}
+        _ => bail!(
+            "process.cwd: {} resolves outside the container's root",
+            p.cwd
+        ),
     }
     security::rlimits::apply(&plan.rlimits)?;
     if let Some(adj) = p.oom_score_adj {

@@ -348,8 +348,12 @@ fn mask_path(p: &Path) -> Result<()> {
             None::<&str>,
         )
     } else {
+        // Bind the null device itself, held by an fd, never whatever the path /dev/null
+        // names at that moment (another container sharing /dev may swap it for a symlink:
+        // CVE-2025-31133). Without a real null device, fail closed.
+        let null = null_device()?;
         mount(
-            Some("/dev/null"),
+            Some(&fd_path(&null)),
             p,
             None::<&str>,
             MsFlags::MS_BIND,
@@ -357,10 +361,40 @@ fn mask_path(p: &Path) -> Result<()> {
         )
     };
     match r {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Ok(()) => Ok(()),
+        // The target vanished between stat and mount: nothing left to hide.
+        // The target (or where its symlink points) does not exist: nothing to hide.
+        Err(Errno::ENOENT) if fs::metadata(p).is_err() => Ok(()),
         Err(e) => Err(Error::sys(
             format!("linux.maskedPaths: mask {}", p.display()),
             e,
         )),
     }
+}
+
+/// An O_PATH fd on /dev/null, checked to be the character device 1:3.
+fn null_device() -> Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    // Resolved inside the container's root, without magic links; whatever symlinks it
+    // went through, the fd is then checked to be the real null device.
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "linux.maskedPaths: open /")?;
+    let fd = crate::sys::open_in_root(
+        std::os::fd::AsRawFd::as_raw_fd(&root),
+        Path::new("dev/null"),
+        libc::O_PATH,
+    )
+    .ctx(|| "linux.maskedPaths: open /dev/null")?;
+    let st = nix::sys::stat::fstat(&fd).ctx(|| "linux.maskedPaths: fstat /dev/null")?;
+    let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_chr || libc::major(st.st_rdev) != 1 || libc::minor(st.st_rdev) != 3 {
+        return Err(Error::msg(
+            "linux.maskedPaths: /dev/null in the container is not the null device (1:3); refusing to mask with it",
+        ));
+    }
+    Ok(fd)
 }
