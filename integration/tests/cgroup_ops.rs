@@ -49,7 +49,22 @@ fn stats(h: &Ctx, id: &str) -> Value {
 /// `events --stats`: the event's data and the event line as printed.
 fn stats_and_text(h: &Ctx, id: &str) -> (Value, String) {
     let out = h.rt(&["events", "--stats", id]);
-    out.ok();
+    if !out.success() {
+        // Say what the container looked like when rt called it not running.
+        let state = h.rt(&["state", id]);
+        let pid = serde_json::from_str::<Value>(&state.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or(0);
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let saved = fs::read_to_string(h.root.join(id).join("state.json")).unwrap_or_default();
+        panic!(
+            "{}\nstate: {}{}\n/proc/{pid}/stat: {stat}\nstate.json: {saved}",
+            out.describe(),
+            state.stdout,
+            state.stderr
+        );
+    }
     assert_eq!(
         out.stdout.lines().count(),
         1,
