@@ -67,6 +67,10 @@ pub enum Command {
     Events(EventsArgs),
     /// update container resource constraints
     Update(Box<UpdateArgs>),
+    /// execute new process inside the container
+    Exec(Box<ExecArgs>),
+    /// show the enabled features
+    Features,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -89,6 +93,9 @@ pub struct CreateArgs {
     /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the init process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// the container id
     pub id: String,
 }
@@ -103,6 +110,72 @@ pub struct RunArgs {
     /// do not delete the container after it exits
     #[arg(long)]
     pub keep: bool,
+    /// disable the use of the subreaper used to reap reparented processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// allocate a pseudo-TTY whatever process.terminal says (rt's addition; without
+    /// --console-socket the pty is wired to rt's own stdin/stdout)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the exec process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// set environment variables
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// path to the process.json
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// specify the file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// set the asm process label for the process commonly used with selinux
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// set the apparmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// add a capability to the bounding set for the process
+    #[arg(short, long = "cap")]
+    pub cap: Vec<String>,
+    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// the container id, then the command and its arguments
+    #[arg(value_name = "CONTAINER_ID COMMAND [ARGS]", required = true, num_args = 1..,
+          trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

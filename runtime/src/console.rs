@@ -78,3 +78,42 @@ pub fn setup(socket: RawFd, size: Option<ConsoleSize>, dev_console: bool) -> Res
     nix::unistd::dup2_stderr(&slave).ctx(|| "dup2 pty slave to stderr")?;
     Ok(())
 }
+
+/// A connected socket pair standing in for --console-socket when rt itself relays the
+/// terminal (`run`/`exec` in the foreground): (rt's end, the container process's end).
+pub fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair(AF_UNIX) for the terminal", e))
+}
+
+/// The pty master sent by [`setup`] over our end of [`socket_pair`].
+pub fn receive_master(sock: &OwnedFd) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    use std::os::fd::FromRawFd;
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receive the pty master")?;
+    for c in msg.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::msg(
+        "the container process closed the terminal socket without sending the pty master",
+    ))
+}

@@ -10,9 +10,9 @@ use rt::cli::{Cli, Command};
 use rt::container::create::{create, CreateOpts};
 use rt::container::run::{run, RunOpts};
 use rt::container::{delete, kill, query, start};
-use rt::container::{events, pause, ps, update};
+use rt::container::{events, exec, pause, ps, update};
 use rt::error::{Error, Result};
-use rt::{logging, spec_template};
+use rt::{features, logging, spec_template};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,14 +29,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // As runc: an exec that could not start exits 255, its error prefixed.
+    let failure = if matches!(cli.command, Some(Command::Exec(_))) {
+        (Some("exec failed: "), 255)
+    } else {
+        (None, 1)
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            let e = format!("{}{e}", failure.0.unwrap_or(""));
             log::error!("{e}");
             if to_file {
                 eprintln!("{e}");
             }
-            ExitCode::from(1)
+            ExitCode::from(failure.1)
         }
     }
 }
@@ -72,9 +79,13 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Start(a) => start::start(&root, &a.id)?,
         Command::Run(a) => {
             let opts = RunOpts {
-                create: create_opts(&root, a.create),
+                create: CreateOpts {
+                    force_terminal: a.tty,
+                    ..create_opts(&root, a.create)
+                },
                 detach: a.detach,
                 keep: a.keep,
+                no_subreaper: a.no_subreaper,
             };
             let status = run(&opts)?;
             return Ok(status.clamp(0, 255) as u8);
@@ -109,6 +120,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
             let id = a.id.clone();
             update::update(&root, &id, &update_request(*a))?;
         }
+        Command::Exec(a) => {
+            let status = exec::exec(&exec_opts(&root, *a))?;
+            return Ok(status.clamp(0, 255) as u8);
+        }
+        Command::Features => print_out(&features::json()),
     }
     Ok(0)
 }
@@ -123,6 +139,34 @@ fn create_opts(root: &std::path::Path, a: rt::cli::CreateArgs) -> CreateOpts {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        pidfd_socket: a.pidfd_socket,
+        ..CreateOpts::default()
+    }
+}
+
+fn exec_opts(root: &std::path::Path, a: rt::cli::ExecArgs) -> exec::ExecOpts {
+    let mut args = a.args.into_iter();
+    exec::ExecOpts {
+        root: root.to_path_buf(),
+        id: args.next().unwrap_or_default(),
+        args: args.collect(),
+        process_file: a.process,
+        tty: a.tty.then_some(true),
+        console_socket: a.console_socket,
+        cwd: a.cwd,
+        env: a.env,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        caps: a.cap,
+        no_new_privs: a.no_new_privs,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        preserve_fds: a.preserve_fds,
+        cgroup: a.cgroup,
+        pidfd_socket: a.pidfd_socket,
+        ignore_paused: a.ignore_paused,
     }
 }
 

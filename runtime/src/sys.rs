@@ -140,6 +140,29 @@ pub fn fork() -> Result<Option<i32>, Errno> {
     }
 }
 
+/// Like [`fork`], but the child becomes a child of our parent (CLONE_PARENT), as runc's
+/// nsexec does: after a new pid namespace the container process is then still a child of
+/// `rt`, which can wait for it without being a subreaper. The child's exit signal is ours.
+pub fn fork_sibling() -> Result<Option<i32>, Errno> {
+    // SAFETY: a raw clone without CLONE_VM and with no new stack is a fork: the child runs
+    // on a copy of our stack. rt is single-threaded here, so no lock is held elsewhere.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as i32)),
+    }
+}
+
 /// Leave the process at once, without running destructors or atexit handlers that belong
 /// to the parent's copy of the state.
 pub fn exit_now(code: i32) -> ! {

@@ -20,7 +20,7 @@ use crate::cgroups::{self, Cgroup};
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, Msg};
-use crate::process::{init, InitPlan};
+use crate::process::{init, InitPlan, ProcessPlan};
 use crate::rootfs::{devices, mounts, RootfsPlan};
 use crate::security::{capabilities, rlimits};
 use crate::spec::{IdMapping, Spec};
@@ -37,6 +37,13 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// --pidfd-socket: a pidfd of the init goes there once it is set up.
+    pub pidfd_socket: Option<PathBuf>,
+    /// `run -t`: a terminal whatever process.terminal says.
+    pub force_terminal: bool,
+    /// An already connected socket for the pty master, borrowed from the caller: `run`
+    /// relaying the terminal itself.
+    pub console_fd: Option<std::os::fd::RawFd>,
 }
 
 pub struct Created {
@@ -132,7 +139,8 @@ fn spawn(
     init_pid: &mut Option<i32>,
 ) -> Result<State> {
     let linux = spec.linux();
-    let process = spec.process()?.clone();
+    let mut process = spec.process()?.clone();
+    process.terminal |= opts.force_terminal;
     let ns = NamespacePlan::from_spec(spec)?;
     let hierarchies = cgroups::hierarchies()?;
     *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
@@ -154,12 +162,29 @@ fn spawn(
                 .ctx(|| format!("connect to --console-socket {}", path.display()))?;
             Some(OwnedFd::from(s))
         }
-        None => None,
+        None => match opts.console_fd {
+            Some(fd) => {
+                // SAFETY: the caller keeps `fd` open for the whole of create.
+                let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                Some(
+                    borrowed
+                        .try_clone_to_owned()
+                        .ctx(|| "dup the terminal socket")?,
+                )
+            }
+            None => None,
+        },
     };
     if process.terminal && console_socket.is_none() {
         bail!("process.terminal: true needs --console-socket");
     }
-    let (listen_fds, extra_env) = listen_fds();
+    let (listen_fds, mut extra_env) = listen_fds();
+    let mut mounts = spec.mounts.clone();
+    if crate::notify_socket::host_socket().is_some() {
+        let (mount, env) = crate::notify_socket::prepare(&dir.path)?;
+        mounts.push(mount);
+        extra_env.push(env);
+    }
     let rootfs_plan = RootfsPlan {
         rootfs: rootfs.to_path_buf(),
         bundle: bundle.to_path_buf(),
@@ -170,7 +195,7 @@ fn spawn(
                 Error::msg(format!("linux.rootfsPropagation: unknown value {p:?}"))
             })?,
         },
-        mounts: spec.mounts.clone(),
+        mounts,
         devices: merge_devices(&linux.devices),
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
@@ -200,26 +225,28 @@ fn spawn(
         hostname: spec.hostname.clone(),
         domainname: spec.domainname.clone(),
         sysctl: linux.sysctl.clone(),
-        caps: capabilities::plan(process.capabilities.as_ref())?,
-        rlimits: rlimits::plan(&process.rlimits)?,
         create_container_hooks: hooks.create_container.clone(),
         start_container_hooks: hooks.start_container.clone(),
         sync_hooks: !(hooks.prestart.is_empty()
             && hooks.create_runtime.is_empty()
             && hooks.create_container.is_empty()
             && hooks.start_container.is_empty()),
-        process,
-        console_socket,
         exec_fifo,
-        preserve_fds: opts.preserve_fds + listen_fds,
         new_keyring: !opts.no_new_keyring,
-        extra_env,
-        attrs,
-        seccomp: linux
-            .seccomp
-            .as_ref()
-            .map(crate::security::seccomp::plan)
-            .transpose()?,
+        process: ProcessPlan {
+            caps: capabilities::plan(process.capabilities.as_ref())?,
+            rlimits: rlimits::plan(&process.rlimits)?,
+            attrs,
+            seccomp: linux
+                .seccomp
+                .as_ref()
+                .map(crate::security::seccomp::plan)
+                .transpose()?,
+            spec: process,
+            console_socket,
+            preserve_fds: opts.preserve_fds + listen_fds,
+            extra_env,
+        },
     };
 
     cgroup.create()?;
@@ -240,7 +267,7 @@ fn spawn(
     };
     let result = handshake(
         spec,
-        plan.seccomp.as_ref(),
+        plan.process.seccomp.as_ref(),
         &chan,
         c1,
         cgroup,
@@ -262,6 +289,9 @@ fn spawn(
     dir.save(&state)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(&absolute(pid_file)?, state.pid)?;
+    }
+    if let Some(path) = &opts.pidfd_socket {
+        crate::pidfd_socket::send(&absolute(path)?, state.pid)?;
     }
     log::debug!(
         "create: container {} created, init pid {}",
@@ -391,7 +421,7 @@ fn listen_fds() -> (u32, Vec<String>) {
 
 /// Written through a temporary file and a rename, as runc does, so a reader never sees a
 /// partial pid.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
         path.file_name()

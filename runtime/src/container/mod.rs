@@ -1,9 +1,11 @@
 //! Lifecycle operations on containers, one file each: create, start, state/list, kill,
-//! delete, run.
+//! delete, run, exec (and the foreground wait `run` and `exec` share).
 
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod exec;
+pub mod foreground;
 pub mod kill;
 pub mod pause;
 pub mod ps;

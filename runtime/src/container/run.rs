@@ -1,15 +1,14 @@
-//! `rt run`: create and start; in the foreground, relay signals to the container, wait for
-//! it, delete it, and exit with its status (128+N when killed by signal N, as runc).
+//! `rt run`: create and start; in the foreground, relay signals (and the terminal) to the
+//! container, wait for it, delete it, and exit with its status (128+N when killed by
+//! signal N, as runc).
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use std::os::fd::AsRawFd;
 
-use crate::container::create::{create, CreateOpts};
-use crate::container::{delete, kill, start};
-use crate::error::{Context, Error, Result};
-use crate::hooks;
+use crate::console;
+use crate::container::create::{create, CreateOpts, Created};
+use crate::container::foreground::Foreground;
+use crate::container::{delete, start};
+use crate::error::{Context, Result};
 use crate::state::{StateDir, Status};
 use crate::sys;
 
@@ -17,6 +16,9 @@ pub struct RunOpts {
     pub create: CreateOpts,
     pub detach: bool,
     pub keep: bool,
+    /// Do not become a subreaper: orphans of a container without its own pid namespace
+    /// then go to the host's init instead of to rt.
+    pub no_subreaper: bool,
 }
 
 /// Returns the exit status for rt itself.
@@ -25,19 +27,36 @@ pub fn run(opts: &RunOpts) -> Result<i32> {
         let created = create(&opts.create)?;
         return start_created(&opts.create.root, created).map(|_| 0);
     }
-    // The init is our grandchild when it has its own pid namespace: be its subreaper so we
-    // can wait for it. Signals are taken through a signalfd and relayed.
-    sys::set_child_subreaper().ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
-    let mut all = SigSet::all();
-    all.remove(Signal::SIGKILL);
-    all.remove(Signal::SIGSTOP);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).ctx(|| "sigprocmask")?;
-    let sfd = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
-    let created = create(&opts.create)?;
+    // The init is our child (see sys::fork_sibling) even with its own pid namespace; as
+    // subreaper we also reap what the container leaves orphaned.
+    if !opts.no_subreaper {
+        sys::set_child_subreaper().ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+    }
+    let foreground = Foreground::begin()?;
+    // Without --console-socket a terminal is relayed by rt itself, over a socket pair.
+    let relay = match opts.create.console_socket {
+        None => Some(console::socket_pair()?),
+        Some(_) => None,
+    };
+    let mut create_opts = opts.create.clone();
+    create_opts.console_fd = relay.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    let created = create(&create_opts)?;
+    let terminal = opts.create.force_terminal
+        || created
+            .state
+            .config
+            .process
+            .as_ref()
+            .is_some_and(|p| p.terminal);
+    let ours = relay.map(|(ours, _theirs)| ours);
     let id = created.state.id.clone();
-    let state = created.state.clone();
+    let pid = created.state.pid;
     start_created(&opts.create.root, created)?;
-    let status = wait_relaying(&sfd, &state)?;
+    let tty = match ours.filter(|_| terminal) {
+        Some(sock) => Some(console::receive_master(&sock)?),
+        None => None,
+    };
+    let status = foreground.wait(pid, tty)?;
     if !opts.keep {
         let dir = StateDir::open(&opts.create.root, &id)?;
         let state = dir.load()?;
@@ -49,47 +68,16 @@ pub fn run(opts: &RunOpts) -> Result<i32> {
     Ok(status)
 }
 
-fn start_created(root: &std::path::Path, created: crate::container::create::Created) -> Result<()> {
-    let crate::container::create::Created { dir, state } = created;
-    let result = start::release(&dir);
-    drop(dir); // other commands may look at the container from now on
-    if let Err(e) = result {
+fn start_created(root: &std::path::Path, created: Created) -> Result<()> {
+    let Created { dir, state } = created;
+    if let Err(e) = start::launch(dir, &state) {
         if let Ok(dir) = StateDir::open(root, &state.id) {
+            if dir.status(&state) != Status::Stopped {
+                let _ = delete::kill_and_wait(&state);
+            }
             let _ = delete::destroy(dir, &state);
         }
         return Err(e);
     }
-    hooks::run_all_warn(
-        "poststart",
-        &state.config.hooks().poststart,
-        &state.hook_json(Status::Running),
-    );
     Ok(())
-}
-
-fn wait_relaying(sfd: &SignalFd, state: &crate::state::State) -> Result<i32> {
-    let init = Pid::from_raw(state.pid);
-    loop {
-        let Some(info) = sfd
-            .read_signal()
-            .map_err(|e| Error::sys("read signalfd", e))?
-        else {
-            continue;
-        };
-        let sig = info.ssi_signo as i32;
-        if sig != libc::SIGCHLD {
-            // Forward everything else to the container, as runc does.
-            let _ = kill::signal_init(state, sig);
-            continue;
-        }
-        // Reap every exited child (orphans of the container land here too).
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-    }
 }

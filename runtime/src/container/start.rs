@@ -8,8 +8,8 @@ use nix::sys::stat::Mode;
 
 use crate::bail;
 use crate::error::{Context, Error, Result};
-use crate::hooks;
-use crate::state::{StateDir, Status};
+use crate::state::{process_alive, State, StateDir, Status};
+use crate::{hooks, notify_socket};
 
 pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
     let dir = StateDir::open(root, id)?;
@@ -19,12 +19,23 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
         Status::Stopped => bail!("cannot start a container that has stopped"),
         _ => bail!("cannot start an already running container"),
     }
+    launch(dir, &state)
+}
+
+/// Release the init, run the poststart hooks, and pass the container's READY on to
+/// NOTIFY_SOCKET when there is one.
+pub fn launch(dir: StateDir, state: &State) -> Result<()> {
+    let notify = notify_socket::listen(&dir.path)?;
     release(&dir)?;
+    drop(dir); // other commands may look at the container from now on
     hooks::run_all_warn(
         "poststart",
         &state.config.hooks().poststart,
         &state.hook_json(Status::Running),
     );
+    if let Some(n) = notify {
+        n.forward_ready(state.pid, || process_alive(state.pid, state.pid_start_time))?;
+    }
     Ok(())
 }
 

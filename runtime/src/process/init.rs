@@ -5,21 +5,18 @@
 //!
 //! rt is single-threaded when it forks, so this code may allocate; it never starts threads.
 
-use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::unistd::{execve, setresgid, setresuid, Gid, Uid};
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
 use super::channel::{Channel, Msg};
-use super::InitPlan;
+use super::{finish, InitPlan};
 use crate::bail;
 use crate::error::{Context, Error, Result};
-use crate::{console, hooks, namespaces, rootfs, security, sys};
+use crate::{hooks, namespaces, rootfs, sys};
 
 /// The forked child's entry point. Never returns.
 pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
@@ -38,7 +35,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
-    plan.attrs.apply_initial()?;
+    plan.process.attrs.apply_initial()?;
     // Join first, while we still have the host's privileges; the pid namespace was joined
     // by the parent (it only applies to children).
     for j in plan.ns.joins.iter().filter(|j| j.kind != "pid") {
@@ -66,7 +63,8 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        if let Some(pid) = sys::fork().ctx(|| "fork the container init")? {
+        // A sibling, not a child: rt itself is its parent and can wait for it.
+        if let Some(pid) = sys::fork_sibling().ctx(|| "clone(CLONE_PARENT) the container init")? {
             chan.send(&Msg::InitPid(pid))?;
             sys::exit_now(0);
         }
@@ -101,8 +99,9 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             plan.exec_fifo.as_raw_fd(),
             crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
         ];
-        keep.extend(plan.console_socket.as_ref().map(|s| s.as_raw_fd()));
-        sys::close_fds_except(3 + plan.preserve_fds as i32, &keep).ctx(|| "close inherited fds")?;
+        keep.extend(plan.process.console_socket.as_ref().map(|s| s.as_raw_fd()));
+        sys::close_fds_except(3 + plan.process.preserve_fds as i32, &keep)
+            .ctx(|| "close inherited fds")?;
     }
     if plan.new_keyring {
         match sys::join_session_keyring(&format!("_ses.{}", plan.id)) {
@@ -155,73 +154,15 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     if let Some(r) = &plan.rootfs {
         rootfs::finish(r)?;
     }
-    let p = &plan.process;
-    if p.terminal {
-        let Some(sock) = &plan.console_socket else {
-            bail!("process.terminal: true needs --console-socket");
-        };
-        use std::os::fd::AsRawFd;
-        console::setup(
-            sock.as_raw_fd(),
-            p.console_size,
-            plan.rootfs.as_ref().is_some_and(|r| !r.dev_is_bind),
-        )?;
-    }
-    let cwd = Path::new(&p.cwd);
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to process.cwd {}", p.cwd))?;
-    // The cwd must be inside the container's root: getcwd says "(unreachable)" (or fails)
-    // for a directory outside it.
-    match nix::unistd::getcwd() {
-        Ok(real)
-            if !real
-                .as_os_str()
-                .as_encoded_bytes()
-                .starts_with(b"(unreachable)") => {}
-        _ => bail!(
-            "process.cwd: {} resolves outside the container's root",
-            p.cwd
-        ),
-    }
-    security::rlimits::apply(&plan.rlimits)?;
-    if let Some(adj) = p.oom_score_adj {
-        fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx(|| format!("write {adj} to /proc/self/oom_score_adj (process.oomScoreAdj)"))?;
-    }
-    let env = environment(plan);
-    let program = find_program(&p.args[0], &env)?;
-    // Without NoNewPrivs the filter needs CAP_SYS_ADMIN, which the user switch may drop:
-    // install it now. With NoNewPrivs it waits until just before execve, so that rt's own
-    // steps are not filtered.
-    if !p.no_new_privileges {
-        install_seccomp(plan, chan)?;
-    }
-    if let Some(caps) = &plan.caps {
-        sys::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS, 1)")?;
-        security::capabilities::drop_bounding(caps)?;
-        security::user::switch(&p.user)?;
-        sys::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS, 0)")?;
-        security::capabilities::apply(caps)?;
-    } else {
-        security::user::switch(&p.user)?;
-    }
-    let umask = p.user.umask.unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask & 0o777));
-    if p.no_new_privileges {
-        sys::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
-        // A notify listener must reach the parent before it leaves: install now.
-        if plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
-            install_seccomp(plan, chan)?;
-        }
-    }
+    let pp = &plan.process;
+    finish::terminal(pp, plan.rootfs.as_ref().is_some_and(|r| !r.dev_is_bind))?;
+    finish::enter_cwd(pp)?;
+    finish::apply_limits(pp)?;
+    let program = finish::drop_privileges(pp, chan)?;
     chan.send(&Msg::Ready)?;
     wait_for_start(plan)?;
     hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
-    plan.attrs.apply_final()?;
-    security::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
-    if p.no_new_privileges && !plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
-        install_seccomp(plan, chan)?;
-    }
-    exec(plan, &program, env)
+    match finish::exec(pp, chan, program)? {}
 }
 
 /// Block until `rt start` writes into exec.fifo.
@@ -242,80 +183,10 @@ fn wait_for_start(plan: &InitPlan) -> Result<()> {
     }
 }
 
-fn exec(plan: &InitPlan, program: &Path, env: Vec<String>) -> Result<Never> {
-    sys::reset_signals();
-    sys::cloexec_from(3 + plan.preserve_fds).ctx(|| "close_range(CLOSE_RANGE_CLOEXEC)")?;
-    let to_c = |s: &str| CString::new(s).map_err(|_| Error::msg(format!("NUL byte in {s:?}")));
-    let path = CString::new(program.as_os_str().as_bytes())
-        .map_err(|_| Error::msg("NUL byte in the program path"))?;
-    let args = plan
-        .process
-        .args
-        .iter()
-        .map(|a| to_c(a))
-        .collect::<Result<Vec<_>>>()?;
-    let env = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>>>()?;
-    let e = execve(&path, &args, &env).unwrap_err();
-    Err(Error::sys(format!("exec {}", program.display()), e))
-}
-
-/// process.env, plus HOME from the container's /etc/passwd when not set (as runc does).
-fn environment(plan: &InitPlan) -> Vec<String> {
-    let mut env = plan.process.env.clone();
-    env.extend(plan.extra_env.iter().cloned());
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            security::user::home_of(plan.process.user.uid)
-        ));
-    }
-    env
-}
-
-/// Resolve the program like execvp would, in the container's PATH, so a missing program is
-/// reported by `create` rather than lost after `start`.
-fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        if fs::metadata(name).is_err() {
-            bail!("exec: {name:?}: no such file or directory (process.args[0])");
-        }
-        return Ok(PathBuf::from(name));
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let candidate = Path::new(dir).join(name);
-        if executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    bail!("exec: {name:?}: executable file not found in $PATH (process.args[0])")
-}
-
 fn set_domainname(name: &str) -> Result<()> {
     // SAFETY: setdomainname reads `len` bytes from a valid buffer.
     let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     nix::errno::Errno::result(r)
         .map(drop)
         .ctx(|| format!("setdomainname {name:?}"))
-}
-
-/// Install linux.seccomp; a notify listener goes to the parent, which hands it to
-/// listenerPath with the container state.
-fn install_seccomp(plan: &InitPlan, chan: &Channel) -> Result<()> {
-    let Some(seccomp) = &plan.seccomp else {
-        return Ok(());
-    };
-    log::debug!("init: install the seccomp filter");
-    if let Some(listener) = security::seccomp::install(seccomp)? {
-        chan.send_with_fd(&Msg::SeccompListener, &listener)?;
-        chan.expect(Msg::ListenerSent)?;
-    }
-    Ok(())
 }

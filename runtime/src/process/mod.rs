@@ -3,7 +3,9 @@
 
 pub mod attrs;
 pub mod channel;
+pub mod finish;
 pub mod init;
+pub mod setns;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -24,23 +26,31 @@ pub struct InitPlan {
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctl: BTreeMap<String, String>,
-    pub process: Process,
-    pub caps: Option<CapPlan>,
-    pub rlimits: Vec<(String, Limit)>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
     /// Whether the parent has hooks to run at the createRuntime point.
     pub sync_hooks: bool,
-    pub console_socket: Option<OwnedFd>,
     /// The read end of exec.fifo, opened by the parent: `start` writes a byte into it.
     pub exec_fifo: OwnedFd,
-    /// fds 3..3+n reach the program (--preserve-fds and LISTEN_FDS).
-    pub preserve_fds: u32,
     pub new_keyring: bool,
-    /// Extra environment (LISTEN_FDS/LISTEN_PID) appended to process.env.
-    pub extra_env: Vec<String>,
+    /// The program the init becomes.
+    pub process: ProcessPlan,
+}
+
+/// The program a container process becomes, and its credentials and limits: shared by
+/// the init (`create`) and by `exec`.
+pub struct ProcessPlan {
+    pub spec: Process,
+    pub caps: Option<CapPlan>,
+    pub rlimits: Vec<(String, Limit)>,
     /// I/O priority, scheduler, personality, CPU affinity.
     pub attrs: attrs::Attrs,
     /// The compiled seccomp filter (linux.seccomp).
     pub seccomp: Option<crate::security::seccomp::SeccompPlan>,
+    /// Where the pty master goes when `spec.terminal` (a connected socket).
+    pub console_socket: Option<OwnedFd>,
+    /// fds 3..3+n reach the program (--preserve-fds and LISTEN_FDS).
+    pub preserve_fds: u32,
+    /// Extra environment (LISTEN_FDS/LISTEN_PID, NOTIFY_SOCKET) appended to the spec's.
+    pub extra_env: Vec<String>,
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::spec::Spec;
+use crate::spec::{Process, Spec};
 
 pub fn apparmor_enabled() -> bool {
     fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
@@ -20,22 +20,22 @@ pub fn selinux_enabled() -> bool {
 
 /// Refuse a config that asks for an LSM this host does not run.
 pub fn check(spec: &Spec) -> Result<()> {
-    let p = spec.process()?;
+    let mount_label = spec.linux().mount_label.as_deref();
+    check_process(spec.process()?, mount_label)
+}
+
+/// The same for one process (an exec's): its profile and label, and the mount label.
+pub fn check_process(p: &Process, mount_label: Option<&str>) -> Result<()> {
     if let Some(profile) = p.apparmor_profile.as_deref().filter(|s| !s.is_empty()) {
         if !apparmor_enabled() {
             bail!("process.apparmorProfile: {profile:?} requested, but AppArmor is not enabled on this host");
         }
     }
-    let mount_label = spec
-        .linux()
-        .mount_label
-        .as_deref()
-        .filter(|s| !s.is_empty());
     if let Some(label) = p
         .selinux_label
         .as_deref()
         .filter(|s| !s.is_empty())
-        .or(mount_label)
+        .or(mount_label.filter(|s| !s.is_empty()))
     {
         if !selinux_enabled() {
             bail!("process.selinuxLabel/linux.mountLabel: {label:?} requested, but SELinux is disabled or not supported on this host");

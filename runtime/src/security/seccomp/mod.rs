@@ -148,6 +148,73 @@ pub fn plan(seccomp: &serde_json::Value) -> Result<SeccompPlan> {
     })
 }
 
+/// The actions the profile compiler takes (see `profile::action`).
+pub const ACTIONS: [&str; 9] = [
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+/// The argument comparisons the compiler takes.
+pub const OPERATORS: [&str; 7] = [
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+/// The `flags` values [`flags`] accepts.
+pub const KNOWN_FLAGS: [&str; 4] = [
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+/// The architectures whose system calls the filter checks on this host.
+pub fn host_arch_names() -> Vec<&'static str> {
+    arch::host_abis().iter().map(|a| a.name()).collect()
+}
+
+/// The known flags this kernel accepts: seccomp(SET_MODE_FILTER, flag, NULL) fails with
+/// EFAULT (the NULL program) for a flag it knows, EINVAL for one it does not.
+pub fn supported_flags() -> Vec<&'static str> {
+    let probe = |flag: libc::c_ulong| {
+        // SAFETY: with a NULL program the kernel only validates the flags; nothing is
+        // installed whatever the answer.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flag,
+                std::ptr::null::<libc::c_void>(),
+            )
+        };
+        r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EFAULT
+    };
+    let mut out = vec!["SECCOMP_FILTER_FLAG_TSYNC"];
+    if probe(libc::SECCOMP_FILTER_FLAG_LOG) {
+        out.push("SECCOMP_FILTER_FLAG_LOG");
+    }
+    if probe(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) {
+        out.push("SECCOMP_FILTER_FLAG_SPEC_ALLOW");
+    }
+    // WAIT_KILLABLE_RECV (1 << 5, Linux 5.19) is only valid with NEW_LISTENER.
+    if probe(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | (1 << 5)) {
+        out.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+    }
+    out
+}
+
 fn flags(p: &Profile, notify: bool) -> Result<(libc::c_ulong, bool)> {
     let mut flags = if notify {
         libc::SECCOMP_FILTER_FLAG_NEW_LISTENER

@@ -1,0 +1,69 @@
+//! `rt features`: the OCI runtime features document (runtime-spec features.md), built from
+//! the same tables the runtime uses (mount options, namespaces, seccomp actions and
+//! architectures) and from what this host's kernel offers, so it cannot claim more than rt
+//! does here.
+
+use serde_json::{json, Value};
+
+use crate::rootfs::mounts;
+use crate::security::{lsm, seccomp};
+use crate::spec::NAMESPACE_TYPES;
+
+/// The document, pretty-printed as runc prints it.
+pub fn json() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub fn document() -> Value {
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": mounts::known_options(),
+        "linux": {
+            "namespaces": namespaces(),
+            "capabilities": capabilities(),
+            "cgroup": {
+                "v1": true,
+                "v2": true,
+                "systemd": false,
+                "systemdUser": false,
+                "rdma": true,
+            },
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::host_arch_names(),
+                "knownFlags": seccomp::KNOWN_FLAGS,
+                "supportedFlags": seccomp::supported_flags(),
+            },
+            "apparmor": { "enabled": lsm::apparmor_enabled() },
+            "selinux": { "enabled": lsm::selinux_enabled() },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } },
+        },
+        "annotations": {
+            "io.github.rt.version": env!("CARGO_PKG_VERSION"),
+        },
+    })
+}
+
+/// The namespace types rt can create here (time needs Linux 5.6).
+fn namespaces() -> Vec<&'static str> {
+    NAMESPACE_TYPES
+        .iter()
+        .copied()
+        .filter(|k| *k != "time" || std::path::Path::new("/proc/self/ns/time").exists())
+        .collect()
+}
+
+/// Every capability this kernel knows, in number order.
+fn capabilities() -> Vec<String> {
+    let mut caps: Vec<_> = caps::runtime::thread_all_supported().into_iter().collect();
+    caps.sort_by_key(|c| c.index());
+    caps.iter().map(|c| c.to_string()).collect()
+}

@@ -1,0 +1,176 @@
+//! The last steps of any container process, the init's and an exec's alike: its terminal,
+//! working directory, limits and credentials, then the seccomp filter, the LSM label and
+//! execve. They run in the forked child, inside the container's namespaces and root.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::execve;
+
+use super::channel::{Channel, Msg};
+use super::ProcessPlan;
+use crate::bail;
+use crate::error::{Context, Error, Result};
+use crate::{console, security, sys};
+
+/// The program to run and its environment, found before credentials are dropped.
+pub struct Program {
+    pub path: PathBuf,
+    pub env: Vec<String>,
+}
+
+/// Make the pty and hand its master out when `terminal` is set; `dev_console` also binds
+/// the slave on /dev/console (the init of a container whose /dev is ours).
+pub fn terminal(plan: &ProcessPlan, dev_console: bool) -> Result<()> {
+    if !plan.spec.terminal {
+        return Ok(());
+    }
+    let Some(sock) = &plan.console_socket else {
+        bail!("process.terminal: true needs --console-socket");
+    };
+    console::setup(sock.as_raw_fd(), plan.spec.console_size, dev_console)
+}
+
+/// chdir to process.cwd, which must stay inside the container's root.
+pub fn enter_cwd(plan: &ProcessPlan) -> Result<()> {
+    let cwd = &plan.spec.cwd;
+    nix::unistd::chdir(Path::new(cwd)).ctx(|| format!("chdir to process.cwd {cwd}"))?;
+    // getcwd says "(unreachable)" (or fails) for a directory outside the root.
+    match nix::unistd::getcwd() {
+        Ok(real)
+            if !real
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(b"(unreachable)") =>
+        {
+            Ok(())
+        }
+        _ => bail!("process.cwd: {cwd} resolves outside the container's root"),
+    }
+}
+
+/// rlimits and oomScoreAdj, while we still may raise them.
+pub fn apply_limits(plan: &ProcessPlan) -> Result<()> {
+    security::rlimits::apply(&plan.rlimits)?;
+    if let Some(adj) = plan.spec.oom_score_adj {
+        fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("write {adj} to /proc/self/oom_score_adj (process.oomScoreAdj)"))?;
+    }
+    Ok(())
+}
+
+/// Find the program, then become the configured user with the configured capabilities
+/// (and NoNewPrivs). The seccomp filter goes in here or in [`exec`], whichever lets rt's
+/// own remaining steps run unfiltered.
+pub fn drop_privileges(plan: &ProcessPlan, chan: &Channel) -> Result<Program> {
+    let p = &plan.spec;
+    let env = environment(plan);
+    let path = find_program(&p.args[0], &env)?;
+    // Without NoNewPrivs the filter needs CAP_SYS_ADMIN, which the user switch may drop:
+    // install it now. With NoNewPrivs it waits until just before execve.
+    if !p.no_new_privileges {
+        install_seccomp(plan, chan)?;
+    }
+    if let Some(caps) = &plan.caps {
+        sys::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS, 1)")?;
+        security::capabilities::drop_bounding(caps)?;
+        security::user::switch(&p.user)?;
+        sys::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS, 0)")?;
+        security::capabilities::apply(caps)?;
+    } else {
+        security::user::switch(&p.user)?;
+    }
+    let umask = p.user.umask.unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask & 0o777));
+    if p.no_new_privileges {
+        sys::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")?;
+        // A notify listener must reach the parent before it leaves: install now.
+        if plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
+            install_seccomp(plan, chan)?;
+        }
+    }
+    Ok(Program { path, env })
+}
+
+/// The final attributes, the LSM label, a deferred seccomp filter, and execve.
+pub fn exec(
+    plan: &ProcessPlan,
+    chan: &Channel,
+    program: Program,
+) -> Result<std::convert::Infallible> {
+    let p = &plan.spec;
+    plan.attrs.apply_final()?;
+    security::lsm::apply_on_exec(p.apparmor_profile.as_deref(), p.selinux_label.as_deref())?;
+    if p.no_new_privileges && !plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
+        install_seccomp(plan, chan)?;
+    }
+    sys::reset_signals();
+    sys::cloexec_from(3 + plan.preserve_fds).ctx(|| "close_range(CLOSE_RANGE_CLOEXEC)")?;
+    let to_c = |s: &str| CString::new(s).map_err(|_| Error::msg(format!("NUL byte in {s:?}")));
+    let path = CString::new(program.path.as_os_str().as_bytes())
+        .map_err(|_| Error::msg("NUL byte in the program path"))?;
+    let args = p.args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>>>()?;
+    let env = program
+        .env
+        .iter()
+        .map(|e| to_c(e))
+        .collect::<Result<Vec<_>>>()?;
+    let e = execve(&path, &args, &env).unwrap_err();
+    Err(Error::sys(format!("exec {}", program.path.display()), e))
+}
+
+/// process.env, plus HOME from the container's /etc/passwd when not set (as runc does).
+fn environment(plan: &ProcessPlan) -> Vec<String> {
+    let mut env = plan.spec.env.clone();
+    env.extend(plan.extra_env.iter().cloned());
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            security::user::home_of(plan.spec.user.uid)
+        ));
+    }
+    env
+}
+
+/// Resolve the program like execvp would, in the container's PATH, so a missing program is
+/// reported by `create` (or `exec`) rather than lost after the process started.
+fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        if fs::metadata(name).is_err() {
+            bail!("exec: {name:?}: no such file or directory (process.args[0])");
+        }
+        return Ok(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    bail!("exec: {name:?}: executable file not found in $PATH (process.args[0])")
+}
+
+/// Install linux.seccomp; a notify listener goes to the parent, which hands it to
+/// listenerPath with the container state.
+fn install_seccomp(plan: &ProcessPlan, chan: &Channel) -> Result<()> {
+    let Some(seccomp) = &plan.seccomp else {
+        return Ok(());
+    };
+    log::debug!("install the seccomp filter");
+    if let Some(listener) = security::seccomp::install(seccomp)? {
+        chan.send_with_fd(&Msg::SeccompListener, &listener)?;
+        chan.expect(Msg::ListenerSent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The forked child of `rt exec`: it enters a running container — its cgroup (done by the
+//! parent before "go"), every namespace of the container's init at once through a pidfd,
+//! the init's root — then, for a pid or time namespace, forks once more so that it really is
+//! inside, and becomes the process like the init would ([`super::finish`]).
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sched::CloneFlags;
+
+use super::channel::{Channel, Msg};
+use super::{finish, ProcessPlan};
+use crate::error::{Context, Result};
+use crate::{namespaces, sys};
+
+pub struct ExecPlan {
+    /// A pidfd of the container's init: joining through it cannot reach a recycled pid.
+    pub init_pidfd: OwnedFd,
+    /// The container's namespaces, as CLONE_NEW* flags.
+    pub ns: CloneFlags,
+    /// The init's root directory (/proc/<pid>/root): under --no-pivot it is not the root
+    /// of the container's mount namespace, so it is entered explicitly.
+    pub root: OwnedFd,
+    pub process: ProcessPlan,
+}
+
+/// The forked child's entry point. Never returns.
+pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
+    let err = match enter(plan, chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&Msg::Failed(err.to_string()));
+    sys::exit_now(1)
+}
+
+fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
+    // As for the init (CVE-2016-9962): nobody in the container may ptrace us before execve.
+    sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
+    chan.expect(Msg::Go)?;
+    plan.process.attrs.apply_initial()?;
+    // One call joins them all, the user namespace first, as the kernel orders it.
+    nix::sched::setns(plan.init_pidfd.as_fd(), plan.ns)
+        .ctx(|| format!("setns(pidfd of the container init, {:?})", plan.ns))?;
+    nix::unistd::fchdir(&plan.root).ctx(|| "fchdir to the container's root")?;
+    nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+    // New pid and time namespaces apply to children only.
+    if plan
+        .ns
+        .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
+    {
+        if let Some(pid) =
+            sys::fork_sibling().ctx(|| "clone(CLONE_PARENT) the process in the container")?
+        {
+            chan.send(&Msg::InitPid(pid))?;
+            sys::exit_now(0);
+        }
+    } else {
+        chan.send(&Msg::InitPid(0))?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    let pp = &plan.process;
+    let mut keep = vec![
+        chan.raw_fd(),
+        crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
+    ];
+    keep.extend(pp.console_socket.as_ref().map(|s| s.as_raw_fd()));
+    sys::close_fds_except(3 + pp.preserve_fds as i32, &keep).ctx(|| "close inherited fds")?;
+    finish::terminal(pp, false)?;
+    finish::enter_cwd(pp)?;
+    finish::apply_limits(pp)?;
+    let program = finish::drop_privileges(pp, chan)?;
+    chan.send(&Msg::Ready)?;
+    finish::exec(pp, chan, program)
+}
