@@ -55,6 +55,18 @@ pub fn recv_fd(sock: i32) -> Result<OwnedFd, String> {
 
 /// Receive one file descriptor and the bytes sent with it.
 pub fn recv_fd_and_data(sock: i32) -> Result<(OwnedFd, Vec<u8>), String> {
+    let (data, mut fds) = recv_data_and_fds(sock)?;
+    if fds.is_empty() {
+        return Err(format!(
+            "no SCM_RIGHTS fd in message ({} data bytes)",
+            data.len()
+        ));
+    }
+    Ok((fds.remove(0), data))
+}
+
+/// Receive one message: its bytes and the fds that came with it (SCM_RIGHTS), if any.
+pub fn recv_data_and_fds(sock: i32) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
     let mut data = [0u8; 4096];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
@@ -73,18 +85,19 @@ pub fn recv_fd_and_data(sock: i32) -> Result<(OwnedFd, Vec<u8>), String> {
     if n < 0 {
         return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
     }
+    let mut fds = Vec::new();
     // SAFETY: walking the control messages the kernel wrote into cbuf.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
-                return Ok((OwnedFd::from_raw_fd(fd), data[..n as usize].to_vec()));
+                fds.push(OwnedFd::from_raw_fd(fd));
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    Err(format!("no SCM_RIGHTS fd in message ({n} data bytes)"))
+    Ok((data[..n as usize].to_vec(), fds))
 }
 
 /// Read from a pty master until EOF/EIO (all slaves closed) or `timeout`, in a thread.

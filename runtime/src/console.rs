@@ -117,3 +117,20 @@ pub fn receive_master(sock: &OwnedFd) -> Result<OwnedFd> {
         "the container process closed the terminal socket without sending the pty master",
     ))
 }
+
+/// The size of the terminal on rt's stdin, when it is one (and not 0×0): the size a
+/// relayed container terminal starts with.
+pub fn caller_window_size() -> Option<ConsoleSize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into valid memory.
+    let r = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some(ConsoleSize {
+        height: ws.ws_row,
+        width: ws.ws_col,
+    })
+}

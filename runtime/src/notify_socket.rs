@@ -64,7 +64,17 @@ pub fn listen(state_dir: &Path) -> Result<Option<Listener>> {
     };
     let path = dir(state_dir).join("notify.sock");
     let _ = std::fs::remove_file(&path);
-    let sock = UnixDatagram::bind(&path).ctx(|| format!("bind {}", path.display()))?;
+    // A socket address holds 108 bytes; a deep --root may need more. Bind through the
+    // directory's fd instead of its path.
+    let d = dir(state_dir);
+    let dir_fd = nix::fcntl::open(
+        &d,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", d.display()))?;
+    let short = format!("/proc/self/fd/{}/notify.sock", dir_fd.as_raw_fd());
+    let sock = UnixDatagram::bind(&short).ctx(|| format!("bind {}", path.display()))?;
     // Any user in the container may notify, as with systemd's own socket.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
         .ctx(|| format!("chmod 0777 {}", path.display()))?;

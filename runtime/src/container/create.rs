@@ -141,6 +141,10 @@ fn spawn(
     let linux = spec.linux();
     let mut process = spec.process()?.clone();
     process.terminal |= opts.force_terminal;
+    if process.terminal && opts.console_fd.is_some() {
+        // Relayed by `run` to its terminal: start at that terminal's size.
+        process.console_size = crate::console::caller_window_size().or(process.console_size);
+    }
     let ns = NamespacePlan::from_spec(spec)?;
     let hierarchies = cgroups::hierarchies()?;
     *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;

@@ -64,7 +64,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         }
         _ => {}
     }
-    let process = process_spec(opts, &state.config)?;
+    let mut process = process_spec(opts, &state.config)?;
+    if process.terminal && opts.console_socket.is_none() {
+        // Relayed to our terminal: the container's starts at its size (before the
+        // program can look), and follows it on SIGWINCH.
+        process.console_size = console::caller_window_size().or(process.console_size);
+    }
     if process.terminal && opts.detach && opts.console_socket.is_none() {
         bail!("cannot allocate tty if rt will detach without setting console socket");
     }
