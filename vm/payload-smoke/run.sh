@@ -64,6 +64,25 @@ check "c2 has cgroup2 mounted at /sys/fs/cgroup" out_has "^[^ ]* /sys/fs/cgroup 
 check "c2 is in cgroup 0::/rt-vm/c2" out_has -x "0::/rt-vm/c2"
 check "$CG/rt-vm/c2 removed after the run" test ! -e $CG/rt-vm/c2
 
+# --- rt exec into c3: the exec'd process joins the container's v2 cgroup, or with
+# --cgroup an existing sub-cgroup of it.
+B=/tmp/bundle-c3
+check "rt spec + sed made bundle $B" make_bundle $B /rt-vm/c3 'sleep 1000'
+check "rt run -d c3" rt --root $STATE run -d -b $B c3
+out=$(rt --root $STATE exec c3 cat /proc/self/cgroup 2>&1)
+echo "$out" | sed 's/^/# c3 exec: /'
+check "exec'd process is in cgroup 0::/rt-vm/c3" out_has -x "0::/rt-vm/c3"
+mkdir $CG/rt-vm/c3/sub
+out=$(rt --root $STATE exec --cgroup sub c3 cat /proc/self/cgroup 2>&1)
+echo "$out" | sed 's/^/# c3 exec --cgroup sub: /'
+check "exec --cgroup sub: in 0::/rt-vm/c3/sub" out_has -x "0::/rt-vm/c3/sub"
+out=$(rt --root $STATE exec c3 sh -c 'exit 7' 2>&1)
+rc=$?
+check "exec exit status passed on (got $rc)" test $rc = 7
+rmdir $CG/rt-vm/c3/sub
+check "rt delete -f c3" rt --root $STATE delete -f c3
+check "$CG/rt-vm/c3 removed" test ! -e $CG/rt-vm/c3
+
 rmdir $CG/rt-vm 2>/dev/null
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
