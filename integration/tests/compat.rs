@@ -695,3 +695,85 @@ fn spec_key_order_matches_runc() {
     same(&sides, "`spec` top-level key order", &top);
     same(&sides, "`spec` key order (all levels)", &order);
 }
+
+#[test]
+fn exec_matches_runc() {
+    let h = Ctx::new("exec_matches_runc");
+    let sides = sides(&h);
+    let ids: Vec<String> = sides
+        .iter()
+        .map(|s| {
+            let id = s.id();
+            let mut b = h.bundle(&id);
+            b.args(&["sleep", "1000"]);
+            b.save();
+            s.rt(&["run", "-d", "--bundle", b.dir.to_str().unwrap(), &id])
+                .ok();
+            s.track(&id);
+            id
+        })
+        .collect();
+    // (flags before the id, command after it)
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["sh", "-c", "echo out; echo err >&2; exit 7"]),
+        (&[], &["sh", "-c", "kill -9 $$"]),
+        (&[], &["env"]),
+        (
+            &["-u", "1000:1001", "--cwd", "/tmp", "-e", "A=b"],
+            &["sh", "-c", "id; pwd; echo $A"],
+        ),
+        (&["-u", "7"], &["id"]),
+        (&["--additional-gids", "10", "--additional-gids", "20"], &["id", "-G"]),
+        (
+            &["--cap", "CAP_SYS_ADMIN"],
+            &["grep", "^Cap", "/proc/self/status"],
+        ),
+        (
+            &["--no-new-privs"],
+            &["grep", "NoNewPrivs", "/proc/self/status"],
+        ),
+        (
+            &[],
+            &[
+                "sh",
+                "-c",
+                "readlink /proc/1/exe; cat /proc/self/cgroup | wc -l",
+            ],
+        ),
+        // Failures: exit 255 and "exec failed: " on both.
+        (&[], &["no-such-program"]),
+        (&[], &[]),
+        (&["-t", "-d"], &["true"]),
+    ];
+    for (flags, cmd) in cases {
+        let outs: Vec<Output> = sides
+            .iter()
+            .zip(&ids)
+            .map(|(s, id)| {
+                let mut args = vec!["exec"];
+                args.extend_from_slice(flags);
+                args.push(id);
+                args.extend_from_slice(cmd);
+                s.rt(&args)
+            })
+            .collect();
+        let what = format!("exec {flags:?} ID {cmd:?}");
+        let codes: Vec<i32> = outs.iter().map(Output::code).collect();
+        same(&sides, &format!("{what}: exit status"), &codes);
+        if codes[0] == 255 {
+            for o in &outs {
+                assert!(o.stderr.contains("exec failed: "), "{}", o.describe());
+            }
+        } else {
+            // The container ids differ (and show in the env marker).
+            let stdout: Vec<String> = outs
+                .iter()
+                .zip(&ids)
+                .map(|(o, id)| o.stdout.replace(id.as_str(), "ID"))
+                .collect();
+            same(&sides, &format!("{what}: stdout"), &stdout);
+            let stderr: Vec<&str> = outs.iter().map(|o| o.stderr.as_str()).collect();
+            same(&sides, &format!("{what}: stderr"), &stderr);
+        }
+    }
+}

@@ -127,6 +127,13 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             extra_env: Vec::new(),
         },
     };
+    log::debug!(
+        "exec: into container {} (init {}): namespaces {:?}, cgroup {:?}",
+        opts.id,
+        state.pid,
+        plan.ns,
+        cgroup.dirs.iter().map(|d| &d.path).collect::<Vec<_>>()
+    );
     let foreground = if opts.detach {
         None
     } else {
