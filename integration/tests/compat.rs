@@ -723,7 +723,10 @@ fn exec_matches_runc() {
             &["sh", "-c", "id; pwd; echo $A"],
         ),
         (&["-u", "7"], &["id"]),
-        (&["--additional-gids", "10", "--additional-gids", "20"], &["id", "-G"]),
+        (
+            &["--additional-gids", "10", "--additional-gids", "20"],
+            &["id", "-G"],
+        ),
         (
             &["--cap", "CAP_SYS_ADMIN"],
             &["grep", "^Cap", "/proc/self/status"],

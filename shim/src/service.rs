@@ -1,0 +1,873 @@
+//! The shim: bootstrap (`start`/`delete`) and the Task service containerd calls over
+//! ttrpc. Containers and their exec'd processes are kept in one table under a mutex; the
+//! exit of any process the shim reaps (it is their subreaper) is matched to it by pid,
+//! recorded, signalled to `Wait` callers and published as TaskExit — never before the
+//! process's TaskStart / TaskExecStarted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use containerd_shim::api;
+use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
+use containerd_shim::protos::events::task as ev;
+use containerd_shim::protos::protobuf::{
+    well_known_types::timestamp::Timestamp, Message, MessageDyn, MessageField,
+};
+use containerd_shim::protos::topics;
+use containerd_shim::protos::ttrpc::context::Context;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{
+    Config, DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult,
+};
+
+use crate::runtime::Runtime;
+use crate::stdio::{self, ConsoleSocket, Held, Paths};
+
+/// The CRI annotation naming a container's pod sandbox: one shim per pod.
+const SANDBOX_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+struct Proc {
+    pid: i32,
+    paths: Paths,
+    held: Held,
+    status: Status,
+    /// TaskStart / TaskExecStarted was published: TaskExit may follow.
+    started: bool,
+    exit: Option<(u32, Timestamp)>,
+    /// exec: the process spec, until it is started.
+    spec_file: Option<PathBuf>,
+}
+
+impl Proc {
+    fn new(paths: Paths) -> Proc {
+        Proc {
+            pid: 0,
+            paths,
+            held: Held::default(),
+            status: Status::Created,
+            started: false,
+            exit: None,
+            spec_file: None,
+        }
+    }
+}
+
+struct Container {
+    bundle: PathBuf,
+    runtime: Runtime,
+    init: Proc,
+    execs: HashMap<String, Proc>,
+    rootfs_mounted: bool,
+}
+
+#[derive(Default)]
+struct Table {
+    containers: HashMap<String, Container>,
+    /// Exits of pids not (yet) known: a process may die before its pid file is read.
+    early_exits: HashMap<i32, i32>,
+}
+
+#[derive(Clone)]
+pub struct Service {
+    table: Arc<(Mutex<Table>, Condvar)>,
+    exit: Arc<ExitSignal>,
+    namespace: String,
+    id: String,
+    publisher: Option<Arc<RemotePublisher>>,
+}
+
+fn err(msg: impl Into<String>) -> containerd_shim::protos::ttrpc::Error {
+    use containerd_shim::protos::ttrpc::{get_status, Code, Error};
+    Error::RpcStatus(get_status(Code::UNKNOWN, msg.into()))
+}
+
+fn not_found(what: &str) -> containerd_shim::protos::ttrpc::Error {
+    use containerd_shim::protos::ttrpc::{get_status, Code, Error};
+    Error::RpcStatus(get_status(Code::NOT_FOUND, format!("{what}: not found")))
+}
+
+fn now() -> Timestamp {
+    containerd_shim::util::timestamp().unwrap_or_default()
+}
+
+impl Service {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+        if let Some(p) = &self.publisher {
+            if let Err(e) = p.publish(Context::default(), topic, &self.namespace, event) {
+                log::warn!("publish {topic}: {e}");
+            }
+        }
+    }
+
+    fn publish_exit(&self, cid: &str, exec_id: &str, p: &Proc) {
+        let Some((code, at)) = &p.exit else { return };
+        let e = ev::TaskExit {
+            container_id: cid.to_string(),
+            id: if exec_id.is_empty() {
+                cid.to_string()
+            } else {
+                exec_id.to_string()
+            },
+            pid: p.pid as u32,
+            exit_status: *code,
+            exited_at: MessageField::some(at.clone()),
+            ..Default::default()
+        };
+        self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(e));
+    }
+
+    /// Record an exit the reaper saw.
+    fn on_exit(&self, pid: i32, code: i32) {
+        let mut t = self.lock();
+        let mut found = None;
+        for (cid, c) in t.containers.iter_mut() {
+            if c.init.pid == pid && c.init.exit.is_none() {
+                found = Some((cid.clone(), String::new()));
+            }
+            for (eid, p) in c.execs.iter() {
+                if p.pid == pid && p.exit.is_none() {
+                    found = Some((cid.clone(), eid.clone()));
+                }
+            }
+        }
+        let Some((cid, eid)) = found else {
+            t.early_exits.insert(pid, code);
+            return;
+        };
+        let c = t.containers.get_mut(&cid).expect("found above");
+        let p = if eid.is_empty() {
+            &mut c.init
+        } else {
+            c.execs.get_mut(&eid).expect("found above")
+        };
+        p.exit = Some((code as u32, now()));
+        p.status = Status::Stopped;
+        if p.started {
+            self.publish_exit(&cid, &eid, p);
+        }
+        self.table.1.notify_all();
+    }
+
+    /// A process's pid became known: take an exit that came before it.
+    fn adopt_early_exit(t: &mut Table, cid: &str, eid: &str) {
+        let pid = {
+            let c = &t.containers[cid];
+            if eid.is_empty() {
+                c.init.pid
+            } else {
+                c.execs[eid].pid
+            }
+        };
+        if let Some(code) = t.early_exits.remove(&pid) {
+            let c = t.containers.get_mut(cid).expect("present");
+            let p = if eid.is_empty() {
+                &mut c.init
+            } else {
+                c.execs.get_mut(eid).expect("present")
+            };
+            p.exit = Some((code as u32, now()));
+            p.status = Status::Stopped;
+        }
+    }
+
+    fn watch_exits(self) {
+        let Ok(sub) = monitor_subscribe(Topic::Pid) else {
+            log::error!("cannot subscribe to process exits");
+            return;
+        };
+        std::thread::spawn(move || {
+            while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
+                if let Subject::Pid(pid) = subject {
+                    self.on_exit(pid, exit_code);
+                }
+            }
+        });
+    }
+}
+
+fn runc_options(
+    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
+) -> api::Options {
+    match any.as_ref() {
+        Some(a) if a.type_url.ends_with("containerd.runc.v1.Options") => {
+            api::Options::parse_from_bytes(&a.value).unwrap_or_default()
+        }
+        _ => api::Options::default(),
+    }
+}
+
+/// The pod a container belongs to, from its config's annotations; else itself.
+fn grouping(id: &str) -> String {
+    let config = std::fs::read_to_string("config.json").unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+    v["annotations"][SANDBOX_ANNOTATION]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(id)
+        .to_string()
+}
+
+impl containerd_shim::Shim for Service {
+    type T = Service;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        Service {
+            table: Arc::default(),
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            publisher: None,
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
+        let group = grouping(&opts.id);
+        let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
+        Ok(address)
+    }
+
+    /// containerd cleans up after a shim that died: the container is removed the hard way.
+    fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
+        let bundle = std::env::current_dir().unwrap_or_default();
+        let rt = Runtime::new("", "", false, &bundle, &self.namespace);
+        if let Err(e) = rt.call(&["delete", "--force", &self.id]) {
+            log::warn!("delete --force {}: {e}", self.id);
+        }
+        let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        Ok(DeleteResponse {
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: MessageField::some(now()),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        let mut s = self.clone();
+        s.publisher = Some(Arc::new(publisher));
+        s.clone().watch_exits();
+        s
+    }
+}
+
+impl containerd_shim::Task for Service {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        let bundle = PathBuf::from(&req.bundle);
+        let opts = runc_options(&req.options);
+        let runtime = Runtime::new(
+            &opts.binary_name,
+            &opts.root,
+            opts.systemd_cgroup,
+            &bundle,
+            &self.namespace,
+        );
+        let rootfs = bundle.join("rootfs");
+        let mut rootfs_mounted = false;
+        for m in &req.rootfs {
+            containerd_shim::mount::mount_rootfs(
+                Some(&m.type_),
+                Some(&m.source),
+                &m.options,
+                &rootfs,
+            )
+            .map_err(|e| err(format!("mount rootfs {} ({}): {e}", m.source, m.type_)))?;
+            rootfs_mounted = true;
+        }
+        let paths = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let result = self.create_init(&req.id, &bundle, &runtime, &paths, &opts);
+        let (pid, held) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                if rootfs_mounted {
+                    let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+                }
+                return Err(err(e));
+            }
+        };
+        let mut init = Proc::new(paths.clone());
+        init.pid = pid;
+        init.held = held;
+        let mut t = self.lock();
+        t.containers.insert(
+            req.id.clone(),
+            Container {
+                bundle: bundle.clone(),
+                runtime,
+                init,
+                execs: HashMap::new(),
+                rootfs_mounted,
+            },
+        );
+        Self::adopt_early_exit(&mut t, &req.id, "");
+        let e = ev::TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(ev::TaskIO {
+                stdin: paths.stdin,
+                stdout: paths.stdout,
+                stderr: paths.stderr,
+                terminal: paths.terminal,
+                ..Default::default()
+            }),
+            pid: pid as u32,
+            ..Default::default()
+        };
+        self.publish(topics::TASK_CREATE_EVENT_TOPIC, Box::new(e));
+        Ok(api::CreateTaskResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        if req.exec_id.is_empty() {
+            let runtime = self.container_runtime(&req.id)?;
+            // Holding the table while `start` runs keeps a fast exit's TaskExit after TaskStart.
+            let mut t = self.lock();
+            runtime.call(&["start", &req.id]).map_err(err)?;
+            let c = t
+                .containers
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            let p = &mut c.init;
+            p.started = true;
+            if p.exit.is_none() {
+                p.status = Status::Running;
+            }
+            let pid = p.pid;
+            self.publish(
+                topics::TASK_START_EVENT_TOPIC,
+                Box::new(ev::TaskStart {
+                    container_id: req.id.clone(),
+                    pid: pid as u32,
+                    ..Default::default()
+                }),
+            );
+            self.publish_exit(&req.id, "", &t.containers[&req.id].init);
+            return Ok(api::StartResponse {
+                pid: pid as u32,
+                ..Default::default()
+            });
+        }
+        let (runtime, bundle, paths, spec_file) = {
+            let t = self.lock();
+            let c = t
+                .containers
+                .get(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            let p = c
+                .execs
+                .get(&req.exec_id)
+                .ok_or_else(|| not_found(&req.exec_id))?;
+            (
+                c.runtime.clone(),
+                c.bundle.clone(),
+                p.paths.clone(),
+                p.spec_file.clone(),
+            )
+        };
+        let spec_file =
+            spec_file.ok_or_else(|| err(format!("exec {} was started already", req.exec_id)))?;
+        let pid_file = bundle.join(format!("{}.pid", req.exec_id));
+        let (io, mut held) = stdio::open(&paths, &req.id, &self.namespace).map_err(err)?;
+        let console = if paths.terminal {
+            Some(ConsoleSocket::new(&bundle, &req.exec_id).map_err(err)?)
+        } else {
+            None
+        };
+        let mut args = vec!["exec", "--process"];
+        let spec_s = spec_file.to_string_lossy().into_owned();
+        let pid_s = pid_file.to_string_lossy().into_owned();
+        args.extend([spec_s.as_str(), "--detach", "--pid-file", pid_s.as_str()]);
+        let sock_s = console
+            .as_ref()
+            .map(|c| c.path.to_string_lossy().into_owned());
+        if let Some(s) = &sock_s {
+            args.extend(["--console-socket", s.as_str()]);
+        }
+        args.push(&req.id);
+        let mut t = self.lock();
+        runtime.call_with(&args, io).map_err(err)?;
+        if let Some(c) = console {
+            let master = c.receive().map_err(err)?;
+            stdio::attach_console(&paths, master, &mut held).map_err(err)?;
+        }
+        let pid = read_pid(&pid_file).map_err(err)?;
+        let _ = std::fs::remove_file(&spec_file);
+        let c = t
+            .containers
+            .get_mut(&req.id)
+            .ok_or_else(|| not_found(&req.id))?;
+        let p = c
+            .execs
+            .get_mut(&req.exec_id)
+            .ok_or_else(|| not_found(&req.exec_id))?;
+        p.pid = pid;
+        p.held = held;
+        p.started = true;
+        p.status = Status::Running;
+        p.spec_file = None;
+        Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
+        self.publish(
+            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            Box::new(ev::TaskExecStarted {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            }),
+        );
+        self.publish_exit(
+            &req.id,
+            &req.exec_id,
+            &t.containers[&req.id].execs[&req.exec_id],
+        );
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        if !req.exec_id.is_empty() {
+            let mut t = self.lock();
+            let c = t
+                .containers
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            let p = c
+                .execs
+                .remove(&req.exec_id)
+                .ok_or_else(|| not_found(&req.exec_id))?;
+            let (code, at) = p.exit.clone().unwrap_or_default();
+            return Ok(api::DeleteResponse {
+                pid: p.pid as u32,
+                exit_status: code,
+                exited_at: MessageField::some(at),
+                ..Default::default()
+            });
+        }
+        let runtime = self.container_runtime(&req.id)?;
+        runtime.call(&["delete", "--force", &req.id]).map_err(err)?;
+        let mut t = self.lock();
+        let c = t
+            .containers
+            .remove(&req.id)
+            .ok_or_else(|| not_found(&req.id))?;
+        if c.rootfs_mounted {
+            let _ = nix::mount::umount2(&c.bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let (code, at) = c
+            .init
+            .exit
+            .clone()
+            .unwrap_or_else(|| (128 + libc::SIGKILL as u32, now()));
+        self.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(ev::TaskDelete {
+                container_id: req.id.clone(),
+                pid: c.init.pid as u32,
+                exit_status: code,
+                exited_at: MessageField::some(at.clone()),
+                id: req.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::DeleteResponse {
+            pid: c.init.pid as u32,
+            exit_status: code,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        let runtime = self.container_runtime(&req.id)?;
+        let out = runtime
+            .output(&["ps", "--format", "json", &req.id])
+            .map_err(err)?;
+        let pids: Vec<u32> =
+            serde_json::from_str(&out).map_err(|e| err(format!("ps --format json: {e}")))?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| containerd_shim::protos::types::task::ProcessInfo {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        self.container_runtime(&req.id)?
+            .call(&["pause", &req.id])
+            .map_err(err)?;
+        self.set_status(&req.id, Status::Paused);
+        self.publish(
+            topics::TASK_PAUSED_EVENT_TOPIC,
+            Box::new(ev::TaskPaused {
+                container_id: req.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        self.container_runtime(&req.id)?
+            .call(&["resume", &req.id])
+            .map_err(err)?;
+        self.set_status(&req.id, Status::Running);
+        self.publish(
+            topics::TASK_RESUMED_EVENT_TOPIC,
+            Box::new(ev::TaskResumed {
+                container_id: req.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        if req.exec_id.is_empty() {
+            let runtime = self.container_runtime(&req.id)?;
+            let sig = req.signal.to_string();
+            let mut args = vec!["kill"];
+            if req.all {
+                args.push("--all");
+            }
+            args.extend([req.id.as_str(), sig.as_str()]);
+            if let Err(e) = runtime.call(&args) {
+                // A container that already stopped is no error to containerd.
+                if !self.stopped(&req.id, "") {
+                    return Err(err(e));
+                }
+            }
+            return Ok(api::Empty::default());
+        }
+        let t = self.lock();
+        let c = t
+            .containers
+            .get(&req.id)
+            .ok_or_else(|| not_found(&req.id))?;
+        let p = c
+            .execs
+            .get(&req.exec_id)
+            .ok_or_else(|| not_found(&req.exec_id))?;
+        if p.exit.is_none() && p.pid > 0 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::try_from(req.signal as i32)
+                    .map_err(|e| err(e.to_string()))?,
+            )
+            .map_err(|e| err(format!("kill {}: {e}", p.pid)))?;
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        let mut t = self.lock();
+        let c = t
+            .containers
+            .get_mut(&req.id)
+            .ok_or_else(|| not_found(&req.id))?;
+        if c.execs.contains_key(&req.exec_id) {
+            return Err(err(format!("exec {} already exists", req.exec_id)));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let spec_file = c.bundle.join(format!("{}.process.json", req.exec_id));
+        std::fs::write(&spec_file, spec)
+            .map_err(|e| err(format!("write {}: {e}", spec_file.display())))?;
+        let mut p = Proc::new(Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        });
+        p.spec_file = Some(spec_file);
+        c.execs.insert(req.exec_id.clone(), p);
+        self.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            Box::new(ev::TaskExecAdded {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
+    }
+
+    fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
+        let t = self.lock();
+        let p = proc_of(&t, &req.id, &req.exec_id)?;
+        if let Some(console) = &p.held.console {
+            stdio::resize(console, req.width, req.height).map_err(err)?;
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+        let t = self.lock();
+        let p = proc_of(&t, &req.id, &req.exec_id)?;
+        if req.stdin {
+            p.held
+                .stdin
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let (runtime, bundle) = {
+            let t = self.lock();
+            let c = t
+                .containers
+                .get(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            (c.runtime.clone(), c.bundle.clone())
+        };
+        let resources = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let file = bundle.join("update-resources.json");
+        std::fs::write(&file, resources)
+            .map_err(|e| err(format!("write {}: {e}", file.display())))?;
+        let f = file.to_string_lossy().into_owned();
+        let result = runtime.call(&["update", "--resources", &f, &req.id]);
+        let _ = std::fs::remove_file(&file);
+        result.map_err(err)?;
+        Ok(api::Empty::default())
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        let mut t = self.lock();
+        loop {
+            let p = proc_of(&t, &req.id, &req.exec_id)?;
+            if let Some((code, at)) = &p.exit {
+                return Ok(api::WaitResponse {
+                    exit_status: *code,
+                    exited_at: MessageField::some(at.clone()),
+                    ..Default::default()
+                });
+            }
+            t = self.table.1.wait(t).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        let t = self.lock();
+        let c = t
+            .containers
+            .get(&req.id)
+            .ok_or_else(|| not_found(&req.id))?;
+        let p = proc_of(&t, &req.id, &req.exec_id)?;
+        let status = match p.status {
+            Status::Created => api::Status::CREATED,
+            Status::Running => api::Status::RUNNING,
+            Status::Paused => api::Status::PAUSED,
+            Status::Stopped => api::Status::STOPPED,
+        };
+        let (code, at) = p.exit.clone().unwrap_or_default();
+        Ok(api::StateResponse {
+            id: if req.exec_id.is_empty() {
+                req.id.clone()
+            } else {
+                req.exec_id.clone()
+            },
+            bundle: c.bundle.to_string_lossy().into_owned(),
+            pid: p.pid as u32,
+            status: status.into(),
+            stdin: p.paths.stdin.clone(),
+            stdout: p.paths.stdout.clone(),
+            stderr: p.paths.stderr.clone(),
+            terminal: p.paths.terminal,
+            exit_status: code,
+            exited_at: if p.exit.is_some() {
+                MessageField::some(at)
+            } else {
+                MessageField::none()
+            },
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let t = self.lock();
+        let task_pid = t
+            .containers
+            .get(&req.id)
+            .map(|c| c.init.pid as u32)
+            .unwrap_or_default();
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        // One shim may hold a whole pod: it stays while any container does.
+        if self.lock().containers.is_empty() {
+            self.exit.signal();
+        }
+        Ok(api::Empty::default())
+    }
+
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        let runtime = self.container_runtime(&req.id)?;
+        let out = runtime
+            .output(&["events", "--stats", &req.id])
+            .map_err(err)?;
+        let v: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| err(format!("events --stats: {e}")))?;
+        let any = crate::metrics::from_runtime_stats(&v["data"]).map_err(err)?;
+        Ok(api::StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
+    }
+}
+
+fn proc_of<'a>(t: &'a Table, id: &str, exec_id: &str) -> TtrpcResult<&'a Proc> {
+    let c = t.containers.get(id).ok_or_else(|| not_found(id))?;
+    if exec_id.is_empty() {
+        Ok(&c.init)
+    } else {
+        c.execs.get(exec_id).ok_or_else(|| not_found(exec_id))
+    }
+}
+
+fn read_pid(path: &Path) -> Result<i32, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: not a pid: {text:?}", path.display()))
+}
+
+impl Service {
+    fn container_runtime(&self, id: &str) -> TtrpcResult<Runtime> {
+        let t = self.lock();
+        t.containers
+            .get(id)
+            .map(|c| c.runtime.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
+    fn set_status(&self, id: &str, s: Status) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            if c.init.exit.is_none() {
+                c.init.status = s;
+            }
+        }
+    }
+
+    fn stopped(&self, id: &str, exec_id: &str) -> bool {
+        let t = self.lock();
+        proc_of(&t, id, exec_id)
+            .map(|p| p.exit.is_some())
+            .unwrap_or(true)
+    }
+
+    /// `rt create` with the process's stdio; the init's pid and what the shim holds.
+    fn create_init(
+        &self,
+        id: &str,
+        bundle: &Path,
+        runtime: &Runtime,
+        paths: &Paths,
+        opts: &api::Options,
+    ) -> Result<(i32, Held), String> {
+        let (io, mut held) = stdio::open(paths, id, &self.namespace)?;
+        let console = if paths.terminal {
+            Some(ConsoleSocket::new(bundle, "init")?)
+        } else {
+            None
+        };
+        let pid_file = bundle.join("init.pid");
+        let b = bundle.to_string_lossy().into_owned();
+        let p = pid_file.to_string_lossy().into_owned();
+        let mut args = vec!["create", "--bundle", b.as_str(), "--pid-file", p.as_str()];
+        let sock = console
+            .as_ref()
+            .map(|c| c.path.to_string_lossy().into_owned());
+        if let Some(s) = &sock {
+            args.extend(["--console-socket", s.as_str()]);
+        }
+        if opts.no_pivot_root {
+            args.push("--no-pivot");
+        }
+        if opts.no_new_keyring {
+            args.push("--no-new-keyring");
+        }
+        args.push(id);
+        runtime.call_with(&args, io)?;
+        if let Some(c) = console {
+            let master = c.receive()?;
+            stdio::attach_console(paths, master, &mut held)?;
+        }
+        Ok((read_pid(&pid_file)?, held))
+    }
+}
