@@ -109,6 +109,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
             let id = a.id.clone();
             update::update(&root, &id, &update_request(*a))?;
         }
+        Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
+        Command::Restore(a) => {
+            let status = rt::container::restore::restore(&root, &a)?;
+            return Ok(status.clamp(0, 255) as u8);
+        }
     }
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! Lifecycle operations on containers, one file each: create, start, state/list, kill,
 //! delete, run.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod kill;
 pub mod pause;
 pub mod ps;
 pub mod query;
+pub mod restore;
 pub mod run;
 pub mod start;
 pub mod update;
