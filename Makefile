@@ -52,6 +52,7 @@ test: deps build rootfs
 test-v2: rootfs
 	vm/guest.sh vm/payload-smoke
 	vm/guest.sh vm/payload-cgroups
+	vm/guest.sh vm/payload-criu
 
 # Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
 # the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).

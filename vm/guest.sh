@@ -12,6 +12,11 @@
 # ($RT_VM_ROOTFS). The root filesystem is a tmpfs (so pivot_root works) and
 # / is rshared, as on a systemd host.
 # An optional PAYLOAD_DIR/modules file lists extra kernel modules to load.
+# An optional PAYLOAD_DIR/programs file lists host programs (absolute paths, or
+# names looked up in the host's PATH; # comments) to copy into the guest at the
+# same path, each with the shared libraries ldd names and the dynamic loader, so
+# that dynamically linked tools (criu, ip, GNU tar) run there; a listed file
+# that is not a dynamic executable (a data file) is copied alone.
 #
 # Prints the payload's output (stdout) and the steps (stderr, one line each),
 # and exits with the payload's exit status; 124 on timeout, 125 when the guest
@@ -190,6 +195,19 @@ cp "$RT" "$R/usr/bin/rt"
 cp -a "$ROOTFS" "$R/rootfs"
 rm -f "$R/rootfs/.rt-rootfs-stamp"
 cp -a "$PAYLOAD/." "$R/payload/"
+if [ -f "$PAYLOAD/programs" ]; then
+  put() { mkdir -p "$R$(dirname "$1")" && cp -L "$1" "$R$1"; }
+  for p in $(sed 's/#.*//' "$PAYLOAD/programs"); do
+    case $p in /*) ;; *) p=$(command -v "$p") || die "programs: $p is not in the host's PATH" ;; esac
+    [ -e "$p" ] || die "programs: $p does not exist on the host"
+    put "$p" || die "programs: cannot copy $p"
+    if libs=$(ldd "$p" 2>/dev/null); then
+      for l in $(printf '%s\n' "$libs" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+        [ -e "$R$l" ] || put "$l" || die "programs: cannot copy $l (for $p)"
+      done
+    fi
+  done
+fi
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$R/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
 echo rt-vm >"$R/etc/hostname"

@@ -71,6 +71,10 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// show the enabled features
     Features,
+    /// checkpoint a running container (with CRIU)
+    Checkpoint(CheckpointArgs),
+    /// restore a container from a previous checkpoint (with CRIU)
+    Restore(RestoreArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -311,6 +315,90 @@ pub struct UpdateArgs {
     /// The string of Intel RDT/MBA memory bandwidth schema (Intel RDT is not supported)
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+    /// the container id
+    pub id: String,
+}
+
+/// Options that `checkpoint` and `restore` share (runc's names).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CriuArgs {
+    /// path for saving (checkpoint) or reading (restore) criu image files (default ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// path for saving work files and logs (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// allow open tcp connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// handle file locks, for safety
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: 'soft' (default), 'full', 'strict' or 'ignore'
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// create a namespace, but don't restore its properties (only "network")
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// enable auto deduplication of memory images
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// use userfaultfd to lazily restore memory pages (not supported: refused)
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path for previous criu image files in pre-dump (relative to the image path)
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// leave the process running after checkpointing
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// dump container's memory information only, leave the container running after this
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// criu writes \0 to this FD once lazy-pages is ready (needs --lazy-pages: refused)
+    #[arg(long = "status-fd", allow_hyphen_values = true)]
+    pub status_fd: Option<i32>,
+    /// ADDRESS:PORT of the page server (not supported: refused)
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// the container id
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path to the root of the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// specify the file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// disable the use of the subreaper used to reap reparented processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// do not use pivot root to jail process inside rootfs (accepted; criu sets up the root)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
     /// the container id
     pub id: String,
 }

@@ -125,6 +125,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(status.clamp(0, 255) as u8);
         }
         Command::Features => print_out(&features::json()),
+        Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
+        Command::Restore(a) => {
+            let status = rt::container::restore::restore(&root, &a)?;
+            return Ok(status.clamp(0, 255) as u8);
+        }
     }
     Ok(0)
 }

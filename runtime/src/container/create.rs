@@ -111,7 +111,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     let cwd = std::env::current_dir().ctx(|| "getcwd")?;
     let joined = cwd.join(p);
     // Tidy "." and ".." lexically; the bundle need not be canonical, only absolute.
@@ -400,7 +400,7 @@ fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {
 }
 
 /// The default devices, overridden by `linux.devices` entries of the same path.
-fn merge_devices(configured: &[crate::spec::Device]) -> Vec<crate::spec::Device> {
+pub(crate) fn merge_devices(configured: &[crate::spec::Device]) -> Vec<crate::spec::Device> {
     let mut out: Vec<_> = devices::defaults()
         .into_iter()
         .filter(|d| !configured.iter().any(|c| c.path == d.path))
@@ -446,7 +446,7 @@ fn refuse_unimplemented(spec: &Spec) -> Result<()> {
 /// completes them: deny all first, then the config's own rules, then the devices every
 /// container needs
 /// (null, zero, full, tty, random, urandom, ptmx, pts) and those of `linux.devices`.
-fn effective_resources(spec: &Spec) -> Resources {
+pub(crate) fn effective_resources(spec: &Spec) -> Resources {
     let mut r = spec.linux().resources.clone().unwrap_or_default();
     // Whatever the config says, a container starts from "no device" (runc does the same).
     r.devices.insert(
