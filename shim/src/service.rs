@@ -236,6 +236,9 @@ impl containerd_shim::Shim for Service {
     fn start_shim(&mut self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
         let group = grouping(&opts.id);
         let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
+        // The bundle's `address` file: containerd reconnects through it after a restart,
+        // and the shim removes its socket by it on the way out.
+        containerd_shim::util::write_address(&address)?;
         Ok(address)
     }
 
@@ -247,6 +250,10 @@ impl containerd_shim::Shim for Service {
             log::warn!("delete --force {}: {e}", self.id);
         }
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        // The dead shim's socket, named in the bundle's address file.
+        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+            let _ = std::fs::remove_file(address.trim().trim_start_matches("unix://"));
+        }
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: MessageField::some(now()),

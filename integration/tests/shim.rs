@@ -1,0 +1,474 @@
+//! `containerd-shim-rt-v2` under a real containerd (Debian's 1.6): each test starts its own
+//! containerd (temporary root, state, socket; the shim found on its PATH), imports a busybox
+//! image built here with umoci (there is no registry), drives it with `ctr` using runtime
+//! `io.containerd.rt.v2`, then removes every task and container, stops containerd and
+//! leaves nothing behind.
+
+use integration::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+const IMAGE: &str = "docker.io/library/busybox:latest";
+const RUNTIME: &str = "io.containerd.rt.v2";
+
+fn shim_bin() -> PathBuf {
+    std::env::var_os("RT_SHIM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| rt_bin().with_file_name("containerd-shim-rt-v2"))
+}
+
+struct Containerd {
+    dir: PathBuf,
+    sock: PathBuf,
+    ns: String,
+    daemon: Option<Child>,
+}
+
+impl Containerd {
+    fn start(name: &str) -> Containerd {
+        let dir = PathBuf::from(format!("/tmp/rt-ctd-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        // containerd looks for containerd-shim-rt-v2 on its PATH; the shim finds rt beside it.
+        std::os::unix::fs::symlink(shim_bin(), dir.join("bin/containerd-shim-rt-v2")).unwrap();
+        let sock = dir.join("containerd.sock");
+        fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{1}\"\n[ttrpc]\n  address = \"{1}.ttrpc\"\n\
+                 [debug]\n  level = \"debug\"\n",
+                dir.display(),
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let mut c = Containerd {
+            dir,
+            sock,
+            ns: format!("rt-test-{}", std::process::id()),
+            daemon: None,
+        };
+        c.launch();
+        c.import_image();
+        c
+    }
+
+    /// Start the daemon (again) and wait for its socket.
+    fn launch(&mut self) {
+        let _ = fs::remove_file(&self.sock);
+        let path = format!(
+            "{}:{}:{}",
+            self.dir.join("bin").display(),
+            rt_bin().parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd (apt-get install containerd)");
+        self.daemon = Some(child);
+        poll(T, "containerd's socket", || {
+            self.sock.exists().then_some(())
+        });
+        poll(T, "containerd to answer", || {
+            self.ctr(&["version"]).success().then_some(())
+        });
+    }
+
+    /// Stop the daemon (SIGTERM), leaving shims and containers running.
+    fn stop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the daemon this test started.
+            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            wait_child(&mut d, T, "containerd");
+        }
+    }
+
+    /// A busybox image: the test rootfs packed by umoci into an OCI layout, imported.
+    fn import_image(&self) {
+        let layout = self.dir.join("image");
+        let img = format!("{}:latest", layout.display());
+        let bundle = self.dir.join("image-bundle");
+        let sh = format!(
+            "set -e; umoci init --layout {l}; umoci new --image {img}; \
+             umoci unpack --rootless --image {img} {b} >/dev/null; cp -a {src}/. {b}/rootfs/; \
+             umoci repack --image {img} {b}; umoci config --image {img} --config.cmd /bin/sh; \
+             tar -C {l} -cf {l}.tar .",
+            l = layout.display(),
+            b = bundle.display(),
+            src = rootfs_src().display()
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&sh)
+            .output()
+            .expect("umoci");
+        assert!(out.status.success(), "build the image: {out:?}");
+        let _ = fs::remove_dir_all(&bundle);
+        let tar = format!("{}.tar", layout.display());
+        self.ctr(&[
+            "image",
+            "import",
+            "--base-name",
+            "docker.io/library/busybox",
+            &tar,
+        ])
+        .ok();
+    }
+
+    fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a")
+            .arg(&self.sock)
+            .arg("-n")
+            .arg(&self.ns)
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        let c = self.ctr_command(args);
+        run_with_timeout(c, &format!("ctr {}", args.join(" ")), &self.dir)
+    }
+
+    /// `ctr run -d` of `cmd` in a new container `id`.
+    fn run_detached(&self, id: &str, cmd: &[&str]) {
+        let mut args = vec!["run", "-d", "--runtime", RUNTIME, IMAGE, id];
+        args.extend_from_slice(cmd);
+        self.ctr(&args).ok();
+    }
+
+    fn task_status(&self, id: &str) -> Option<String> {
+        let out = self.ctr(&["task", "ls"]);
+        out.stdout.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id)).then(|| f.get(2).unwrap_or(&"").to_string())
+        })
+    }
+
+    fn remove(&self, id: &str) {
+        let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if self.ctr(&["task", "rm", "-f", id]).success() || self.task_status(id).is_none() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.ctr(&["container", "rm", id]);
+    }
+
+    fn shim_pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("containerd-shim-rt-v2") && cmd.contains(&*self.sock.to_string_lossy())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            let ids = self.ctr(&["container", "ls", "-q"]).stdout.clone();
+            for id in ids.lines().filter(|l| !l.is_empty()) {
+                self.remove(id);
+            }
+        }
+        self.stop();
+        for pid in self.shim_pids() {
+            // SAFETY: kill(2) of a shim of this test's containerd.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        unmount_below(&self.dir);
+        for ctrl in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = ctrl.path().join(&self.ns);
+            if d.is_dir() {
+                for sub in fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let _ = fs::remove_dir(sub.path());
+                }
+                let _ = fs::remove_dir(&d);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_with_timeout(mut c: Command, what: &str, dir: &Path) -> Output {
+    let n = format!("{:?}", Instant::now()).len() + what.len();
+    let out_p = dir.join(format!("out-{}-{n}.stdout", std::process::id()));
+    let err_p = dir.join(format!("out-{}-{n}.stderr", std::process::id()));
+    c.stdout(fs::File::create(&out_p).unwrap());
+    c.stderr(fs::File::create(&err_p).unwrap());
+    let mut child = c.spawn().expect("spawn ctr");
+    let status = wait_child(&mut child, T, what);
+    let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+    let o = Output {
+        cmdline: what.to_string(),
+        status,
+        stdout: read(&out_p),
+        stderr: read(&err_p),
+    };
+    let _ = fs::remove_file(out_p);
+    let _ = fs::remove_file(err_p);
+    o
+}
+
+#[test]
+fn shim_version_and_bootstrap_flags() {
+    let out = Command::new(shim_bin()).arg("-v").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("containerd-shim-rt-v2") && text.contains("Version:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ctr_run_output_exit_status_and_events_in_order() {
+    let c = Containerd::start("run");
+    let events_out = c.dir.join("events.txt");
+    let mut events = c.ctr_command(&["events"]);
+    events.stdout(fs::File::create(&events_out).unwrap());
+    let mut events = ChildGuard::spawn(&mut events);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "r1",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    out.expect_code(3);
+    assert_eq!(out.stdout, "out\n");
+    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+    // An instant exit: still TaskCreate, TaskStart, TaskExit, TaskDelete, in that order.
+    let out = c.ctr(&["run", "--rm", "--runtime", RUNTIME, IMAGE, "r2", "true"]);
+    out.ok();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) of our `ctr events`.
+    unsafe { libc::kill(events.pid() as i32, libc::SIGTERM) };
+    let _ = events.0.wait();
+    let text = fs::read_to_string(&events_out).unwrap();
+    for id in ["r1", "r2"] {
+        let topics: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("\"{id}\"")) && l.contains("/tasks/"))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                "/tasks/create",
+                "/tasks/start",
+                "/tasks/exit",
+                "/tasks/delete"
+            ],
+            "events of {id}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("\"exit_status\":3"),
+        "TaskExit carries the status:\n{text}"
+    );
+}
+
+#[test]
+fn exec_kill_pause_resume_ps_metrics() {
+    let c = Containerd::start("ops");
+    c.run_detached("o1", &["sleep", "1000"]);
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "o1",
+        "sh",
+        "-c",
+        "echo in-exec; ps -o pid,args; exit 5",
+    ]);
+    out.expect_code(5);
+    assert!(out.stdout.starts_with("in-exec\n"), "{}", out.describe());
+    assert!(
+        out.stdout.lines().any(|l| l.trim() == "1 sleep 1000"),
+        "{}",
+        out.stdout
+    );
+    let ps = c.ctr(&["task", "ps", "o1"]).ok().stdout.clone();
+    let init_pid = c
+        .ctr(&["task", "ls"])
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("o1"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap();
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&init_pid)),
+        "{ps}"
+    );
+    c.ctr(&["task", "pause", "o1"]).ok();
+    assert_eq!(c.task_status("o1").as_deref(), Some("PAUSED"));
+    c.ctr(&["task", "resume", "o1"]).ok();
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    let m = c.ctr(&["task", "metrics", "o1"]).ok().stdout.clone();
+    assert!(
+        m.contains("memory.usage_in_bytes") && m.contains("pids.current"),
+        "{m}"
+    );
+    let pids_current: u64 = m
+        .lines()
+        .find(|l| l.starts_with("pids.current"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(pids_current >= 1, "{m}");
+    // SIGTERM is ignored by a pid-1 sleep; SIGKILL ends it with 137.
+    c.ctr(&["task", "kill", "-s", "SIGKILL", "o1"]).ok();
+    poll(T, "o1 to stop", || {
+        (c.task_status("o1").as_deref() == Some("STOPPED")).then_some(())
+    });
+    c.ctr(&["task", "rm", "o1"]).ok();
+    c.ctr(&["container", "rm", "o1"]).ok();
+}
+
+#[test]
+fn tty_task() {
+    let c = Containerd::start("tty");
+    // ctr -t needs a terminal: give it a pty of a known size.
+    let (mut m, mut s) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds; the name and termios pointers may be null.
+    assert_eq!(
+        unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) },
+        0
+    );
+    use std::os::fd::FromRawFd;
+    // SAFETY: openpty just opened both.
+    let (master, slave) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(m),
+            std::os::fd::OwnedFd::from_raw_fd(s),
+        )
+    };
+    let mut cmd = c.ctr_command(&[
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "y1",
+        "sh",
+        "-c",
+        "tty; [ -t 0 ] && echo stdin-tty; exit 4",
+    ]);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
+    cmd.stdout(Stdio::from(slave.try_clone().unwrap()));
+    cmd.stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().unwrap();
+    let status = wait_child(&mut child, T, "ctr run -t");
+    let text = integration::console::read_pty(master, Duration::from_millis(500)).replace('\r', "");
+    assert_eq!(status.code(), Some(4), "{text:?}");
+    assert!(
+        text.contains("/dev/pts/") && text.contains("stdin-tty"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn containerd_restart_keeps_the_task_and_a_killed_shim_is_cleaned_up() {
+    let mut c = Containerd::start("restart");
+    c.run_detached("k1", &["sleep", "1000"]);
+    let pid_of = |c: &Containerd| {
+        c.ctr(&["task", "ls"])
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("k1 "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok())
+    };
+    let pid = pid_of(&c).expect("k1's pid");
+    c.stop();
+    assert!(pid_alive(pid), "the container outlives containerd");
+    c.launch();
+    assert_eq!(
+        c.task_status("k1").as_deref(),
+        Some("RUNNING"),
+        "reconnected through the address file"
+    );
+    c.ctr(&["task", "exec", "--exec-id", "after", "k1", "true"])
+        .ok();
+    // The shim dies: containerd sees the task exit and cleans up after it.
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1, "one shim for k1: {shims:?}");
+    // SAFETY: kill(2) of the shim this test's containerd started.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    poll(T, "containerd to clean up k1's task", || {
+        c.task_status("k1").is_none().then_some(())
+    });
+    poll(T, "k1's process to be gone", || {
+        (!pid_alive(pid)).then_some(())
+    });
+    c.ctr(&["container", "rm", "k1"]).ok();
+}
+
+#[test]
+fn fifty_containers_at_once() {
+    let c = Containerd::start("fifty");
+    let ids: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || c.run_detached(id, &["sleep", "1000"]));
+        }
+    });
+    let listing = c.ctr(&["task", "ls"]).stdout.clone();
+    let running = listing.lines().filter(|l| l.contains("RUNNING")).count();
+    assert_eq!(running, 50, "{listing}");
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || c.remove(id));
+        }
+    });
+    assert_eq!(c.ctr(&["container", "ls", "-q"]).stdout.trim(), "");
+}
