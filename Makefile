@@ -18,7 +18,7 @@ help:
 	@echo "make test      deps + build + rootfs, cargo test and clippy, then test-v2"
 	@echo "make test-v2   run the vm/payload-* checks in a throwaway cgroup v2 QEMU guest"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
-	@echo "make bench     compare rt, runc and crun with bench/cycle.py"
+	@echo "make bench     compare rt, runc and crun (bench/cycle.py), and the shims' memory (bench/shim.py)"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     cargo clean and remove the rootfs"
 
@@ -77,9 +77,11 @@ demo: build rootfs
 
 bench: build rootfs
 	$(PYTHON) bench/cycle.py
+	$(PYTHON) bench/shim.py
 
 install: build
 	install -D -m755 $(RT) $(DESTDIR)$(PREFIX)/bin/rt
+	install -D -m755 target/release/containerd-shim-rt-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-rt-v2
 
 clean:
 	$(CARGO) clean

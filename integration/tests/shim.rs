@@ -472,3 +472,64 @@ fn fifty_containers_at_once() {
     });
     assert_eq!(c.ctr(&["container", "ls", "-q"]).stdout.trim(), "");
 }
+
+#[test]
+fn oom_kill_is_published_as_task_oom() {
+    let c = Containerd::start("oom");
+    let events_out = c.dir.join("events.txt");
+    let mut events = c.ctr_command(&["events"]);
+    events.stdout(fs::File::create(&events_out).unwrap());
+    let mut events = ChildGuard::spawn(&mut events);
+    std::thread::sleep(Duration::from_millis(200));
+    // A 64 MiB buffer in a 16 MiB container: the kernel OOM-kills dd.
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--memory-limit",
+        "16777216",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "oom1",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1",
+    ]);
+    out.ok();
+    poll(T, "a /tasks/oom event", || {
+        fs::read_to_string(&events_out)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("\"oom1\""))
+            .then_some(())
+    });
+    // SAFETY: kill(2) of our `ctr events`.
+    unsafe { libc::kill(events.pid() as i32, libc::SIGTERM) };
+    let _ = events.0.wait();
+}
+
+#[test]
+fn file_log_uri() {
+    let c = Containerd::start("logfile");
+    let log = c.dir.join("task.log");
+    let uri = format!("file://{}", log.display());
+    c.ctr(&[
+        "run",
+        "--rm",
+        "--log-uri",
+        &uri,
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "l1",
+        "sh",
+        "-c",
+        "echo to-the-file; echo err-too >&2",
+    ])
+    .ok();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("to-the-file\n") && text.contains("err-too\n"),
+        "{text:?}"
+    );
+}

@@ -17,5 +17,41 @@ fn main() {
         println!("  Runtime:  io.containerd.rt.v2");
         return;
     }
+    if args.iter().skip(1).any(|a| a == "-info" || a == "--info") {
+        std::process::exit(match info() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("containerd-shim-rt-v2 -info: {e}");
+                1
+            }
+        });
+    }
     containerd_shim::run::<service::Service>("io.containerd.rt.v2", None)
+}
+
+/// `-info` (containerd 1.7+): the runtime-info message on stdout, with the runtime's
+/// `features` document. The options containerd writes on stdin do not change it.
+fn info() -> Result<(), String> {
+    use containerd_shim::protos::protobuf::well_known_types::any::Any;
+    use containerd_shim::protos::protobuf::{Message, MessageField};
+    use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+    let mut options = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut options);
+    let rt = runtime::Runtime::new("", "", false, std::path::Path::new("/tmp"), "info");
+    let features = rt.features()?;
+    let info = RuntimeInfo {
+        name: "io.containerd.rt.v2".into(),
+        version: MessageField::some(RuntimeVersion {
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        }),
+        features: MessageField::some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/features/Features".into(),
+            value: features.into_bytes(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bytes = info.write_to_bytes().map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string())
 }

@@ -102,6 +102,22 @@ impl Runtime {
         )
     }
 
+    /// `features` (no state, no log: it may run outside any bundle).
+    pub fn features(&self) -> Result<String> {
+        let out = Command::new(&self.binary)
+            .arg("features")
+            .output()
+            .map_err(|e| format!("{} features: {e}", self.binary.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} features: {}",
+                self.binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// The last error message in the runtime's JSON log.
     fn last_error(&self) -> Option<String> {
         let text = std::fs::read_to_string(&self.log).ok()?;

@@ -183,6 +183,47 @@ impl Service {
         }
     }
 
+    /// TaskOOM: `rt events` reports the container's OOM kills as `{"type":"oom"}` lines
+    /// (v1 memory.oom_control, v2 memory.events) and ends when the container is gone.
+    fn watch_oom(&self, id: &str) {
+        let Ok(runtime) = self.container_runtime(id) else {
+            return;
+        };
+        let mut c = std::process::Command::new(&runtime.binary);
+        c.arg("--root").arg(&runtime.root);
+        c.args(["events", "--interval", "1000h", id]);
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let Ok(mut child) = c.spawn() else {
+            log::warn!("cannot watch {id} for OOM kills");
+            return;
+        };
+        let Some(stdout) = child.stdout.take() else {
+            return;
+        };
+        let me = self.clone();
+        let id = id.to_string();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["type"] == "oom" {
+                    me.publish(
+                        topics::TASK_OOM_EVENT_TOPIC,
+                        Box::new(ev::TaskOOM {
+                            container_id: id.clone(),
+                            ..Default::default()
+                        }),
+                    );
+                }
+            }
+        });
+    }
+
     fn watch_exits(self) {
         let Ok(sub) = monitor_subscribe(Topic::Pid) else {
             log::error!("cannot subscribe to process exits");
@@ -346,6 +387,8 @@ impl containerd_shim::Task for Service {
             ..Default::default()
         };
         self.publish(topics::TASK_CREATE_EVENT_TOPIC, Box::new(e));
+        drop(t);
+        self.watch_oom(&req.id);
         Ok(api::CreateTaskResponse {
             pid: pid as u32,
             ..Default::default()
@@ -876,5 +919,45 @@ impl Service {
             stdio::attach_console(paths, master, &mut held)?;
         }
         Ok((read_pid(&pid_file)?, held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::protobuf::well_known_types::any::Any;
+
+    /// The runc options containerd passes (ctr --runc-binary, the CRI runtime's options):
+    /// BinaryName, Root and SystemdCgroup choose the runtime the shim drives.
+    #[test]
+    fn runc_options_choose_the_runtime() {
+        let o = api::Options {
+            binary_name: "/usr/sbin/runc".into(),
+            root: "/run/other".into(),
+            systemd_cgroup: true,
+            ..Default::default()
+        };
+        let any = MessageField::some(Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: o.write_to_bytes().unwrap(),
+            ..Default::default()
+        });
+        let parsed = runc_options(&any);
+        let rt = Runtime::new(
+            &parsed.binary_name,
+            &parsed.root,
+            parsed.systemd_cgroup,
+            Path::new("/b"),
+            "ns",
+        );
+        assert_eq!(rt.binary, PathBuf::from("/usr/sbin/runc"));
+        assert_eq!(rt.root, PathBuf::from("/run/other/ns"));
+        assert!(rt.systemd_cgroup);
+        assert_eq!(rt.log, PathBuf::from("/b/log.json"));
+        // Anything else: rt with containerd's defaults.
+        let none = runc_options(&MessageField::none());
+        let rt = Runtime::new(&none.binary_name, &none.root, false, Path::new("/b"), "ns");
+        assert_eq!(rt.root, PathBuf::from("/run/containerd/rt/ns"));
+        assert!(rt.binary.ends_with("rt"));
     }
 }
