@@ -576,3 +576,70 @@ fn features_describes_what_rt_implements() {
     assert_eq!(v["linux"]["intelRdt"]["enabled"], false);
     assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
 }
+
+#[test]
+fn exec_gets_the_seccomp_filter_rlimits_and_lsm_of_its_spec() {
+    let h = Ctx::new("exec_gets_the_seccomp_filter_rlimits_and_lsm_of_its_spec");
+    let (id, _, _) = sleeper(&h, |b| {
+        b.config["process"]["rlimits"] =
+            json!([{ "type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000 }]);
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18 }
+            ]
+        });
+    });
+    // The container's seccomp filter applies to exec'd processes too (errno 18: EXDEV).
+    let out = exec(
+        &h,
+        &[
+            &id,
+            "sh",
+            "-c",
+            "mkdir /tmp/d 2>&1; grep Seccomp: /proc/self/status",
+        ],
+    );
+    let text = out.ok().stdout.clone();
+    assert!(text.contains("Invalid cross-device link"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "filter mode: {text}");
+    // The process spec's rlimits: the config's by default, a --process file's own.
+    assert_eq!(
+        exec(&h, &[&id, "sh", "-c", "ulimit -n; ulimit -H -n"])
+            .ok()
+            .stdout,
+        "1000\n2000\n"
+    );
+    let p = h.dir.join("process.json");
+    fs::write(
+        &p,
+        json!({
+            "args": ["sh", "-c", "ulimit -n"],
+            "cwd": "/",
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "soft": 500, "hard": 600 }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        exec(&h, &["--process", p.to_str().unwrap(), &id])
+            .ok()
+            .stdout,
+        "500\n"
+    );
+    // An AppArmor profile or SELinux label that cannot be applied here fails the exec
+    // (no LSM on this host, or no such profile/label on one that has it).
+    exec_fails(&h, &["--apparmor", "rt-no-such-profile", &id, "true"], "");
+    exec_fails(
+        &h,
+        &[
+            "--process-label",
+            "system_u:system_r:rt_no_such_t:s0",
+            &id,
+            "true",
+        ],
+        "",
+    );
+    finish(&h, &id);
+}
