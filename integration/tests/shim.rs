@@ -533,3 +533,40 @@ fn file_log_uri() {
         "{text:?}"
     );
 }
+
+#[test]
+fn containers_of_one_pod_share_a_shim() {
+    let c = Containerd::start("pod");
+    for id in ["p1", "p2"] {
+        c.ctr(&[
+            "run",
+            "-d",
+            "--annotation",
+            "io.kubernetes.cri.sandbox-id=pod1",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+    }
+    c.run_detached("q1", &["sleep", "1000"]);
+    assert_eq!(
+        c.shim_pids().len(),
+        2,
+        "one shim for pod1's two containers, one for q1"
+    );
+    c.ctr(&["task", "exec", "--exec-id", "x", "p2", "true"])
+        .ok();
+    c.remove("p1");
+    assert_eq!(c.task_status("p2").as_deref(), Some("RUNNING"));
+    c.remove("p2");
+    c.remove("q1");
+    poll(
+        T,
+        "the shims to exit once their containers are gone",
+        || c.shim_pids().is_empty().then_some(()),
+    );
+}

@@ -4,6 +4,7 @@
 //! ttrpc server, event publisher, reaper) comes from containerd's `containerd-shim` crate;
 //! the task logic is ours (`service.rs`), and the runtime is driven through its CLI.
 
+mod logger;
 mod metrics;
 mod runtime;
 mod service;
@@ -26,7 +27,12 @@ fn main() {
             }
         });
     }
-    containerd_shim::run::<service::Service>("io.containerd.rt.v2", None)
+    // Our own non-blocking logger replaces the crate's (see logger.rs).
+    let config = containerd_shim::Config {
+        no_setup_logger: true,
+        ..Default::default()
+    };
+    containerd_shim::run::<service::Service>("io.containerd.rt.v2", Some(config))
 }
 
 /// `-info` (containerd 1.7+): the runtime-info message on stdout, with the runtime's

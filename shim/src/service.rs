@@ -82,6 +82,9 @@ pub struct Service {
     exit: Arc<ExitSignal>,
     namespace: String,
     id: String,
+    debug: bool,
+    /// The ttrpc socket this shim serves on (`unix:///run/containerd/s/…`).
+    socket: String,
     publisher: Option<Arc<RemotePublisher>>,
 }
 
@@ -270,6 +273,8 @@ impl containerd_shim::Shim for Service {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
+            debug: args.debug,
+            socket: args.socket.clone(),
             publisher: None,
         }
     }
@@ -291,9 +296,13 @@ impl containerd_shim::Shim for Service {
             log::warn!("delete --force {}: {e}", self.id);
         }
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
-        // The dead shim's socket, named in the bundle's address file.
+        // The dead shim's socket, named in the bundle's address file — unless a shim still
+        // answers on it (a pod's shim serving its other containers).
         if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
-            let _ = std::fs::remove_file(address.trim().trim_start_matches("unix://"));
+            let socket = address.trim().trim_start_matches("unix://").to_string();
+            if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+                let _ = std::fs::remove_file(&socket);
+            }
         }
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
@@ -304,9 +313,15 @@ impl containerd_shim::Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // Remove our socket ourselves: the crate finds it through the `address` file of
+        // the bundle we started in, which is gone when that container was deleted first
+        // (a pod's shim outlives its first container).
+        let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        // Only the serving shim logs, into the bundle's `log` FIFO.
+        crate::logger::init(self.debug);
         let mut s = self.clone();
         s.publisher = Some(Arc::new(publisher));
         s.clone().watch_exits();
