@@ -92,10 +92,12 @@ def main():
             ids.append(cid)
             time.sleep(0.5)
             pid = shim_pid(cid)
-            rows.append((name, kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss")))
-        print("shim (one running container)      RSS        PSS")
-        for name, rss, pss in rows:
-            print(f"{name:30} {rss / 1024:6.2f} MiB {pss / 1024:6.2f} MiB")
+            priv = (kib(pid, "smaps_rollup", "Private_Dirty") or 0) + (kib(pid, "smaps_rollup", "Private_Clean") or 0)
+            rows.append((name, kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss"), priv,
+                         kib(pid, "status", "Threads")))
+        print("shim (one running container)      RSS        PSS    private  threads")
+        for name, rss, pss, priv, threads in rows:
+            print(f"{name:30} {rss / 1024:6.2f} MiB {pss / 1024:6.2f} MiB {priv / 1024:6.2f} MiB {threads:4}")
         if rows[0][1] and rows[1][1]:
             print(f"ratio rt/runc shim (RSS): {rows[0][1] / rows[1][1]:.2f}")
     finally:
