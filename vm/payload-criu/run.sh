@@ -129,7 +129,15 @@ eq "restored container is running" running "$(status criu-b)"
 pid_b=$($RT state criu-b | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 wait_lines $W/b.log 3 || bad "criu-b did not count: $(cat $W/b.log)"
 eq "restored counter continues on stdout (first line = last before + 1)" $((n_a + 1)) "$(first $W/b.log)"
-c1=$(cat $W/data/count); sleep 1; c2=$(cat $W/data/count)
+# The container rewrites the file every step: an empty read is a rewrite in progress.
+count_now() {
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    v=$(cat $W/data/count 2>/dev/null)
+    [ -n "$v" ] && { echo "$v"; return; }
+    sleep 0.05
+  done
+}
+c1=$(count_now); sleep 1; c2=$(count_now)
 check "restored counter continues in the bind-mounted /data/count ($c1 -> $c2)" [ "$c2" -gt "$c1" -a "$c1" -gt "$n_a" ]
 check "restored init is in the new container's cgroup" grep -qx "$pid_b" $CG/rt-criu/criu-b/cgroup.procs
 eq "pids.max set on the new cgroup" 64 "$(cat $CG/rt-criu/criu-b/pids.max)"
