@@ -131,3 +131,20 @@ pub fn read_pty(master: OwnedFd, timeout: Duration) -> String {
     }
     String::from_utf8_lossy(&last).into_owned()
 }
+
+/// A pty pair for a runtime's (or ctr's) own stdio: (master, slave), the slave with the
+/// given window size.
+pub fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
+    let (mut m, mut s) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds; the name and termios pointers may be null.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty just opened both.
+    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}

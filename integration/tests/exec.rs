@@ -1,7 +1,7 @@
 //! `exec`: a new process in a running container, with every flag runc has; exit statuses
 //! (the process's, 255 when it could not start) and error messages as runc's.
 
-use integration::console::{read_pty, recv_fd_and_data, ConsoleSocket};
+use integration::console::{open_pty, read_pty, recv_fd_and_data, ConsoleSocket};
 use integration::*;
 use serde_json::{json, Value};
 use std::fs;
@@ -325,28 +325,6 @@ fn exec_tty_over_a_console_socket_with_its_size() {
         "cannot use console socket",
     );
     finish(&h, &id);
-}
-
-/// A pty pair for rt's own stdio: (master, slave), the slave with the given size.
-fn open_pty(rows: u16, cols: u16) -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    use std::os::fd::FromRawFd;
-    let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds; the name and termios pointers may be null.
-    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: openpty just opened both.
-    unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(m),
-            std::os::fd::OwnedFd::from_raw_fd(s),
-        )
-    }
 }
 
 #[test]

@@ -154,6 +154,17 @@ impl Containerd {
         self.ctr(&args).ok();
     }
 
+    /// `ctr events` running into a file: (the process, the file). Dropping it ends it.
+    fn watch_events(&self) -> (ChildGuard, PathBuf) {
+        let out = self.dir.join(format!("events-{}.txt", std::process::id()));
+        let mut c = self.ctr_command(&["events"]);
+        c.stdout(fs::File::create(&out).unwrap());
+        let guard = ChildGuard::spawn(&mut c);
+        // Subscribed before anything happens.
+        std::thread::sleep(Duration::from_millis(200));
+        (guard, out)
+    }
+
     fn task_status(&self, id: &str) -> Option<String> {
         let out = self.ctr(&["task", "ls"]);
         out.stdout.lines().find_map(|l| {
@@ -256,11 +267,7 @@ fn shim_version_and_bootstrap_flags() {
 #[test]
 fn ctr_run_output_exit_status_and_events_in_order() {
     let c = Containerd::start("run");
-    let events_out = c.dir.join("events.txt");
-    let mut events = c.ctr_command(&["events"]);
-    events.stdout(fs::File::create(&events_out).unwrap());
-    let mut events = ChildGuard::spawn(&mut events);
-    std::thread::sleep(Duration::from_millis(200));
+    let (events, events_out) = c.watch_events();
     let out = c.ctr(&[
         "run",
         "--rm",
@@ -279,9 +286,7 @@ fn ctr_run_output_exit_status_and_events_in_order() {
     let out = c.ctr(&["run", "--rm", "--runtime", RUNTIME, IMAGE, "r2", "true"]);
     out.ok();
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) of our `ctr events`.
-    unsafe { libc::kill(events.pid() as i32, libc::SIGTERM) };
-    let _ = events.0.wait();
+    drop(events);
     let text = fs::read_to_string(&events_out).unwrap();
     for id in ["r1", "r2"] {
         let topics: Vec<&str> = text
@@ -370,26 +375,7 @@ fn exec_kill_pause_resume_ps_metrics() {
 fn tty_task() {
     let c = Containerd::start("tty");
     // ctr -t needs a terminal: give it a pty of a known size.
-    let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds; the name and termios pointers may be null.
-    assert_eq!(
-        unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) },
-        0
-    );
-    use std::os::fd::FromRawFd;
-    // SAFETY: openpty just opened both.
-    let (master, slave) = unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(m),
-            std::os::fd::OwnedFd::from_raw_fd(s),
-        )
-    };
+    let (master, slave) = integration::console::open_pty(24, 80);
     let mut cmd = c.ctr_command(&[
         "run",
         "--rm",
@@ -476,11 +462,7 @@ fn fifty_containers_at_once() {
 #[test]
 fn oom_kill_is_published_as_task_oom() {
     let c = Containerd::start("oom");
-    let events_out = c.dir.join("events.txt");
-    let mut events = c.ctr_command(&["events"]);
-    events.stdout(fs::File::create(&events_out).unwrap());
-    let mut events = ChildGuard::spawn(&mut events);
-    std::thread::sleep(Duration::from_millis(200));
+    let (events, events_out) = c.watch_events();
     // A 64 MiB buffer in a 16 MiB container: the kernel OOM-kills dd.
     let out = c.ctr(&[
         "run",
@@ -503,9 +485,7 @@ fn oom_kill_is_published_as_task_oom() {
             .any(|l| l.contains("/tasks/oom") && l.contains("\"oom1\""))
             .then_some(())
     });
-    // SAFETY: kill(2) of our `ctr events`.
-    unsafe { libc::kill(events.pid() as i32, libc::SIGTERM) };
-    let _ = events.0.wait();
+    drop(events);
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! (and process.terminal) relayed to the caller's terminal, `create --pidfd-socket`, and
 //! NOTIFY_SOCKET (sd_notify) passed through as runc does.
 
-use integration::console::{read_pty, recv_data_and_fds, recv_fd_and_data};
+use integration::console::{open_pty, read_pty, recv_data_and_fds, recv_fd_and_data};
 use integration::*;
 use serde_json::json;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::process::Stdio;
 use std::time::Duration;
@@ -47,22 +47,6 @@ fn run_no_subreaper_still_gets_the_exit_status() {
     ]);
     out.expect_code(3);
     h.assert_nothing_left(&id);
-}
-
-/// A pty pair: (master, slave), the slave with the given size.
-fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds; the name and termios pointers may be null.
-    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: openpty just opened both.
-    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
 }
 
 /// `run ARGS` with rt's stdio on a fresh pty of size rows×cols: exit code and what the
