@@ -386,7 +386,8 @@ fn tty_task() {
         "y1",
         "sh",
         "-c",
-        "tty; [ -t 0 ] && echo stdin-tty; exit 4",
+        // ctr sends ResizePty with its terminal's size just after the start.
+        "tty; [ -t 0 ] && echo stdin-tty; sleep 0.5; stty size; exit 4",
     ]);
     cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
     cmd.stdout(Stdio::from(slave.try_clone().unwrap()));
@@ -397,6 +398,46 @@ fn tty_task() {
     assert_eq!(status.code(), Some(4), "{text:?}");
     assert!(
         text.contains("/dev/pts/") && text.contains("stdin-tty"),
+        "{text:?}"
+    );
+    assert!(text.contains("24 80\n"), "ResizePty applied: {text:?}");
+}
+
+#[test]
+fn binary_log_uri() {
+    let c = Containerd::start("logbin");
+    // containerd's logging protocol: stdout on fd 3, stderr on fd 4, ready = fd 5 closed.
+    let out = c.dir.join("logged.txt");
+    let logger = c.dir.join("logger.sh");
+    write_script(
+        &logger,
+        &format!(
+            "echo \"id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE args=$*\" > {o}\nexec 5>&-\ncat <&3 >> {o} &\ncat <&4 >> {o}\nwait\n",
+            o = out.display()
+        ),
+    );
+    let uri = format!("binary://{}?tag=t1", logger.display());
+    c.ctr(&[
+        "run",
+        "--rm",
+        "--log-uri",
+        &uri,
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "lb1",
+        "sh",
+        "-c",
+        "echo via-logger; echo err-via-logger >&2",
+    ])
+    .ok();
+    poll(T, "the logger to write both streams", || {
+        let t = fs::read_to_string(&out).unwrap_or_default();
+        (t.contains("via-logger\n") && t.contains("err-via-logger\n")).then_some(())
+    });
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with(&format!("id=lb1 ns={} args=tag t1\n", c.ns)),
         "{text:?}"
     );
 }
