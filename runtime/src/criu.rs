@@ -173,13 +173,8 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup: &Cgroup) -> Result<Ve
     let linux = spec.linux();
     for m in &spec.mounts {
         if mounts::is_bind(m) {
-            let Some(src) = m.source.as_deref() else {
+            let Some(source) = mounts::bind_source(m, bundle) else {
                 continue;
-            };
-            let source = if src.starts_with('/') {
-                PathBuf::from(src)
-            } else {
-                bundle.join(src)
             };
             out.push(ExtMount {
                 dest: clean_dest(&m.destination),
@@ -192,11 +187,7 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup: &Cgroup) -> Result<Ve
                 let dest = if unified_host {
                     clean_dest(&m.destination)
                 } else {
-                    let Some(h) = hierarchies
-                        .iter()
-                        .filter(|h| dir.path.starts_with(&h.mountpoint))
-                        .max_by_key(|h| h.mountpoint.as_os_str().len())
-                    else {
+                    let Some(h) = hierarchy_of(&hierarchies, &dir.path) else {
                         continue;
                     };
                     let name = h
@@ -371,11 +362,7 @@ pub fn cgroup_root_args(cgroup: &Cgroup) -> Result<Vec<String>> {
     let hierarchies = cgroups::hierarchies()?;
     let mut out = Vec::new();
     for dir in &cgroup.dirs {
-        let Some(h) = hierarchies
-            .iter()
-            .filter(|h| dir.path.starts_with(&h.mountpoint))
-            .max_by_key(|h| h.mountpoint.as_os_str().len())
-        else {
+        let Some(h) = hierarchy_of(&hierarchies, &dir.path) else {
             continue;
         };
         let inner = Path::new("/").join(dir.path.strip_prefix(&h.mountpoint).unwrap_or(&dir.path));
@@ -518,6 +505,17 @@ pub fn last_errors(text: &str, n: usize) -> String {
     };
     let start = pick.len().saturating_sub(n);
     pick[start..].join(" | ")
+}
+
+/// The hierarchy a cgroup directory lives in: the deepest mount point above it.
+fn hierarchy_of<'a>(
+    hierarchies: &'a [cgroups::Hierarchy],
+    dir: &Path,
+) -> Option<&'a cgroups::Hierarchy> {
+    hierarchies
+        .iter()
+        .filter(|h| dir.starts_with(&h.mountpoint))
+        .max_by_key(|h| h.mountpoint.as_os_str().len())
 }
 
 #[cfg(test)]

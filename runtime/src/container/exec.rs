@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use crate::bail;
 use crate::cgroups::{Cgroup, CgroupDir};
+use crate::container::create;
 use crate::container::foreground::Foreground;
 use crate::error::{Context, Error, Result};
 use crate::process::channel::{self, Channel, Msg};
@@ -165,7 +166,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     }
     log::debug!("exec: process {pid} started in container {}", opts.id);
     if let Some(path) = &opts.pid_file {
-        crate::container::create::write_pid_file(&absolute(path)?, pid)?;
+        create::write_pid_file(&create::absolute(path)?, pid)?;
     }
     if let Some(path) = &opts.pidfd_socket {
         pidfd_socket::send(path, pid)?;
@@ -342,8 +343,4 @@ fn target_cgroup(cg: &Cgroup, requests: &[String]) -> Result<Cgroup> {
         dirs,
         created: Vec::new(),
     })
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    Ok(std::env::current_dir().ctx(|| "getcwd")?.join(p))
 }

@@ -13,17 +13,14 @@ use std::time::SystemTime;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
 use crate::bail;
 use crate::cgroups::{self, Cgroup};
 use crate::cli::RestoreArgs;
 use crate::container::checkpoint::check_supported;
 use crate::container::create::{absolute, effective_resources, write_pid_file};
-use crate::container::{delete, kill};
+use crate::container::delete;
+use crate::container::foreground::Foreground;
 use crate::criu::{self, Options, Stdio3};
 use crate::error::{Context, Error, Result};
 use crate::rootfs::mounts;
@@ -74,18 +71,13 @@ pub fn restore(root: &Path, a: &RestoreArgs) -> Result<i32> {
         .ctx(|| format!("mkdir {}", opts.work_dir.display()))?;
 
     // In the foreground the restored init is our child: wait for it, relaying signals.
-    let sfd = if a.detach {
+    let foreground = if a.detach {
         None
     } else {
         if !a.no_subreaper {
             sys::set_child_subreaper().ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
         }
-        let mut all = SigSet::all();
-        all.remove(Signal::SIGKILL);
-        all.remove(Signal::SIGSTOP);
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
-            .ctx(|| "sigprocmask")?;
-        Some(SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?)
+        Some(Foreground::begin()?)
     };
 
     let dir = StateDir::create(root, &a.id)?;
@@ -118,10 +110,10 @@ pub fn restore(root: &Path, a: &RestoreArgs) -> Result<i32> {
         state.id,
         state.pid
     );
-    let Some(sfd) = sfd else {
+    let Some(foreground) = foreground else {
         return Ok(0);
     };
-    let status = wait_relaying(&sfd, &state)?;
+    let status = foreground.wait(state.pid, None)?;
     let dir = StateDir::open(root, &a.id)?;
     let state = dir.load()?;
     if dir.status(&state) != Status::Stopped {
@@ -276,13 +268,8 @@ fn prepare_root(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<()> {
                 .map_err(|e| e.context(format!("mounts: mount point {}", m.destination)))?;
             continue;
         }
-        let Some(src) = m.source.as_deref() else {
+        let Some(source) = mounts::bind_source(m, bundle) else {
             continue;
-        };
-        let source = if src.starts_with('/') {
-            PathBuf::from(src)
-        } else {
-            bundle.join(src)
         };
         let meta =
             fs::metadata(&source).ctx(|| format!("mounts: bind source {}", source.display()))?;
@@ -318,36 +305,4 @@ fn prepare_root(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn wait_relaying(sfd: &SignalFd, state: &State) -> Result<i32> {
-    let init = Pid::from_raw(state.pid);
-    loop {
-        // The init may be gone before the first signal is read.
-        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            _ => {}
-        }
-        let Some(info) = sfd
-            .read_signal()
-            .map_err(|e| Error::sys("read signalfd", e))?
-        else {
-            continue;
-        };
-        let sig = info.ssi_signo as i32;
-        if sig != libc::SIGCHLD {
-            let _ = kill::signal_init(state, sig);
-            continue;
-        }
-        // Reap the container's orphans too.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Ok(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-    }
 }

@@ -74,13 +74,11 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     if m.kind.as_deref() == Some("cgroup") {
         return mount_cgroup(root, plan, m);
     }
-    let source = m.source.as_deref().map(|s| {
-        if mounts::is_bind(m) && !s.starts_with('/') {
-            plan.bundle.join(s)
-        } else {
-            PathBuf::from(s)
-        }
-    });
+    let source = if mounts::is_bind(m) {
+        mounts::bind_source(m, &plan.bundle)
+    } else {
+        m.source.as_deref().map(PathBuf::from)
+    };
     // A bind of a file needs a file to mount on; everything else a directory.
     let kind = match &source {
         Some(s) if mounts::is_bind(m) => {

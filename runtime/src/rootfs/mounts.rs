@@ -112,6 +112,16 @@ pub fn change<P: ?Sized + nix::NixPath>(target: &P, flags: MsFlags) -> nix::Resu
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
 }
 
+/// A bind mount's source on the host: relative sources are relative to the bundle.
+pub fn bind_source(m: &Mount, bundle: &Path) -> Option<PathBuf> {
+    let src = m.source.as_deref()?;
+    Some(if src.starts_with('/') {
+        PathBuf::from(src)
+    } else {
+        bundle.join(src)
+    })
+}
+
 /// Is this a bind mount (by type or options)?
 pub fn is_bind(m: &Mount) -> bool {
     m.kind.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
