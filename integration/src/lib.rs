@@ -1121,3 +1121,15 @@ pub fn parse_rfc3339(s: &str) -> Option<(String, String)> {
             && zb[4..6].iter().all(u8::is_ascii_digit));
     zone_ok.then(|| (frac, rest.to_string()))
 }
+
+/// pidfd_send_signal(2) through a pidfd a test received (0 only checks the process).
+pub fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal on an fd we own, with no siginfo.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

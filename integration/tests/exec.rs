@@ -459,22 +459,7 @@ fn exec_pidfd_socket_receives_a_pidfd_to_signal() {
     let (pidfd, data) = recv_fd_and_data(conn.as_raw_fd()).unwrap();
     assert_eq!(data, b"pidfd");
     // The pidfd is the exec'd process: SIGKILL through it ends `rt exec` with 128+9.
-    // SAFETY: pidfd_send_signal on a pidfd we own.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            libc::SIGKILL,
-            0,
-            0,
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "pidfd_send_signal: {}",
-        std::io::Error::last_os_error()
-    );
+    pidfd_signal(&pidfd, libc::SIGKILL).expect("pidfd_send_signal(SIGKILL)");
     assert_eq!(wait_child(&mut child, T, "rt exec").code(), Some(137));
     assert_eq!(
         h.status(&id).as_deref(),

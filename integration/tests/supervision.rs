@@ -111,26 +111,9 @@ fn create_pidfd_socket_receives_the_init() {
     h.track_pid(pid);
     let (pidfd, data) = receiver.join().unwrap().expect("a pidfd");
     assert_eq!(data, b"pidfd");
-    // SAFETY: pidfd_send_signal on a pidfd we own; signal 0 only checks.
-    let check = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, 0, 0) };
-    assert_eq!(check, 0);
+    pidfd_signal(&pidfd, 0).expect("pidfd_send_signal(0)");
     // It is the init: killing through it stops the container.
-    // SAFETY: as above.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            libc::SIGKILL,
-            0,
-            0,
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "pidfd_send_signal: {}",
-        std::io::Error::last_os_error()
-    );
+    pidfd_signal(&pidfd, libc::SIGKILL).expect("pidfd_send_signal(SIGKILL)");
     h.wait_status(&id, "stopped", T);
     h.delete(&id).ok();
     h.assert_nothing_left(&id);

@@ -600,33 +600,11 @@ impl containerd_shim::Task for Service {
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        self.container_runtime(&req.id)?
-            .call(&["pause", &req.id])
-            .map_err(err)?;
-        self.set_status(&req.id, Status::Paused);
-        self.publish(
-            topics::TASK_PAUSED_EVENT_TOPIC,
-            Box::new(ev::TaskPaused {
-                container_id: req.id.clone(),
-                ..Default::default()
-            }),
-        );
-        Ok(api::Empty::default())
+        self.freeze(&req.id, true)
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        self.container_runtime(&req.id)?
-            .call(&["resume", &req.id])
-            .map_err(err)?;
-        self.set_status(&req.id, Status::Running);
-        self.publish(
-            topics::TASK_RESUMED_EVENT_TOPIC,
-            Box::new(ev::TaskResumed {
-                container_id: req.id.clone(),
-                ..Default::default()
-            }),
-        );
-        Ok(api::Empty::default())
+        self.freeze(&req.id, false)
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
@@ -879,6 +857,29 @@ impl Service {
             .get(id)
             .map(|c| c.runtime.clone())
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Pause (`rt pause`, TaskPaused) or resume (`rt resume`, TaskResumed).
+    fn freeze(&self, id: &str, pause: bool) -> TtrpcResult<api::Empty> {
+        let verb = if pause { "pause" } else { "resume" };
+        self.container_runtime(id)?.call(&[verb, id]).map_err(err)?;
+        let container_id = id.to_string();
+        if pause {
+            self.set_status(id, Status::Paused);
+            let e = ev::TaskPaused {
+                container_id,
+                ..Default::default()
+            };
+            self.publish(topics::TASK_PAUSED_EVENT_TOPIC, Box::new(e));
+        } else {
+            self.set_status(id, Status::Running);
+            let e = ev::TaskResumed {
+                container_id,
+                ..Default::default()
+            };
+            self.publish(topics::TASK_RESUMED_EVENT_TOPIC, Box::new(e));
+        }
+        Ok(api::Empty::default())
     }
 
     fn set_status(&self, id: &str, s: Status) {
