@@ -234,9 +234,11 @@ impl Drop for Containerd {
 }
 
 fn run_with_timeout(mut c: Command, what: &str, dir: &Path) -> Output {
-    let n = format!("{:?}", Instant::now()).len() + what.len();
-    let out_p = dir.join(format!("out-{}-{n}.stdout", std::process::id()));
-    let err_p = dir.join(format!("out-{}-{n}.stderr", std::process::id()));
+    // Unique per call: tests run ctr from many threads at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_p = dir.join(format!("out-{n}.stdout"));
+    let err_p = dir.join(format!("out-{n}.stderr"));
     c.stdout(fs::File::create(&out_p).unwrap());
     c.stderr(fs::File::create(&err_p).unwrap());
     let mut child = c.spawn().expect("spawn ctr");
