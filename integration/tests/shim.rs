@@ -50,7 +50,9 @@ impl Containerd {
         let mut c = Containerd {
             dir,
             sock,
-            ns: format!("rt-test-{}", std::process::id()),
+            // Per test, not per process: Drop removes the namespace's cgroups, which must
+            // not be those of another test's containers still starting.
+            ns: format!("rt-test-{name}-{}", std::process::id()),
             daemon: None,
         };
         c.launch();
