@@ -14,6 +14,7 @@ use containerd_shim::protos::events::task as ev;
 use containerd_shim::protos::protobuf::{
     well_known_types::timestamp::Timestamp, Message, MessageDyn, MessageField,
 };
+use containerd_shim::protos::shim::oci::CheckpointOptions;
 use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc::context::Context;
 use containerd_shim::publisher::RemotePublisher;
@@ -67,6 +68,16 @@ struct Container {
     init: Proc,
     execs: HashMap<String, Proc>,
     rootfs_mounted: bool,
+    /// Created from a checkpoint: the init is restored by Start, as the runc shim does.
+    restore: Option<Restore>,
+}
+
+/// Where a container created from a checkpoint is restored from.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Restore {
+    image_path: String,
+    work_path: String,
+    opts: api::Options,
 }
 
 #[derive(Default)]
@@ -253,6 +264,50 @@ fn runc_options(
     }
 }
 
+fn checkpoint_options(
+    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
+) -> CheckpointOptions {
+    match any.as_ref() {
+        Some(a) if a.type_url.ends_with("containerd.runc.v1.CheckpointOptions") => {
+            CheckpointOptions::parse_from_bytes(&a.value).unwrap_or_default()
+        }
+        _ => CheckpointOptions::default(),
+    }
+}
+
+/// `rt checkpoint` for containerd's request: the image goes to the options' image path
+/// when set, else to the request's path.
+fn checkpoint_args(id: &str, path: &str, work: &Path, o: &CheckpointOptions) -> Vec<String> {
+    let image = if o.image_path.is_empty() {
+        path
+    } else {
+        &o.image_path
+    };
+    let mut args: Vec<String> = vec!["checkpoint".into(), "--image-path".into(), image.into()];
+    args.extend(["--work-path".into(), work.display().to_string()]);
+    if !o.exit {
+        args.push("--leave-running".into());
+    }
+    for (on, flag) in [
+        (o.open_tcp, "--tcp-established"),
+        (o.external_unix_sockets, "--ext-unix-sk"),
+        (o.terminal, "--shell-job"),
+        (o.file_locks, "--file-locks"),
+    ] {
+        if on {
+            args.push(flag.into());
+        }
+    }
+    for ns in &o.empty_namespaces {
+        args.extend(["--empty-ns".into(), ns.clone()]);
+    }
+    if !o.cgroups_mode.is_empty() {
+        args.extend(["--manage-cgroups-mode".into(), o.cgroups_mode.clone()]);
+    }
+    args.push(id.into());
+    args
+}
+
 /// The pod a container belongs to, from its config's annotations; else itself.
 fn grouping(id: &str) -> String {
     let config = std::fs::read_to_string("config.json").unwrap_or_default();
@@ -362,7 +417,16 @@ impl containerd_shim::Task for Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        let result = self.create_init(&req.id, &bundle, &runtime, &paths, &opts);
+        // From a checkpoint, nothing runs until Start restores it (pid 0 until then).
+        let restore = (!req.checkpoint.is_empty()).then(|| Restore {
+            image_path: req.checkpoint.clone(),
+            work_path: opts.criu_work_path.clone(),
+            opts: opts.clone(),
+        });
+        let result = match restore {
+            Some(_) => Ok((0, Held::default())),
+            None => self.launch_init(&req.id, &bundle, &runtime, &paths, &opts, None),
+        };
         let (pid, held) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -384,6 +448,7 @@ impl containerd_shim::Task for Service {
                 init,
                 execs: HashMap::new(),
                 rootfs_mounted,
+                restore,
             },
         );
         Self::adopt_early_exit(&mut t, &req.id, "");
@@ -419,7 +484,26 @@ impl containerd_shim::Task for Service {
             let runtime = self.container_runtime(&req.id)?;
             // Holding the table while `start` runs keeps a fast exit's TaskExit after TaskStart.
             let mut t = self.lock();
-            runtime.call(&["start", &req.id]).map_err(err)?;
+            let c = t
+                .containers
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            match c.restore.take() {
+                Some(r) => {
+                    let (bundle, paths) = (c.bundle.clone(), c.init.paths.clone());
+                    let launched =
+                        self.launch_init(&req.id, &bundle, &runtime, &paths, &r.opts, Some(&r));
+                    let (pid, held) = launched.map_err(|e| {
+                        c.restore = Some(r);
+                        err(e)
+                    })?;
+                    (c.init.pid, c.init.held) = (pid, held);
+                    Self::adopt_early_exit(&mut t, &req.id, "");
+                }
+                None => {
+                    runtime.call(&["start", &req.id]).map_err(err)?;
+                }
+            }
             let c = t
                 .containers
                 .get_mut(&req.id)
@@ -597,6 +681,42 @@ impl containerd_shim::Task for Service {
                 .collect(),
             ..Default::default()
         })
+    }
+
+    /// `rt checkpoint` into the path containerd gives (criu's images), leaving the task
+    /// running unless the options say exit, as the runc shim does.
+    fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        let (runtime, bundle) = {
+            let t = self.lock();
+            let c = t
+                .containers
+                .get(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            (c.runtime.clone(), c.bundle.clone())
+        };
+        let opts = checkpoint_options(&req.options);
+        // criu's work files (dump.log) go to a directory of the bundle unless asked to keep
+        // them elsewhere; a failed dump's log is kept in the bundle for the error message.
+        let scratch = bundle.join("criu-work");
+        let work = match opts.work_path.as_str() {
+            "" => scratch.clone(),
+            w => PathBuf::from(w),
+        };
+        let args = checkpoint_args(&req.id, &req.path, &work, &opts);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = runtime.call(&args);
+        if let Err(e) = result {
+            let kept = bundle.join("criu-dump.log");
+            let _ = std::fs::copy(work.join("dump.log"), &kept);
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(err(format!("{e} (criu log: {})", kept.display())));
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        Ok(api::Empty::default())
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
@@ -825,12 +945,31 @@ impl containerd_shim::Task for Service {
             .map_err(err)?;
         let v: serde_json::Value =
             serde_json::from_str(&out).map_err(|e| err(format!("events --stats: {e}")))?;
-        let any = crate::metrics::from_runtime_stats(&v["data"]).map_err(err)?;
+        let v2 = crate::metrics::host_is_v2();
+        let events = if v2 {
+            let pid = self.lock().containers.get(&req.id).map(|c| c.init.pid);
+            pid.map(memory_events).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let any = crate::metrics::from_runtime_stats(&v["data"], v2, &events).map_err(err)?;
         Ok(api::StatsResponse {
             stats: MessageField::some(any),
             ..Default::default()
         })
     }
+}
+
+/// memory.events of the v2 cgroup `pid` is in ("0::/path" in /proc/PID/cgroup).
+fn memory_events(pid: i32) -> String {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|path| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.events", path.trim())).ok()
+        })
+        .unwrap_or_default()
 }
 
 fn proc_of<'a>(t: &'a Table, id: &str, exec_id: &str) -> TtrpcResult<&'a Proc> {
@@ -897,14 +1036,16 @@ impl Service {
             .unwrap_or(true)
     }
 
-    /// `rt create` with the process's stdio; the init's pid and what the shim holds.
-    fn create_init(
+    /// `rt create` (or `rt restore` from a checkpoint) with the process's stdio; the init's
+    /// pid and what the shim holds.
+    fn launch_init(
         &self,
         id: &str,
         bundle: &Path,
         runtime: &Runtime,
         paths: &Paths,
         opts: &api::Options,
+        restore: Option<&Restore>,
     ) -> Result<(i32, Held), String> {
         let (io, mut held) = stdio::open(paths, id, &self.namespace)?;
         let console = if paths.terminal {
@@ -913,22 +1054,9 @@ impl Service {
             None
         };
         let pid_file = bundle.join("init.pid");
-        let b = bundle.to_string_lossy().into_owned();
-        let p = pid_file.to_string_lossy().into_owned();
-        let mut args = vec!["create", "--bundle", b.as_str(), "--pid-file", p.as_str()];
-        let sock = console
-            .as_ref()
-            .map(|c| c.path.to_string_lossy().into_owned());
-        if let Some(s) = &sock {
-            args.extend(["--console-socket", s.as_str()]);
-        }
-        if opts.no_pivot_root {
-            args.push("--no-pivot");
-        }
-        if opts.no_new_keyring {
-            args.push("--no-new-keyring");
-        }
-        args.push(id);
+        let sock = console.as_ref().map(|c| c.path.as_path());
+        let args = init_args(id, bundle, &pid_file, sock, opts, restore);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         runtime.call_with(&args, io)?;
         if let Some(c) = console {
             let master = c.receive()?;
@@ -936,6 +1064,42 @@ impl Service {
         }
         Ok((read_pid(&pid_file)?, held))
     }
+}
+
+/// The runtime command that makes a container's init: `create`, or `restore --detach`
+/// from a checkpoint image (the shim, as subreaper, reaps the restored tree).
+fn init_args(
+    id: &str,
+    bundle: &Path,
+    pid_file: &Path,
+    console_socket: Option<&Path>,
+    opts: &api::Options,
+    restore: Option<&Restore>,
+) -> Vec<String> {
+    let mut args: Vec<String> = match restore {
+        None => vec!["create".into()],
+        Some(r) => {
+            let mut a = vec!["restore".into(), "--detach".into(), "--no-subreaper".into()];
+            a.extend(["--image-path".into(), r.image_path.clone()]);
+            if !r.work_path.is_empty() {
+                a.extend(["--work-path".into(), r.work_path.clone()]);
+            }
+            a
+        }
+    };
+    args.extend(["--bundle".into(), bundle.display().to_string()]);
+    args.extend(["--pid-file".into(), pid_file.display().to_string()]);
+    if let Some(s) = console_socket {
+        args.extend(["--console-socket".into(), s.display().to_string()]);
+    }
+    if opts.no_pivot_root {
+        args.push("--no-pivot".into());
+    }
+    if opts.no_new_keyring && restore.is_none() {
+        args.push("--no-new-keyring".into());
+    }
+    args.push(id.into());
+    args
 }
 
 #[cfg(test)]
@@ -975,5 +1139,67 @@ mod tests {
         let rt = Runtime::new(&none.binary_name, &none.root, false, Path::new("/b"), "ns");
         assert_eq!(rt.root, PathBuf::from("/run/containerd/rt/ns"));
         assert!(rt.binary.ends_with("rt"));
+    }
+
+    /// containerd's checkpoint options become runc's checkpoint flags; the task keeps
+    /// running unless `exit` is set.
+    #[test]
+    fn checkpoint_options_become_flags() {
+        let o = CheckpointOptions {
+            open_tcp: true,
+            file_locks: true,
+            empty_namespaces: vec!["network".into()],
+            cgroups_mode: "soft".into(),
+            ..Default::default()
+        };
+        let any = MessageField::some(Any {
+            type_url: "containerd.runc.v1.CheckpointOptions".into(),
+            value: o.write_to_bytes().unwrap(),
+            ..Default::default()
+        });
+        let args = checkpoint_args("c1", "/img", Path::new("/w"), &checkpoint_options(&any));
+        assert_eq!(
+            args.join(" "),
+            "checkpoint --image-path /img --work-path /w --leave-running --tcp-established \
+             --file-locks --empty-ns network --manage-cgroups-mode soft c1"
+        );
+        let exit = CheckpointOptions {
+            exit: true,
+            image_path: "/other".into(),
+            ..Default::default()
+        };
+        let args = checkpoint_args("c1", "/img", Path::new("/w"), &exit);
+        assert_eq!(
+            args.join(" "),
+            "checkpoint --image-path /other --work-path /w c1"
+        );
+    }
+
+    /// A task created from a checkpoint is restored (detached; the shim reaps) instead
+    /// of created; everything else about its init is the same.
+    #[test]
+    fn init_is_created_or_restored() {
+        let opts = api::Options {
+            no_pivot_root: true,
+            no_new_keyring: true,
+            ..Default::default()
+        };
+        let (b, pid) = (Path::new("/b"), Path::new("/b/init.pid"));
+        let sock = Some(Path::new("/b/c.sock"));
+        assert_eq!(
+            init_args("c1", b, pid, sock, &opts, None).join(" "),
+            "create --bundle /b --pid-file /b/init.pid --console-socket /b/c.sock --no-pivot \
+             --no-new-keyring c1"
+        );
+        let r = Restore {
+            image_path: "/img".into(),
+            work_path: "/w".into(),
+            opts: opts.clone(),
+        };
+        assert_eq!(
+            init_args("c1", b, pid, None, &opts, Some(&r)).join(" "),
+            "restore --detach --no-subreaper --image-path /img --work-path /w --bundle /b \
+             --pid-file /b/init.pid --no-pivot c1"
+        );
     }
 }
