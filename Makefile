@@ -7,12 +7,12 @@ RT       := $(CURDIR)/target/release/rt
 ROOTFS   := $(CURDIR)/spec-examples/rootfs
 EXAMPLE  ?= hello
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
-DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci
+DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev
 
 .PHONY: help build rootfs deps test test-v2 demo bench install clean
 
 help:
-	@echo "make build     cargo build --release (target/release/rt)"
+	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
 	@echo "make rootfs    build the busybox rootfs in spec-examples/rootfs"
 	@echo "make deps      apt-get install what the tests need: $(DEPS)"
 	@echo "make test      deps + build + rootfs, cargo test and clippy, then test-v2"
@@ -22,8 +22,12 @@ help:
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     cargo clean and remove the rootfs"
 
+# The shim is linked statically (glibc's libc.a): one stays resident next to every
+# container or pod, and a static binary maps no shared libraries (about 1 MiB less RSS).
+# Only the shim's final link differs, so its dependencies are shared with rt's build.
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace --exclude containerd-shim-rt-v2
+	$(CARGO) rustc --release -p containerd-shim-rt-v2 --bin containerd-shim-rt-v2 -- -C target-feature=+crt-static -C strip=symbols
 
 rootfs:
 	@spec-examples/build-rootfs.sh

@@ -192,6 +192,11 @@ mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,root,newroot,p
 cp /bin/busybox "$R/bin/busybox"   # busybox-static: the guest has no libc
 ln -s busybox "$R/bin/sh"         # the other applets are linked by /init
 cp "$RT" "$R/usr/bin/rt"
+# The shim beside rt (where it looks for rt), when `make build` made it (static: no libc here).
+SHIM=$repo/target/release/containerd-shim-rt-v2
+if [ -x "$SHIM" ] && ! readelf -l "$SHIM" 2>/dev/null | grep -q 'program interpreter'; then
+  cp "$SHIM" "$R/usr/bin/containerd-shim-rt-v2"
+fi
 cp -a "$ROOTFS" "$R/rootfs"
 rm -f "$R/rootfs/.rt-rootfs-stamp"
 cp -a "$PAYLOAD/." "$R/payload/"

@@ -209,6 +209,21 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What containerd and the shims logged is the only trace of a failure.
+            let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!("--- containerd.log (last 80 lines) ---\n{}", tail.join("\n"));
+            // The runtime's own log of each task still there (init errors land here).
+            let tasks = self.dir.join("state/io.containerd.runtime.v2.task").join(&self.ns);
+            for task in fs::read_dir(tasks).into_iter().flatten().flatten() {
+                let log = fs::read_to_string(task.path().join("log.json")).unwrap_or_default();
+                if !log.is_empty() {
+                    eprintln!("--- {}/log.json ---\n{log}", task.path().display());
+                }
+            }
+        }
         if self.daemon.is_some() {
             let ids = self.ctr(&["container", "ls", "-q"]).stdout.clone();
             for id in ids.lines().filter(|l| !l.is_empty()) {

@@ -242,6 +242,18 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// Why process_alive() said no, for error messages.
+pub fn why_not_alive(pid: i32, start_time: u64) -> &'static str {
+    match proc_stat(pid) {
+        None => "is gone",
+        Some(('Z' | 'X', _)) => "has exited",
+        Some((_, start)) if start_time != 0 && start != start_time => {
+            "is gone (its pid is another process now)"
+        }
+        Some(_) => "died during create",
+    }
+}
+
 /// (state letter, start time) from /proc/<pid>/stat.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -4,8 +4,10 @@
 //! ttrpc server, event publisher, reaper) comes from containerd's `containerd-shim` crate;
 //! the task logic is ours (`service.rs`), and the runtime is driven through its CLI.
 
+mod events;
 mod logger;
 mod metrics;
+mod oom;
 mod runtime;
 mod service;
 mod stdio;

@@ -12,16 +12,16 @@ use containerd_shim::api;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task as ev;
 use containerd_shim::protos::protobuf::{
-    well_known_types::timestamp::Timestamp, Message, MessageDyn, MessageField,
+    well_known_types::timestamp::Timestamp, Message, MessageField,
 };
 use containerd_shim::protos::shim::oci::CheckpointOptions;
-use containerd_shim::protos::topics;
-use containerd_shim::protos::ttrpc::context::Context;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{
     Config, DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult,
 };
 
+use crate::events::{Event, Publisher};
+use crate::oom::OomWatcher;
 use crate::runtime::Runtime;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 
@@ -96,7 +96,8 @@ pub struct Service {
     debug: bool,
     /// The ttrpc socket this shim serves on (`unix:///run/containerd/s/…`).
     socket: String,
-    publisher: Option<Arc<RemotePublisher>>,
+    publisher: Option<Arc<Publisher>>,
+    oom: Option<Arc<OomWatcher>>,
 }
 
 fn err(msg: impl Into<String>) -> containerd_shim::protos::ttrpc::Error {
@@ -109,7 +110,7 @@ fn not_found(what: &str) -> containerd_shim::protos::ttrpc::Error {
     Error::RpcStatus(get_status(Code::NOT_FOUND, format!("{what}: not found")))
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     containerd_shim::util::timestamp().unwrap_or_default()
 }
 
@@ -118,10 +119,10 @@ impl Service {
         self.table.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+    fn publish<E: Event>(&self, event: &E) {
         if let Some(p) = &self.publisher {
-            if let Err(e) = p.publish(Context::default(), topic, &self.namespace, event) {
-                log::warn!("publish {topic}: {e}");
+            if let Err(e) = p.publish(event) {
+                log::warn!("{e}");
             }
         }
     }
@@ -140,7 +141,7 @@ impl Service {
             exited_at: MessageField::some(at.clone()),
             ..Default::default()
         };
-        self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(e));
+        self.publish(&e);
     }
 
     /// Record an exit the reaper saw.
@@ -197,45 +198,13 @@ impl Service {
         }
     }
 
-    /// TaskOOM: `rt events` reports the container's OOM kills as `{"type":"oom"}` lines
-    /// (v1 memory.oom_control, v2 memory.events) and ends when the container is gone.
-    fn watch_oom(&self, id: &str) {
-        let Ok(runtime) = self.container_runtime(id) else {
-            return;
-        };
-        let mut c = std::process::Command::new(&runtime.binary);
-        c.arg("--root").arg(&runtime.root);
-        c.args(["events", "--interval", "1000h", id]);
-        c.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let Ok(mut child) = c.spawn() else {
-            log::warn!("cannot watch {id} for OOM kills");
-            return;
-        };
-        let Some(stdout) = child.stdout.take() else {
-            return;
-        };
-        let me = self.clone();
-        let id = id.to_string();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                if v["type"] == "oom" {
-                    me.publish(
-                        topics::TASK_OOM_EVENT_TOPIC,
-                        Box::new(ev::TaskOOM {
-                            container_id: id.clone(),
-                            ..Default::default()
-                        }),
-                    );
-                }
+    /// TaskOOM for the container whose init is `pid`, from the shared watcher.
+    fn watch_oom(&self, id: &str, pid: i32) {
+        if let Some(w) = &self.oom {
+            if let Err(e) = w.add(id, pid) {
+                log::warn!("no OOM events for {id}: {e}");
             }
-        });
+        }
     }
 
     fn watch_exits(self) {
@@ -253,26 +222,27 @@ impl Service {
     }
 }
 
+/// Options containerd packs in an Any, when they are of type `name` (else the defaults).
+fn options<M: Message + Default>(
+    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
+    name: &str,
+) -> M {
+    match any.as_ref() {
+        Some(a) if a.type_url.ends_with(name) => M::parse_from_bytes(&a.value).unwrap_or_default(),
+        _ => M::default(),
+    }
+}
+
 fn runc_options(
     any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
 ) -> api::Options {
-    match any.as_ref() {
-        Some(a) if a.type_url.ends_with("containerd.runc.v1.Options") => {
-            api::Options::parse_from_bytes(&a.value).unwrap_or_default()
-        }
-        _ => api::Options::default(),
-    }
+    options(any, "containerd.runc.v1.Options")
 }
 
 fn checkpoint_options(
     any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
 ) -> CheckpointOptions {
-    match any.as_ref() {
-        Some(a) if a.type_url.ends_with("containerd.runc.v1.CheckpointOptions") => {
-            CheckpointOptions::parse_from_bytes(&a.value).unwrap_or_default()
-        }
-        _ => CheckpointOptions::default(),
-    }
+    options(any, "containerd.runc.v1.CheckpointOptions")
 }
 
 /// `rt checkpoint` for containerd's request: the image goes to the options' image path
@@ -331,6 +301,7 @@ impl containerd_shim::Shim for Service {
             debug: args.debug,
             socket: args.socket.clone(),
             publisher: None,
+            oom: None,
         }
     }
 
@@ -377,8 +348,25 @@ impl containerd_shim::Shim for Service {
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         // Only the serving shim logs, into the bundle's `log` FIFO.
         crate::logger::init(self.debug);
+        // Events go through our own client (see events.rs), on a connection of its own.
+        drop(publisher);
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let mut s = self.clone();
-        s.publisher = Some(Arc::new(publisher));
+        match Publisher::connect(&address, &self.namespace) {
+            Ok(p) => s.publisher = Some(Arc::new(p)),
+            Err(e) => log::error!("events will not reach containerd: {e}"),
+        }
+        let me = s.clone();
+        let publish_oom = move |id: &str| {
+            me.publish(&ev::TaskOOM {
+                container_id: id.to_string(),
+                ..Default::default()
+            })
+        };
+        match OomWatcher::start(publish_oom) {
+            Ok(w) => s.oom = Some(w),
+            Err(e) => log::error!("no OOM events: {e}"),
+        }
         s.clone().watch_exits();
         s
     }
@@ -466,9 +454,11 @@ impl containerd_shim::Task for Service {
             pid: pid as u32,
             ..Default::default()
         };
-        self.publish(topics::TASK_CREATE_EVENT_TOPIC, Box::new(e));
+        self.publish(&e);
         drop(t);
-        self.watch_oom(&req.id);
+        if pid > 0 {
+            self.watch_oom(&req.id, pid);
+        }
         Ok(api::CreateTaskResponse {
             pid: pid as u32,
             ..Default::default()
@@ -499,6 +489,7 @@ impl containerd_shim::Task for Service {
                     })?;
                     (c.init.pid, c.init.held) = (pid, held);
                     Self::adopt_early_exit(&mut t, &req.id, "");
+                    self.watch_oom(&req.id, pid);
                 }
                 None => {
                     runtime.call(&["start", &req.id]).map_err(err)?;
@@ -514,14 +505,11 @@ impl containerd_shim::Task for Service {
                 p.status = Status::Running;
             }
             let pid = p.pid;
-            self.publish(
-                topics::TASK_START_EVENT_TOPIC,
-                Box::new(ev::TaskStart {
-                    container_id: req.id.clone(),
-                    pid: pid as u32,
-                    ..Default::default()
-                }),
-            );
+            self.publish(&ev::TaskStart {
+                container_id: req.id.clone(),
+                pid: pid as u32,
+                ..Default::default()
+            });
             self.publish_exit(&req.id, "", &t.containers[&req.id].init);
             return Ok(api::StartResponse {
                 pid: pid as u32,
@@ -587,15 +575,12 @@ impl containerd_shim::Task for Service {
         p.status = Status::Running;
         p.spec_file = None;
         Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
-        self.publish(
-            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-            Box::new(ev::TaskExecStarted {
-                container_id: req.id.clone(),
-                exec_id: req.exec_id.clone(),
-                pid: pid as u32,
-                ..Default::default()
-            }),
-        );
+        self.publish(&ev::TaskExecStarted {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            pid: pid as u32,
+            ..Default::default()
+        });
         self.publish_exit(
             &req.id,
             &req.exec_id,
@@ -632,6 +617,9 @@ impl containerd_shim::Task for Service {
         }
         let runtime = self.container_runtime(&req.id)?;
         runtime.call(&["delete", "--force", &req.id]).map_err(err)?;
+        if let Some(w) = &self.oom {
+            w.remove(&req.id);
+        }
         let mut t = self.lock();
         let c = t
             .containers
@@ -645,17 +633,14 @@ impl containerd_shim::Task for Service {
             .exit
             .clone()
             .unwrap_or_else(|| (128 + libc::SIGKILL as u32, now()));
-        self.publish(
-            topics::TASK_DELETE_EVENT_TOPIC,
-            Box::new(ev::TaskDelete {
-                container_id: req.id.clone(),
-                pid: c.init.pid as u32,
-                exit_status: code,
-                exited_at: MessageField::some(at.clone()),
-                id: req.id.clone(),
-                ..Default::default()
-            }),
-        );
+        self.publish(&ev::TaskDelete {
+            container_id: req.id.clone(),
+            pid: c.init.pid as u32,
+            exit_status: code,
+            exited_at: MessageField::some(at.clone()),
+            id: req.id.clone(),
+            ..Default::default()
+        });
         Ok(api::DeleteResponse {
             pid: c.init.pid as u32,
             exit_status: code,
@@ -690,14 +675,7 @@ impl containerd_shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::CheckpointTaskRequest,
     ) -> TtrpcResult<api::Empty> {
-        let (runtime, bundle) = {
-            let t = self.lock();
-            let c = t
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id))?;
-            (c.runtime.clone(), c.bundle.clone())
-        };
+        let (runtime, bundle) = self.runtime_and_bundle(&req.id)?;
         let opts = checkpoint_options(&req.options);
         // criu's work files (dump.log) go to a directory of the bundle unless asked to keep
         // them elsewhere; a failed dump's log is kept in the bundle for the error message.
@@ -789,14 +767,11 @@ impl containerd_shim::Task for Service {
         });
         p.spec_file = Some(spec_file);
         c.execs.insert(req.exec_id.clone(), p);
-        self.publish(
-            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
-            Box::new(ev::TaskExecAdded {
-                container_id: req.id.clone(),
-                exec_id: req.exec_id.clone(),
-                ..Default::default()
-            }),
-        );
+        self.publish(&ev::TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        });
         Ok(api::Empty::default())
     }
 
@@ -827,14 +802,7 @@ impl containerd_shim::Task for Service {
     }
 
     fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        let (runtime, bundle) = {
-            let t = self.lock();
-            let c = t
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id))?;
-            (c.runtime.clone(), c.bundle.clone())
-        };
+        let (runtime, bundle) = self.runtime_and_bundle(&req.id)?;
         let resources = req
             .resources
             .as_ref()
@@ -990,6 +958,12 @@ fn read_pid(path: &Path) -> Result<i32, String> {
 }
 
 impl Service {
+    fn runtime_and_bundle(&self, id: &str) -> TtrpcResult<(Runtime, PathBuf)> {
+        let t = self.lock();
+        let c = t.containers.get(id).ok_or_else(|| not_found(id))?;
+        Ok((c.runtime.clone(), c.bundle.clone()))
+    }
+
     fn container_runtime(&self, id: &str) -> TtrpcResult<Runtime> {
         let t = self.lock();
         t.containers
@@ -1009,14 +983,14 @@ impl Service {
                 container_id,
                 ..Default::default()
             };
-            self.publish(topics::TASK_PAUSED_EVENT_TOPIC, Box::new(e));
+            self.publish(&e);
         } else {
             self.set_status(id, Status::Running);
             let e = ev::TaskResumed {
                 container_id,
                 ..Default::default()
             };
-            self.publish(topics::TASK_RESUMED_EVENT_TOPIC, Box::new(e));
+            self.publish(&e);
         }
         Ok(api::Empty::default())
     }

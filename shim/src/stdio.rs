@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::runtime::{CallIo, Result};
 
+/// Copy buffer of the relay threads: a pipe or pty hands over a few KiB per read, and each
+/// thread's buffer is resident for as long as its process lives.
+const COPY_BUF: usize = 4096;
+
 /// The three paths containerd gave for a process.
 #[derive(Clone, Debug, Default)]
 pub struct Paths {
@@ -128,7 +132,7 @@ pub fn attach_console(paths: &Paths, master: File, held: &mut Held) -> Result<()
         let mut out = open_fifo(&paths.stdout, true)?;
         let mut m = master.try_clone().map_err(|e| format!("dup: {e}"))?;
         std::thread::spawn(move || {
-            let mut buf = [0u8; 32 * 1024];
+            let mut buf = [0u8; COPY_BUF];
             // EIO once every slave fd is closed: the process and its children are gone.
             while let Ok(n) = m.read(&mut buf) {
                 if n == 0 || out.write_all(&buf[..n]).is_err() {
@@ -162,7 +166,7 @@ pub fn resize(console: &File, width: u32, height: u32) -> Result<()> {
 /// FIFO → our end of stdin, until the FIFO ends or CloseIO drops our end.
 fn copy_in_background(mut from: File, to: Arc<Mutex<Option<File>>>) {
     std::thread::spawn(move || {
-        let mut buf = [0u8; 32 * 1024];
+        let mut buf = [0u8; COPY_BUF];
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,

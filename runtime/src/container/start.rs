@@ -16,7 +16,11 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
     let state = dir.load()?;
     match dir.status(&state) {
         Status::Created => {}
-        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Stopped => bail!(
+            "cannot start a container that has stopped (init {} {})",
+            state.pid,
+            crate::state::why_not_alive(state.pid, state.pid_start_time)
+        ),
         _ => bail!("cannot start an already running container"),
     }
     launch(dir, &state)
@@ -49,7 +53,10 @@ pub fn release(dir: &StateDir) -> Result<()> {
     ) {
         Ok(fd) => fd,
         // No reader: the init is gone.
-        Err(Errno::ENXIO) => bail!("cannot start a container that has stopped"),
+        Err(Errno::ENXIO) => bail!(
+            "cannot start a container that has stopped (no reader on {}: the init is gone)",
+            fifo.display()
+        ),
         Err(e) => return Err(Error::sys(format!("open {}", fifo.display()), e)),
     };
     let mut file = std::fs::File::from(fd);

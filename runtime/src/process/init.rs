@@ -24,7 +24,10 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Failed(err.to_string()));
+    // After create returned, nobody reads the channel: the log is the only witness.
+    if chan.send(&Msg::Failed(err.to_string())).is_err() {
+        log::error!("container init: {err}");
+    }
     sys::exit_now(1)
 }
 

@@ -1,0 +1,353 @@
+//! TaskOOM: the shim watches every container's memory cgroup itself, one thread for all of
+//! them, woken by the kernel (no helper process or polling per container).
+//!
+//! - cgroup v1: an eventfd registered on `memory.oom_control` through
+//!   `cgroup.event_control`; the kernel signals it at each OOM, and once more when the
+//!   cgroup is removed (told apart by the directory being gone).
+//! - cgroup v2: inotify on `memory.events`; an OOM kill raises its `oom_kill` count.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+/// The epoll key of the inotify descriptor; v1 eventfds use their fd number.
+const INOTIFY_KEY: u64 = u64::MAX;
+
+enum Watch {
+    V1 {
+        id: String,
+        dir: PathBuf,
+        efd: EventFd,
+        /// Held open: the registration lives as long as this descriptor.
+        _oom_control: File,
+    },
+    V2 {
+        id: String,
+        events: PathBuf,
+        wd: WatchDescriptor,
+        kills: u64,
+    },
+}
+
+impl Watch {
+    fn id(&self) -> &str {
+        match self {
+            Watch::V1 { id, .. } | Watch::V2 { id, .. } => id,
+        }
+    }
+}
+
+pub struct OomWatcher {
+    epoll: Epoll,
+    inotify: Inotify,
+    /// By epoll key (v1: the eventfd's number) or, for v2, a number above any fd.
+    watches: Mutex<HashMap<u64, Watch>>,
+    next_v2_key: std::sync::atomic::AtomicU64,
+}
+
+impl OomWatcher {
+    /// Start the watching thread; `on_oom` gets the id of each container OOM-killed.
+    pub fn start(on_oom: impl Fn(&str) + Send + 'static) -> Result<Arc<OomWatcher>, String> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| format!("epoll_create1: {e}"))?;
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| format!("inotify_init1: {e}"))?;
+        epoll
+            .add(
+                inotify.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, INOTIFY_KEY),
+            )
+            .map_err(|e| format!("epoll_ctl inotify: {e}"))?;
+        let w = Arc::new(OomWatcher {
+            epoll,
+            inotify,
+            watches: Mutex::default(),
+            next_v2_key: (1 << 32).into(),
+        });
+        let me = w.clone();
+        std::thread::spawn(move || me.run(on_oom));
+        Ok(w)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Watch>> {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Watch the memory cgroup of container `id`, whose init is `pid`.
+    pub fn add(&self, id: &str, pid: i32) -> Result<(), String> {
+        let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|e| format!("read /proc/{pid}/cgroup: {e}"))?;
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+        let dir = memory_cgroup(&cgroup, &mountinfo)
+            .ok_or_else(|| format!("no memory cgroup for pid {pid}"))?;
+        if dir.unified {
+            self.add_v2(id, dir.path)
+        } else {
+            self.add_v1(id, dir.path)
+        }
+    }
+
+    fn add_v1(&self, id: &str, dir: PathBuf) -> Result<(), String> {
+        let control = dir.join("memory.oom_control");
+        let oom_control =
+            File::open(&control).map_err(|e| format!("open {}: {e}", control.display()))?;
+        let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
+            .map_err(|e| format!("eventfd: {e}"))?;
+        let event_control = dir.join("cgroup.event_control");
+        let line = format!("{} {}", efd.as_raw_fd(), oom_control.as_raw_fd());
+        fs::write(&event_control, line)
+            .map_err(|e| format!("write {}: {e}", event_control.display()))?;
+        let key = efd.as_raw_fd() as u64;
+        self.epoll
+            .add(efd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, key))
+            .map_err(|e| format!("epoll_ctl eventfd: {e}"))?;
+        self.lock().insert(
+            key,
+            Watch::V1 {
+                id: id.to_string(),
+                dir,
+                efd,
+                _oom_control: oom_control,
+            },
+        );
+        Ok(())
+    }
+
+    fn add_v2(&self, id: &str, dir: PathBuf) -> Result<(), String> {
+        let events = dir.join("memory.events");
+        let wd = self
+            .inotify
+            .add_watch(&events, AddWatchFlags::IN_MODIFY)
+            .map_err(|e| format!("inotify_add_watch {}: {e}", events.display()))?;
+        let kills = oom_kills(&events);
+        let key = self
+            .next_v2_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().insert(
+            key,
+            Watch::V2 {
+                id: id.to_string(),
+                events,
+                wd,
+                kills,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stop watching container `id` (it is being deleted).
+    pub fn remove(&self, id: &str) {
+        let mut watches = self.lock();
+        let keys: Vec<u64> = watches
+            .iter()
+            .filter(|(_, w)| w.id() == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            match watches.remove(&k) {
+                Some(Watch::V1 { efd, .. }) => {
+                    let _ = self.epoll.delete(efd.as_fd());
+                }
+                Some(Watch::V2 { wd, .. }) => {
+                    let _ = self.inotify.rm_watch(wd);
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn run(&self, on_oom: impl Fn(&str)) {
+        let mut events = [EpollEvent::empty(); 16];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log::error!("OOM watcher: epoll_wait: {e}");
+                    return;
+                }
+            };
+            for ev in &events[..n] {
+                let oomed = if ev.data() == INOTIFY_KEY {
+                    self.v2_events()
+                } else {
+                    self.v1_event(ev.data()).into_iter().collect()
+                };
+                for id in oomed {
+                    on_oom(&id);
+                }
+            }
+        }
+    }
+
+    /// An eventfd fired: an OOM, or the cgroup went away (then forget it).
+    fn v1_event(&self, key: u64) -> Option<String> {
+        let mut watches = self.lock();
+        let Some(Watch::V1 { id, dir, efd, .. }) = watches.get(&key) else {
+            return None;
+        };
+        let _ = efd.read();
+        if dir.exists() {
+            return Some(id.clone());
+        }
+        if let Some(Watch::V1 { efd, .. }) = watches.remove(&key) {
+            let _ = self.epoll.delete(efd.as_fd());
+        }
+        None
+    }
+
+    /// memory.events changed somewhere: the containers whose oom_kill count went up.
+    fn v2_events(&self) -> Vec<String> {
+        let mut changed = Vec::new();
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            changed.extend(events.into_iter().map(|e| e.wd));
+        }
+        let mut out = Vec::new();
+        let mut watches = self.lock();
+        for w in watches.values_mut() {
+            if let Watch::V2 {
+                id,
+                events,
+                wd,
+                kills,
+            } = w
+            {
+                if !changed.contains(wd) {
+                    continue;
+                }
+                let now = oom_kills(events);
+                if now > *kills {
+                    out.push(id.clone());
+                }
+                *kills = now;
+            }
+        }
+        out
+    }
+}
+
+fn oom_kills(events: &Path) -> u64 {
+    fs::read_to_string(events)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, PartialEq)]
+struct MemoryCgroup {
+    path: PathBuf,
+    unified: bool,
+}
+
+/// The memory cgroup directory of a process, from its /proc/PID/cgroup and our mountinfo:
+/// the v1 memory hierarchy when there is one, else the unified hierarchy.
+fn memory_cgroup(cgroup: &str, mountinfo: &str) -> Option<MemoryCgroup> {
+    let mounts: Vec<(&str, &str, &str)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mut r = right.split(' ');
+            let (fstype, _source, opts) = (r.next()?, r.next()?, r.next()?);
+            let mut f = left.split(' ');
+            let root = f.nth(3)?;
+            let mountpoint = f.next()?;
+            Some((fstype, opts, mountpoint)).filter(|_| root == "/")
+        })
+        .collect();
+    let entry = |want: &dyn Fn(&str) -> bool| {
+        cgroup.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            want(ctrls).then_some(path)
+        })
+    };
+    if let Some(path) = entry(&|c| c.split(',').any(|c| c == "memory")) {
+        let (_, _, mp) = mounts
+            .iter()
+            .find(|(t, o, _)| *t == "cgroup" && o.split(',').any(|o| o == "memory"))?;
+        return Some(MemoryCgroup {
+            path: Path::new(mp).join(path.trim_start_matches('/')),
+            unified: false,
+        });
+    }
+    let path = entry(&|c| c.is_empty())?;
+    let (_, _, mp) = mounts.iter().find(|(t, _, _)| *t == "cgroup2")?;
+    Some(MemoryCgroup {
+        path: Path::new(mp).join(path.trim_start_matches('/')),
+        unified: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu
+";
+
+    #[test]
+    fn v1_memory_hierarchy_wins_on_a_hybrid_host() {
+        let cgroup = "5:cpu:/ns/c1\n4:memory:/ns/c1\n0::/ns/c1\n";
+        assert_eq!(
+            memory_cgroup(cgroup, MOUNTINFO),
+            Some(MemoryCgroup {
+                path: "/sys/fs/cgroup/memory/ns/c1".into(),
+                unified: false
+            })
+        );
+    }
+
+    #[test]
+    fn unified_on_a_v2_host() {
+        let mountinfo = "31 23 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            memory_cgroup("0::/ns/c1\n", mountinfo),
+            Some(MemoryCgroup {
+                path: "/sys/fs/cgroup/ns/c1".into(),
+                unified: true
+            })
+        );
+        assert_eq!(memory_cgroup("0::/x\n", "nothing\n"), None);
+    }
+
+    /// The watch fires on a real v2 memory.events-like file: any IN_MODIFY counts only
+    /// when oom_kill went up.
+    #[test]
+    fn inotify_counts_oom_kills() {
+        let dir = std::env::temp_dir().join(format!("rt-shim-oom-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("memory.events"), "oom 0\noom_kill 0\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = OomWatcher::start(move |id| tx.send(id.to_string()).unwrap()).unwrap();
+        w.add_v2("c1", dir.clone()).unwrap();
+        fs::write(dir.join("memory.events"), "oom 1\noom_kill 0\n").unwrap();
+        fs::write(dir.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(got, "c1");
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        w.remove("c1");
+        fs::write(dir.join("memory.events"), "oom 2\noom_kill 2\n").unwrap();
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
