@@ -214,9 +214,15 @@ impl Drop for Containerd {
             let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(80)..];
-            eprintln!("--- containerd.log (last 80 lines) ---\n{}", tail.join("\n"));
+            eprintln!(
+                "--- containerd.log (last 80 lines) ---\n{}",
+                tail.join("\n")
+            );
             // The runtime's own log of each task still there (init errors land here).
-            let tasks = self.dir.join("state/io.containerd.runtime.v2.task").join(&self.ns);
+            let tasks = self
+                .dir
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&self.ns);
             for task in fs::read_dir(tasks).into_iter().flatten().flatten() {
                 let log = fs::read_to_string(task.path().join("log.json")).unwrap_or_default();
                 if !log.is_empty() {
