@@ -53,10 +53,11 @@ test: deps build rootfs
 # a cgroup2 /sys/fs/cgroup, a static rt (target/static) and the busybox rootfs,
 # and runs the payload there. It installs qemu-system-x86 itself when missing
 # and caches the Debian kernel in .cache/vm (RT_VM_CACHE).
-test-v2: rootfs
+test-v2: build rootfs
 	vm/guest.sh vm/payload-smoke
 	vm/guest.sh vm/payload-cgroups
 	vm/guest.sh vm/payload-criu
+	vm/guest.sh vm/payload-shim
 
 # Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
 # the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).

@@ -44,7 +44,7 @@ fi
 for c in m1 o1; do cp -a "${RT_VM_ROOTFS:-/rootfs}" $W/$c; done
 
 # Stats on a v2 host: the v2 Metrics message, decoded by ctr.
-out=$($CTR run -d --rootfs $W/m1 --runtime io.containerd.rt.v2 m1 sleep 1000 2>&1)
+out=$($CTR run -d --runtime io.containerd.rt.v2 --rootfs $W/m1 m1 sleep 1000 2>&1)
 [ $? = 0 ] && ok "ctr run -d m1" || bad "ctr run -d m1: $out"
 json=$($CTR task metrics --format json m1 2>&1)
 contains "metrics: v2 cpu usage_usec" "$json" '"usage_usec"'
@@ -59,10 +59,10 @@ contains "metrics table: cpu.usage_usec" "$table" "cpu.usage_usec"
 $CTR events >$W/events 2>&1 &
 EV=$!
 sleep 1
-out=$($CTR run -d --memory-limit 33554432 --rootfs $W/o1 --runtime io.containerd.rt.v2 o1 \
+out=$($CTR run -d --memory-limit 33554432 --runtime io.containerd.rt.v2 --rootfs $W/o1 o1 \
   sh -c 'sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000' 2>&1)
 [ $? = 0 ] && ok "ctr run -d o1 (32 MiB)" || bad "ctr run -d o1: $out"
-if wait_for 60 grep -q '/tasks/oom' $W/events; then ok "TaskOOM published"; else
+if wait_for 60 grep -q '/tasks/oom.*"o1"' $W/events; then ok "TaskOOM published for o1"; else
   bad "TaskOOM published: $(cat $W/events)"; cat $CG/$NS/o1/memory.events 2>&1
 fi
 kill $EV 2>/dev/null
