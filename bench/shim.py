@@ -5,7 +5,9 @@ Starts a private containerd (temporary root, state and socket; our shim on its P
 imports a busybox image packed from the test rootfs with umoci, runs one `sleep`
 container under each shim, and reports each shim's resident memory (VmRSS, and
 Pss from smaps_rollup, which charges shared libraries fairly) with one running
-container, in the same run. Then removes everything it made.
+container, in the same run; then a second container under a second rt shim, whose
+private memory is what one more shim costs (the code pages are shared). Then removes
+everything it made.
 
 Needs root, containerd, ctr, umoci. Python standard library only.
 
@@ -84,9 +86,11 @@ def main():
         subprocess.run(ctr + ["image", "import", "--base-name", "docker.io/library/busybox", f"{img}.tar"],
                        check=True, stdout=subprocess.DEVNULL)
         rows = []
-        for name, runtime in (("containerd-shim-rt-v2", "io.containerd.rt.v2"),
-                              ("containerd-shim-runc-v2", "io.containerd.runc.v2")):
-            cid = f"shimbench-{runtime.split('.')[2]}"
+        # A second rt container (its own shim): the shims share their code pages, so its
+        # private memory is what one more container or pod costs.
+        for name, runtime, cid in (("containerd-shim-rt-v2", "io.containerd.rt.v2", "shimbench-rt"),
+                                   ("containerd-shim-runc-v2", "io.containerd.runc.v2", "shimbench-runc"),
+                                   ("containerd-shim-rt-v2 (2nd)", "io.containerd.rt.v2", "shimbench-rt2")):
             subprocess.run(ctr + ["run", "-d", "--runtime", runtime, "docker.io/library/busybox:latest",
                                   cid, "sleep", "1000"], check=True, stdout=subprocess.DEVNULL)
             ids.append(cid)
@@ -100,6 +104,7 @@ def main():
             print(f"{name:30} {rss / 1024:6.2f} MiB {pss / 1024:6.2f} MiB {priv / 1024:6.2f} MiB {threads:4}")
         if rows[0][1] and rows[1][1]:
             print(f"ratio rt/runc shim (RSS): {rows[0][1] / rows[1][1]:.2f}")
+        print("(private of the 2nd rt shim: what one more shim costs while their code is shared)")
     finally:
         for cid in ids:
             subprocess.run(ctr + ["task", "kill", "-s", "SIGKILL", cid], stderr=subprocess.DEVNULL)
