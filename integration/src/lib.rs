@@ -10,6 +10,7 @@
 //! cgroups, unmounts whatever is left below the test's temp dir and removes that dir.
 
 pub mod console;
+pub mod containerd;
 
 use serde_json::{json, Value};
 use std::ffi::CString;

@@ -66,11 +66,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        // A sibling, not a child: rt itself is its parent and can wait for it.
-        if let Some(pid) = sys::fork_sibling().ctx(|| "clone(CLONE_PARENT) the container init")? {
-            chan.send(&Msg::InitPid(pid))?;
-            sys::exit_now(0);
-        }
+        super::continue_in_sibling(chan, "the container init")?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }

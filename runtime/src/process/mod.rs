@@ -54,3 +54,29 @@ pub struct ProcessPlan {
     /// Extra environment (LISTEN_FDS/LISTEN_PID, NOTIFY_SOCKET) appended to the spec's.
     pub extra_env: Vec<String>,
 }
+
+/// Go on in a sibling (CLONE_PARENT: rt stays its parent and can wait for it), as new pid
+/// and time namespaces apply only to children: the intermediate process reports the
+/// sibling's pid to rt and ends. The sibling waits until that report is sent, so that none
+/// of its own messages can reach rt first (rt would then finish the handshake still
+/// taking the short-lived intermediate for the container process).
+pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate::error::Result<()> {
+    use crate::error::Context;
+    let (reported_r, reported_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
+    match crate::sys::fork_sibling().ctx(|| format!("clone(CLONE_PARENT) {what}"))? {
+        Some(pid) => {
+            drop(reported_r);
+            let sent = chan.send(&channel::Msg::InitPid(pid));
+            drop(reported_w);
+            crate::sys::exit_now(if sent.is_ok() { 0 } else { 1 })
+        }
+        None => {
+            drop(reported_w);
+            let mut byte = [0u8; 1];
+            // EOF once the intermediate has sent the pid (or is gone).
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut byte) {}
+            Ok(())
+        }
+    }
+}

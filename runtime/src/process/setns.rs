@@ -49,12 +49,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ns
         .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
     {
-        if let Some(pid) =
-            sys::fork_sibling().ctx(|| "clone(CLONE_PARENT) the process in the container")?
-        {
-            chan.send(&Msg::InitPid(pid))?;
-            sys::exit_now(0);
-        }
+        super::continue_in_sibling(chan, "the process in the container")?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }
