@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod containerd;
+pub mod docker;
 
 use serde_json::{json, Value};
 use std::ffi::CString;

@@ -1,0 +1,270 @@
+//! Real clients driving `rt` as they drive runc. Each test starts its own daemon
+//! (integration::containerd: temporary root, state, sockets, namespace) and leaves nothing
+//! behind.
+//!
+//! - containerd's own Go shim, `containerd-shim-runc-v2`, with rt as its runc binary
+//!   (`ctr --runc-binary`, the runc options' BinaryName): every runc command that shim uses
+//!   (create, start, state, exec --process, ps --format json, pause, resume, kill, delete)
+//!   is rt's.
+//! - Docker: dockerd 20.10 with `--add-runtime rt=…` (integration::docker), `docker run
+//!   --runtime rt` with the flags users pass, exec, top, pause, stats, update, stop, restart.
+
+use integration::containerd::*;
+use integration::*;
+
+#[test]
+fn containerd_runc_shim_drives_rt() {
+    let c = Containerd::start("runcshim");
+    let rt = rt_bin().to_string_lossy().into_owned();
+    let root = c.dir.join("rt-root");
+    let root_s = root.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--runtime", "io.containerd.runc.v2"];
+        args.extend(["--runc-binary", &rt, "--runc-root", &root_s]);
+        args.extend_from_slice(extra);
+        c.ctr(&args)
+    };
+
+    let out = run(&[
+        "--rm",
+        IMAGE,
+        "g1",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    out.expect_code(3);
+    assert_eq!(out.stdout, "out\n", "{}", out.describe());
+    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+
+    run(&["-d", IMAGE, "g2", "sleep", "1000"]).ok();
+    // The shim ran rt with Root/<namespace>: rt's own state says so.
+    let state = std::process::Command::new(&rt)
+        .arg("--root")
+        .arg(root.join(&c.ns))
+        .args(["state", "g2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&state.stdout);
+    assert!(
+        state.status.success() && text.contains("\"status\": \"running\""),
+        "rt state: {text}"
+    );
+
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "g2",
+        "sh",
+        "-c",
+        "echo in-exec; exit 4",
+    ]);
+    out.expect_code(4);
+    assert_eq!(out.stdout, "in-exec\n", "{}", out.describe());
+
+    let init_pid = c
+        .ctr(&["task", "ls"])
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("g2 "))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap();
+    let ps = c.ctr(&["task", "ps", "g2"]).ok().stdout.clone();
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&init_pid)),
+        "{ps}"
+    );
+
+    c.ctr(&["task", "pause", "g2"]).ok();
+    assert_eq!(c.task_status("g2").as_deref(), Some("PAUSED"));
+    c.ctr(&["task", "resume", "g2"]).ok();
+    assert_eq!(c.task_status("g2").as_deref(), Some("RUNNING"));
+
+    c.ctr(&["task", "kill", "-s", "SIGKILL", "g2"]).ok();
+    poll(T, "g2 to stop", || {
+        (c.task_status("g2").as_deref() == Some("STOPPED")).then_some(())
+    });
+    c.ctr(&["task", "rm", "g2"]).ok();
+    c.ctr(&["container", "rm", "g2"]).ok();
+    // rt's delete ran: no state left under its root.
+    let left: Vec<_> = std::fs::read_dir(root.join(&c.ns))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "rt state left: {left:?}");
+}
+
+/// Docker (dockerd 20.10, `--add-runtime rt=…`, `docker run --runtime rt`): what a user
+/// of Docker does, each checked against what the container sees.
+#[test]
+fn docker_runs_rt() {
+    let d = integration::docker::Dockerd::start("clients");
+    let img = integration::docker::IMAGE;
+
+    let out = d.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    out.expect_code(3);
+    assert_eq!(out.stdout, "out\n", "{}", out.describe());
+    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+
+    let out = d.run(&[
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        img,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g",
+    ]);
+    assert_eq!(out.ok().stdout, "bar\n/tmp\n1000\n1000\n");
+
+    let out = d.run(&["--read-only", img, "sh", "-c", "touch /x 2>&1; echo rc=$?"]);
+    assert!(
+        out.ok().stdout.contains("Read-only file system"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.ends_with("rc=1\n"), "{}", out.describe());
+
+    // Limits land in the container's cgroup (v1 here; Docker mounts it read-only inside).
+    let out = d.run(&[
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        img,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/pids/pids.max",
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+    ]);
+    assert_eq!(out.ok().stdout, "67108864\n50\n50000\n100000\n");
+
+    let out = d.run(&[
+        "--cap-drop",
+        "ALL",
+        img,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.ok().stdout, "CapEff:\t0000000000000000\n");
+
+    // Docker's default seccomp profile: a filter is installed and unshare is refused;
+    // seccomp=unconfined installs none.
+    let out = d.run(&[
+        img,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; unshare -m true 2>/dev/null; echo unshare=$?",
+    ]);
+    assert_eq!(out.ok().stdout, "Seccomp:\t2\nunshare=1\n");
+    let out = d.run(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        img,
+        "grep",
+        "^Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.ok().stdout, "Seccomp:\t0\n");
+
+    // -t: the process has a pty as its terminal.
+    let out = d.run(&["-t", img, "tty"]);
+    assert!(
+        out.ok().stdout.starts_with("/dev/pts/"),
+        "{}",
+        out.describe()
+    );
+
+    // A long-running container: exec, top, pause/unpause, stats, update, stop.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "--runtime",
+        "rt",
+        "--network",
+        "none",
+        img,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let out = d.docker(&[
+        "exec",
+        "d1",
+        "sh",
+        "-c",
+        "echo in-exec; ps -o pid,args; exit 5",
+    ]);
+    out.expect_code(5);
+    assert!(out.stdout.starts_with("in-exec\n"), "{}", out.describe());
+    assert!(
+        out.stdout.lines().any(|l| l.trim() == "1 sleep 1000"),
+        "the exec sees the container's pid 1: {}",
+        out.describe()
+    );
+    let top = d.docker(&["top", "d1"]).ok().stdout.clone();
+    assert!(top.contains("sleep 1000"), "{top}");
+    d.docker(&["pause", "d1"]).ok();
+    assert_eq!(d.inspect("d1", "{{.State.Status}}"), "paused");
+    d.docker(&["unpause", "d1"]).ok();
+    assert_eq!(d.inspect("d1", "{{.State.Status}}"), "running");
+    let stats = d
+        .docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.PIDs}} {{.MemUsage}}",
+            "d1",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert!(stats.starts_with("1 "), "{stats}");
+    d.docker(&["update", "--memory", "128m", "--memory-swap", "256m", "d1"])
+        .ok();
+    let out = d.docker(&[
+        "exec",
+        "d1",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(out.ok().stdout, "134217728\n");
+    // A pid-1 sleep ignores SIGTERM: docker stop kills it after the timeout.
+    d.docker(&["stop", "-t", "1", "d1"]).ok();
+    assert_eq!(d.inspect("d1", "{{.State.ExitCode}}"), "137");
+    d.docker(&["rm", "d1"]).ok();
+
+    // --restart: a failing container is started again by Docker, through rt.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "d2",
+        "--restart",
+        "on-failure:2",
+        "--runtime",
+        "rt",
+        "--network",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "sleep 0.2; exit 1",
+    ])
+    .ok();
+    poll(T, "d2 to be restarted twice and stop", || {
+        (d.inspect("d2", "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
+    });
+    assert_eq!(d.inspect("d2", "{{.State.ExitCode}}"), "1");
+}
