@@ -7,7 +7,7 @@ RT       := $(CURDIR)/target/release/rt
 ROOTFS   := $(CURDIR)/spec-examples/rootfs
 EXAMPLE  ?= hello
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
-DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io
+DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman
 
 .PHONY: help build rootfs deps test test-v2 demo bench install clean
 

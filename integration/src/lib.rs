@@ -12,6 +12,7 @@
 pub mod console;
 pub mod containerd;
 pub mod docker;
+pub mod podman;
 
 use serde_json::{json, Value};
 use std::ffi::CString;

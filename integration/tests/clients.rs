@@ -8,6 +8,7 @@
 //!   is rt's.
 //! - Docker: dockerd 20.10 with `--add-runtime rt=…` (integration::docker), `docker run
 //!   --runtime rt` with the flags users pass, exec, top, pause, stats, update, stop, restart.
+//! - podman with conmon (integration::podman), `--runtime /path/to/rt`.
 
 use integration::containerd::*;
 use integration::*;
@@ -267,4 +268,61 @@ fn docker_runs_rt() {
         (d.inspect("d2", "{{.RestartCount}} {{.State.Status}}") == "2 exited").then_some(())
     });
     assert_eq!(d.inspect("d2", "{{.State.ExitCode}}"), "1");
+}
+
+/// podman 4.3 with conmon, `--runtime /path/to/rt`.
+#[test]
+fn podman_runs_rt() {
+    let p = integration::podman::Podman::new("clients");
+    let img = integration::podman::IMAGE;
+
+    let out = p.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    out.expect_code(3);
+    assert_eq!(out.stdout, "out\n", "{}", out.describe());
+    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+
+    let out = p.run(&[
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        img,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+         /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(out.ok().stdout, "bar\n/tmp\n1000\n67108864\n50\n");
+
+    let out = p.run(&["-t", img, "tty"]);
+    assert!(
+        out.ok().stdout.starts_with("/dev/pts/"),
+        "{}",
+        out.describe()
+    );
+
+    let rt = rt_bin().to_string_lossy().into_owned();
+    let parent = format!("/{}", p.cgroup_parent);
+    let mut args = vec!["run", "-d", "--name", "p1"];
+    args.extend(p.run_flags(&rt, &parent));
+    args.extend([img, "sleep", "1000"]);
+    p.podman(&args).ok();
+    let out = p.podman(&["exec", "p1", "sh", "-c", "echo in-exec; exit 4"]);
+    out.expect_code(4);
+    assert_eq!(out.stdout, "in-exec\n", "{}", out.describe());
+    let top = p.podman(&["top", "p1"]).ok().stdout.clone();
+    assert!(top.contains("sleep 1000"), "{top}");
+    p.podman(&["pause", "p1"]).ok();
+    assert_eq!(p.inspect("p1", "{{.State.Status}}"), "paused");
+    p.podman(&["unpause", "p1"]).ok();
+    assert_eq!(p.inspect("p1", "{{.State.Status}}"), "running");
+    p.podman(&["stop", "-t", "1", "p1"]).ok();
+    assert_eq!(p.inspect("p1", "{{.State.ExitCode}}"), "137");
+    p.podman(&["rm", "p1"]).ok();
 }
