@@ -166,6 +166,31 @@ impl Containerd {
         (guard, out)
     }
 
+    /// `ctr task pause`, then `resume`, each checked in `ctr task ls`.
+    pub fn pause_and_resume(&self, id: &str) {
+        self.ctr(&["task", "pause", id]).ok();
+        assert_eq!(self.task_status(id).as_deref(), Some("PAUSED"));
+        self.ctr(&["task", "resume", id]).ok();
+        assert_eq!(self.task_status(id).as_deref(), Some("RUNNING"));
+    }
+
+    /// `ctr task ps` lists the init (its pid from `ctr task ls`).
+    pub fn ps_shows_init(&self, id: &str) {
+        let init_pid = self
+            .ctr(&["task", "ls"])
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .unwrap_or_else(|| panic!("{id} in ctr task ls"));
+        let ps = self.ctr(&["task", "ps", id]).ok().stdout.clone();
+        assert!(
+            ps.lines()
+                .any(|l| l.split_whitespace().next() == Some(&init_pid)),
+            "init {init_pid} in ctr task ps:\n{ps}"
+        );
+    }
+
     pub fn task_status(&self, id: &str) -> Option<String> {
         let out = self.ctr(&["task", "ls"]);
         out.stdout.lines().find_map(|l| {
@@ -209,14 +234,7 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // What containerd and the shims logged is the only trace of a failure.
-            let log = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(80)..];
-            eprintln!(
-                "--- containerd.log (last 80 lines) ---\n{}",
-                tail.join("\n")
-            );
+            print_log_tail(&self.dir.join("containerd.log"), 80);
             // The runtime's own log of each task still there (init errors land here).
             let tasks = self
                 .dir
@@ -241,19 +259,7 @@ impl Drop for Containerd {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         unmount_below(&self.dir);
-        for ctrl in fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let d = ctrl.path().join(&self.ns);
-            if d.is_dir() {
-                for sub in fs::read_dir(&d).into_iter().flatten().flatten() {
-                    let _ = fs::remove_dir(sub.path());
-                }
-                let _ = fs::remove_dir(&d);
-            }
-        }
+        remove_cgroup_tree(&self.ns);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

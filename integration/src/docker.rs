@@ -113,10 +113,7 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(60)..];
-            eprintln!("--- dockerd.log (last 60 lines) ---\n{}", tail.join("\n"));
+            print_log_tail(&self.dir.join("dockerd.log"), 60);
         }
         if let Some(mut d) = self.daemon.take() {
             let ids = self.docker(&["ps", "-aq"]).stdout.clone();
@@ -131,17 +128,7 @@ impl Drop for Dockerd {
             }
         }
         unmount_below(&self.dir);
-        for ctrl in fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let parent = ctrl.path().join(&self.cgroup_parent);
-            for sub in fs::read_dir(&parent).into_iter().flatten().flatten() {
-                let _ = fs::remove_dir(sub.path());
-            }
-            let _ = fs::remove_dir(&parent);
-        }
+        remove_cgroup_tree(&self.cgroup_parent);
         let _ = fs::remove_dir_all(&self.dir);
         // dockerd's fixed paths, when it made them.
         if !self.key_json_was_there {

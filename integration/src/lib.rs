@@ -171,6 +171,27 @@ impl Output {
         self
     }
 
+    /// Panics unless it exited `code` with exactly `stdout` and `stderr` containing
+    /// `stderr_part`: the usual check of a client's `run`.
+    #[track_caller]
+    pub fn expect_run(&self, code: i32, stdout: &str, stderr_part: &str) -> &Self {
+        self.expect_code(code);
+        assert_eq!(
+            self.stdout,
+            stdout,
+            "`{}`\n{}",
+            self.cmdline,
+            self.describe()
+        );
+        assert!(
+            self.stderr.contains(stderr_part),
+            "`{}`: {stderr_part:?} not on stderr\n{}",
+            self.cmdline,
+            self.describe()
+        );
+        self
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "--- stdout ---\n{}--- stderr ---\n{}",
@@ -1135,4 +1156,34 @@ pub fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> std::io::Result<(
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Remove cgroup `name` (a directory directly below each hierarchy's root) and its
+/// subdirectories, in every hierarchy: a test daemon's cgroup parent.
+pub fn remove_cgroup_tree(name: &str) {
+    for ctrl in fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let parent = ctrl.path().join(name);
+        for sub in fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if sub.path().is_dir() {
+                let _ = fs::remove_dir(sub.path());
+            }
+        }
+        let _ = fs::remove_dir(&parent);
+    }
+}
+
+/// The last `n` lines of a daemon's log, printed when a test fails (its only trace).
+pub fn print_log_tail(path: &Path, n: usize) {
+    let log = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    eprintln!(
+        "--- {} (last {n} lines) ---\n{}",
+        path.display(),
+        tail.join("\n")
+    );
 }

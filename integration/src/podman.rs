@@ -109,19 +109,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "-f", "-t", "0", "--all"]);
         unmount_below(&self.dir);
-        for ctrl in fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let parent = ctrl.path().join(&self.cgroup_parent);
-            for sub in fs::read_dir(&parent).into_iter().flatten().flatten() {
-                if sub.path().is_dir() {
-                    let _ = fs::remove_dir(sub.path());
-                }
-            }
-            let _ = fs::remove_dir(&parent);
-        }
+        remove_cgroup_tree(&self.cgroup_parent);
         let _ = fs::remove_dir_all(&self.dir);
         for d in &self.fixed_dirs_made {
             let _ = fs::remove_dir_all(d);

@@ -65,24 +65,9 @@ fn containerd_runc_shim_drives_rt() {
     out.expect_code(4);
     assert_eq!(out.stdout, "in-exec\n", "{}", out.describe());
 
-    let init_pid = c
-        .ctr(&["task", "ls"])
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("g2 "))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        .unwrap();
-    let ps = c.ctr(&["task", "ps", "g2"]).ok().stdout.clone();
-    assert!(
-        ps.lines()
-            .any(|l| l.split_whitespace().next() == Some(&init_pid)),
-        "{ps}"
-    );
+    c.ps_shows_init("g2");
 
-    c.ctr(&["task", "pause", "g2"]).ok();
-    assert_eq!(c.task_status("g2").as_deref(), Some("PAUSED"));
-    c.ctr(&["task", "resume", "g2"]).ok();
-    assert_eq!(c.task_status("g2").as_deref(), Some("RUNNING"));
+    c.pause_and_resume("g2");
 
     c.ctr(&["task", "kill", "-s", "SIGKILL", "g2"]).ok();
     poll(T, "g2 to stop", || {
@@ -104,10 +89,8 @@ fn docker_runs_rt() {
     let d = integration::docker::Dockerd::start("clients");
     let img = integration::docker::IMAGE;
 
-    let out = d.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"]);
-    out.expect_code(3);
-    assert_eq!(out.stdout, "out\n", "{}", out.describe());
-    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+    d.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .expect_run(3, "out\n", "err\n");
 
     let out = d.run(&[
         "-e",
@@ -276,10 +259,8 @@ fn podman_runs_rt() {
     let p = integration::podman::Podman::new("clients");
     let img = integration::podman::IMAGE;
 
-    let out = p.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"]);
-    out.expect_code(3);
-    assert_eq!(out.stdout, "out\n", "{}", out.describe());
-    assert!(out.stderr.contains("err\n"), "{}", out.describe());
+    p.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .expect_run(3, "out\n", "err\n");
 
     let out = p.run(&[
         "-e",

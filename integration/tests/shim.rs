@@ -90,23 +90,8 @@ fn exec_kill_pause_resume_ps_metrics() {
         "{}",
         out.stdout
     );
-    let ps = c.ctr(&["task", "ps", "o1"]).ok().stdout.clone();
-    let init_pid = c
-        .ctr(&["task", "ls"])
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("o1"))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        .unwrap();
-    assert!(
-        ps.lines()
-            .any(|l| l.split_whitespace().next() == Some(&init_pid)),
-        "{ps}"
-    );
-    c.ctr(&["task", "pause", "o1"]).ok();
-    assert_eq!(c.task_status("o1").as_deref(), Some("PAUSED"));
-    c.ctr(&["task", "resume", "o1"]).ok();
-    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    c.ps_shows_init("o1");
+    c.pause_and_resume("o1");
     // Checkpoint leaves the task running. Where criu cannot run (criu 3.17 on this host's
     // 6.18 kernel), the error names criu and the task is unharmed.
     let criu_works = Command::new("criu")
