@@ -6,6 +6,8 @@ PYTHON   ?= python3
 RT       := $(CURDIR)/target/release/rt
 ROOTFS   := $(CURDIR)/spec-examples/rootfs
 EXAMPLE  ?= hello
+# The CRI test client's gRPC (grpcio from PyPI), in a venv of the project's own.
+CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman
 
@@ -43,9 +45,12 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -qq $$missing || { apt-get update -qq && apt-get install -y -qq $$missing; }; \
 	fi
+	@$(CRI_VENV)/bin/python -c 'import grpc' 2>/dev/null || { \
+	  echo "making $(CRI_VENV) (grpcio for the CRI test client)"; \
+	  $(PYTHON) -m venv $(CRI_VENV) && $(CRI_VENV)/bin/pip install -q grpcio; }
 
 test: deps build rootfs
-	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) $(CARGO) test --release --workspace
+	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) RT_CRI_PYTHON=$(CRI_VENV)/bin/python $(CARGO) test --release --workspace
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(MAKE) test-v2
 

@@ -91,7 +91,8 @@ def main():
         for name, runtime, cid in (("containerd-shim-rt-v2", "io.containerd.rt.v2", "shimbench-rt"),
                                    ("containerd-shim-runc-v2", "io.containerd.runc.v2", "shimbench-runc"),
                                    ("containerd-shim-rt-v2 (2nd)", "io.containerd.rt.v2", "shimbench-rt2")):
-            subprocess.run(ctr + ["run", "-d", "--runtime", runtime, "docker.io/library/busybox:latest",
+            subprocess.run(ctr + ["run", "-d", "--fifo-dir", f"{d}/fifo", "--runtime", runtime,
+                                  "docker.io/library/busybox:latest",
                                   cid, "sleep", "1000"], check=True, stdout=subprocess.DEVNULL)
             ids.append(cid)
             time.sleep(0.5)
@@ -133,6 +134,11 @@ def main():
                     os.rmdir(base)
                 except OSError:
                     pass
+        for root in ("/run/containerd/rt", "/run/containerd/runc"):
+            try:
+                os.rmdir(os.path.join(root, ns))
+            except OSError:
+                pass
         shutil.rmtree(d, ignore_errors=True)
 
 

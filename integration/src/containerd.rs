@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub const T: Duration = Duration::from_secs(30);
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
+/// The same rootfs whose entrypoint sleeps: a CRI pod sandbox.
+pub const IMAGE_PAUSE: &str = "docker.io/library/busybox:pause";
 pub const RUNTIME: &str = "io.containerd.rt.v2";
 
 pub fn shim_bin() -> PathBuf {
@@ -23,35 +25,60 @@ pub struct Containerd {
     pub dir: PathBuf,
     pub sock: PathBuf,
     pub ns: String,
+    /// Removed (with its subdirectories) in every hierarchy on drop.
+    pub cgroup_parent: String,
     daemon: Option<Child>,
 }
 
 impl Containerd {
     pub fn start(name: &str) -> Containerd {
+        Self::start_with(name, false)
+    }
+
+    /// With `cri`, containerd's CRI plugin serves on the same socket: runtime handler `rt`
+    /// is our shim, the sandbox ("pause") image is `IMAGE_PAUSE`, images live in
+    /// namespace k8s.io, and pods are to use `cgroup_parent` (no CNI: pods use the node's
+    /// network).
+    pub fn start_with(name: &str, cri: bool) -> Containerd {
         let dir = PathBuf::from(format!("/tmp/rt-ctd-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bin")).unwrap();
         // containerd looks for containerd-shim-rt-v2 on its PATH; the shim finds rt beside it.
         std::os::unix::fs::symlink(shim_bin(), dir.join("bin/containerd-shim-rt-v2")).unwrap();
         let sock = dir.join("containerd.sock");
-        fs::write(
-            dir.join("config.toml"),
-            format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{1}\"\n[ttrpc]\n  address = \"{1}.ttrpc\"\n\
-                 [debug]\n  level = \"debug\"\n",
-                dir.display(),
-                sock.display()
-            ),
-        )
-        .unwrap();
+        let mut config = format!(
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+             [grpc]\n  address = \"{1}\"\n[ttrpc]\n  address = \"{1}.ttrpc\"\n\
+             [debug]\n  level = \"debug\"\n",
+            dir.display(),
+            sock.display()
+        );
+        // Per test, not per process: Drop removes these cgroups, which must not be those
+        // of another test's containers still starting.
+        let tag = format!("rt-test-{name}-{}", std::process::id());
+        let ns = if cri {
+            let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
+            config += &format!(
+                "[{cri}]\n  sandbox_image = \"{IMAGE_PAUSE}\"\n  disable_apparmor = true\n\
+                 # no CAP_SYS_RESOURCE here: keep the sandbox's oom_score_adj at ours\n\
+                 restrict_oom_score_adj = true\n\
+                 stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n\
+                 [{cri}.cni]\n  bin_dir = \"{0}/cni/bin\"\n  conf_dir = \"{0}/cni/conf\"\n\
+                 [{cri}.containerd]\n  default_runtime_name = \"rt\"\n\
+                 [{cri}.containerd.runtimes.rt]\n  runtime_type = \"io.containerd.rt.v2\"\n",
+                dir.display()
+            );
+            "k8s.io".to_string()
+        } else {
+            config += "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
+            tag.clone()
+        };
+        fs::write(dir.join("config.toml"), config).unwrap();
         let mut c = Containerd {
             dir,
             sock,
-            // Per test, not per process: Drop removes the namespace's cgroups, which must
-            // not be those of another test's containers still starting.
-            ns: format!("rt-test-{name}-{}", std::process::id()),
+            ns,
+            cgroup_parent: tag,
             daemon: None,
         };
         c.launch();
@@ -109,6 +136,8 @@ impl Containerd {
             "set -e; umoci init --layout {l}; umoci new --image {img}; \
              umoci unpack --rootless --image {img} {b} >/dev/null; cp -a {src}/. {b}/rootfs/; \
              umoci repack --image {img} {b}; umoci config --image {img} --config.cmd /bin/sh; \
+             umoci config --image {img} --tag pause --config.entrypoint /bin/sleep \
+               --config.cmd 2147483647; \
              tar -C {l} -cf {l}.tar .",
             l = layout.display(),
             b = bundle.display(),
@@ -134,11 +163,25 @@ impl Containerd {
 
     pub fn ctr_command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ctr");
-        c.arg("-a")
-            .arg(&self.sock)
-            .arg("-n")
-            .arg(&self.ns)
-            .args(args);
+        c.arg("-a").arg(&self.sock).arg("-n").arg(&self.ns);
+        // The stdio FIFOs of run, exec and start go to our directory, not to containerd's
+        // /run/containerd/fifo (ctr leaves them there after a detached run).
+        let fifo_at = match args {
+            ["run", ..] => Some(1),
+            ["task" | "t" | "tasks", "exec" | "start", ..] => Some(2),
+            _ => None,
+        };
+        match fifo_at {
+            Some(n) => {
+                c.args(&args[..n])
+                    .arg("--fifo-dir")
+                    .arg(self.dir.join("fifo"))
+                    .args(&args[n..]);
+            }
+            None => {
+                c.args(args);
+            }
+        }
         c.stdin(Stdio::null());
         c
     }
@@ -259,7 +302,12 @@ impl Drop for Containerd {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         unmount_below(&self.dir);
-        remove_cgroup_tree(&self.ns);
+        remove_cgroup_tree(&self.cgroup_parent);
+        // The runtimes' state roots for our namespace (the shim's rt root, the runc
+        // shim's), empty once every task is deleted.
+        for root in ["/run/containerd/rt", "/run/containerd/runc"] {
+            let _ = fs::remove_dir(Path::new(root).join(&self.ns));
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -307,3 +307,60 @@ fn podman_runs_rt() {
     assert_eq!(p.inspect("p1", "{{.State.ExitCode}}"), "137");
     p.podman(&["rm", "p1"]).ok();
 }
+
+/// The Kubernetes path: containerd's CRI plugin with a runtime handler `rt` (what a
+/// RuntimeClass names) served by our shim, walked as the kubelet does it by a CRI client
+/// (integration/cri/pod.py: RunPodSandbox, CreateContainer, StartContainer,
+/// ContainerStatus, ExecSync, the container log, StopPodSandbox, RemovePodSandbox).
+#[test]
+fn kubernetes_cri_pod_with_runtime_class_rt() {
+    use std::io::{BufRead, BufReader, Write};
+    let python = std::env::var_os("RT_CRI_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join(".cache/cri-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: `make deps` makes it (a venv with grpcio, the CRI client's gRPC)",
+        python.display()
+    );
+    let c = Containerd::start_with("cri", true);
+    let logs = c.dir.join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(workspace_dir().join("integration/cri/pod.py"))
+        .arg("--socket")
+        .arg(&c.sock)
+        .args(["--handler", "rt", "--cgroup-parent"])
+        .arg(format!("/{}", c.cgroup_parent))
+        .arg("--log-dir")
+        .arg(&logs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut client = ChildGuard::spawn(&mut cmd);
+    let mut stdin = client.0.stdin.take().unwrap();
+    let mut lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    let mut shims = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        text += &line;
+        text.push('\n');
+        if line == "shims-while-running" {
+            shims = Some(c.shim_pids().len());
+            writeln!(stdin).unwrap();
+            break;
+        }
+    }
+    for line in lines {
+        text += &line.unwrap();
+        text.push('\n');
+    }
+    let status = wait_child(&mut client.0, T, "the CRI client");
+    println!("{text}");
+    assert!(status.success(), "the CRI sequence failed:\n{text}");
+    assert_eq!(
+        shims,
+        Some(1),
+        "the pod's sandbox and container share one shim"
+    );
+}
