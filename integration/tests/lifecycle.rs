@@ -441,3 +441,38 @@ fn run_relays_signals() {
     assert_eq!(wait_file(&b.path_in_rootfs("/tmp/term")), "got-term\n");
     h.assert_nothing_left(&id);
 }
+
+/// With a new pid namespace the container process is a sibling forked by an intermediate
+/// that reports the sibling's pid; `state` must name the container's PID 1, never the
+/// short-lived intermediate (a race once let the sibling talk first and rt kept the
+/// intermediate's pid). Checked for many containers created at once; the race itself
+/// needs the intermediate descheduled right after clone, so this does not force it.
+#[test]
+fn state_pid_is_the_containers_pid_1_under_concurrent_creates() {
+    let h = Ctx::new("state_pid_concurrent");
+    let ids: Vec<String> = (0..16).map(|_| h.id()).collect();
+    let bundles: Vec<Bundle> = ids
+        .iter()
+        .map(|id| {
+            let mut b = h.bundle(id);
+            b.sh("true");
+            b
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (id, b) in ids.iter().zip(&bundles) {
+            let h = &h;
+            s.spawn(move || h.create_ok(id, b));
+        }
+    });
+    for id in &ids {
+        let pid = h.state_ok(id)["pid"].as_i64().expect("pid") as i32;
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let nspid = status_field(&status, "NSpid").unwrap_or("");
+        assert_eq!(
+            nspid.split_whitespace().last(),
+            Some("1"),
+            "{id}: state pid {pid} is not the container's PID 1 (NSpid {nspid:?})"
+        );
+    }
+}
