@@ -81,12 +81,7 @@ impl OomWatcher {
 
     /// Watch the memory cgroup of container `id`, whose init is `pid`.
     pub fn add(&self, id: &str, pid: i32) -> Result<(), String> {
-        let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|e| format!("read /proc/{pid}/cgroup: {e}"))?;
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
-        let dir = memory_cgroup(&cgroup, &mountinfo)
-            .ok_or_else(|| format!("no memory cgroup for pid {pid}"))?;
+        let dir = memory_cgroup_of(pid)?;
         if dir.unified {
             self.add_v2(id, dir.path)
         } else {
@@ -246,9 +241,18 @@ fn oom_kills(events: &Path) -> u64 {
 }
 
 #[derive(Debug, PartialEq)]
-struct MemoryCgroup {
-    path: PathBuf,
-    unified: bool,
+pub struct MemoryCgroup {
+    pub path: PathBuf,
+    pub unified: bool,
+}
+
+/// The memory cgroup directory of process `pid` (also where Stats finds memory.events).
+pub fn memory_cgroup_of(pid: i32) -> Result<MemoryCgroup, String> {
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("read /proc/{pid}/cgroup: {e}"))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
+    memory_cgroup(&cgroup, &mountinfo).ok_or_else(|| format!("no memory cgroup for pid {pid}"))
 }
 
 /// The memory cgroup directory of a process, from its /proc/PID/cgroup and our mountinfo:

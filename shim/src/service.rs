@@ -76,7 +76,7 @@ struct Container {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Restore {
     image_path: String,
-    work_path: String,
+    /// The runc options of the create (no_pivot_root, criu_work_path).
     opts: api::Options,
 }
 
@@ -408,7 +408,6 @@ impl containerd_shim::Task for Service {
         // From a checkpoint, nothing runs until Start restores it (pid 0 until then).
         let restore = (!req.checkpoint.is_empty()).then(|| Restore {
             image_path: req.checkpoint.clone(),
-            work_path: opts.criu_work_path.clone(),
             opts: opts.clone(),
         });
         let result = match restore {
@@ -928,15 +927,11 @@ impl containerd_shim::Task for Service {
     }
 }
 
-/// memory.events of the v2 cgroup `pid` is in ("0::/path" in /proc/PID/cgroup).
+/// memory.events of the memory cgroup `pid` is in (empty when there is none).
 fn memory_events(pid: i32) -> String {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .and_then(|path| {
-            std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.events", path.trim())).ok()
-        })
+    crate::oom::memory_cgroup_of(pid)
+        .ok()
+        .and_then(|d| std::fs::read_to_string(d.path.join("memory.events")).ok())
         .unwrap_or_default()
 }
 
@@ -1055,8 +1050,8 @@ fn init_args(
         Some(r) => {
             let mut a = vec!["restore".into(), "--detach".into(), "--no-subreaper".into()];
             a.extend(["--image-path".into(), r.image_path.clone()]);
-            if !r.work_path.is_empty() {
-                a.extend(["--work-path".into(), r.work_path.clone()]);
+            if !r.opts.criu_work_path.is_empty() {
+                a.extend(["--work-path".into(), r.opts.criu_work_path.clone()]);
             }
             a
         }
@@ -1165,9 +1160,12 @@ mod tests {
             "create --bundle /b --pid-file /b/init.pid --console-socket /b/c.sock --no-pivot \
              --no-new-keyring c1"
         );
+        let opts = api::Options {
+            criu_work_path: "/w".into(),
+            ..opts
+        };
         let r = Restore {
             image_path: "/img".into(),
-            work_path: "/w".into(),
             opts: opts.clone(),
         };
         assert_eq!(
