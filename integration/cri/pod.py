@@ -128,7 +128,17 @@ def main():
         rpc = channel.unary_unary(f"/runtime.v1.RuntimeService/{method}")
         return decode(rpc(request, timeout=60))
 
-    version = call("Version", msg((1, "v1")))
+    # The CRI plugin finishes its start after containerd's socket answers: retry, as the
+    # kubelet does, until it serves.
+    version, deadline = None, time.monotonic() + 30
+    while version is None:
+        try:
+            version = call("Version", msg((1, "v1")))
+        except grpc.RpcError as e:
+            if time.monotonic() > deadline:
+                raise
+            print(f"# CRI not ready yet: {e.code()}", flush=True)
+            time.sleep(0.2)
     check("Version answers", one(version, 2) == b"containerd", version)
 
     # PodSandboxConfig: metadata, log directory, the node's network namespace, our cgroup

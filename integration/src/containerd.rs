@@ -209,6 +209,33 @@ impl Containerd {
         (guard, out)
     }
 
+    /// `ctr run --runtime io.containerd.runc.v2` with the runc options BinaryName and
+    /// Root (`--runc-binary`, `--runc-root`), then ARGS.
+    pub fn run_with_runc_options(&self, binary: &str, root: &Path, args: &[&str]) -> Output {
+        let root = root.to_string_lossy();
+        let mut a = vec!["run", "--runtime", "io.containerd.runc.v2"];
+        a.extend(["--runc-binary", binary, "--runc-root", &root]);
+        a.extend_from_slice(args);
+        self.ctr(&a)
+    }
+
+    /// The runtime `binary` itself says task `id` runs, with its state under
+    /// Root/<namespace> as the runc shim lays it out.
+    pub fn assert_runtime_state_running(&self, binary: &str, root: &Path, id: &str) {
+        let state = Command::new(binary)
+            .arg("--root")
+            .arg(root.join(&self.ns))
+            .args(["state", id])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&state.stdout);
+        assert!(
+            state.status.success() && text.contains("\"status\": \"running\""),
+            "{binary} state {id}: {text} {}",
+            String::from_utf8_lossy(&state.stderr)
+        );
+    }
+
     /// `ctr task pause`, then `resume`, each checked in `ctr task ls`.
     pub fn pause_and_resume(&self, id: &str) {
         self.ctr(&["task", "pause", id]).ok();

@@ -1187,3 +1187,19 @@ pub fn print_log_tail(path: &Path, n: usize) {
         tail.join("\n")
     );
 }
+
+/// The exec's shell command for [`assert_exec_inside`].
+pub const EXEC_INSIDE: &str = "echo in-exec; ps -o pid,args; exit 5";
+
+/// An exec of [`EXEC_INSIDE`] ran in the container: status 5, its output, and the
+/// container's PID 1 (`pid1`, as `ps -o pid,args` shows it) visible from it.
+#[track_caller]
+pub fn assert_exec_inside(out: &Output, pid1: &str) {
+    out.expect_code(5);
+    assert!(out.stdout.starts_with("in-exec\n"), "{}", out.describe());
+    assert!(
+        out.stdout.lines().any(|l| l.trim() == format!("1 {pid1}")),
+        "the exec sees the container's PID 1 ({pid1}): {}",
+        out.describe()
+    );
+}

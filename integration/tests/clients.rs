@@ -18,39 +18,20 @@ fn containerd_runc_shim_drives_rt() {
     let c = Containerd::start("runcshim");
     let rt = rt_bin().to_string_lossy().into_owned();
     let root = c.dir.join("rt-root");
-    let root_s = root.to_string_lossy().into_owned();
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--runtime", "io.containerd.runc.v2"];
-        args.extend(["--runc-binary", &rt, "--runc-root", &root_s]);
-        args.extend_from_slice(extra);
-        c.ctr(&args)
-    };
+    let run = |args: &[&str]| c.run_with_runc_options(&rt, &root, args);
 
-    let out = run(&[
+    run(&[
         "--rm",
         IMAGE,
         "g1",
         "sh",
         "-c",
         "echo out; echo err >&2; exit 3",
-    ]);
-    out.expect_code(3);
-    assert_eq!(out.stdout, "out\n", "{}", out.describe());
-    assert!(out.stderr.contains("err\n"), "{}", out.describe());
-
+    ])
+    .expect_run(3, "out\n", "err\n");
     run(&["-d", IMAGE, "g2", "sleep", "1000"]).ok();
     // The shim ran rt with Root/<namespace>: rt's own state says so.
-    let state = std::process::Command::new(&rt)
-        .arg("--root")
-        .arg(root.join(&c.ns))
-        .args(["state", "g2"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&state.stdout);
-    assert!(
-        state.status.success() && text.contains("\"status\": \"running\""),
-        "rt state: {text}"
-    );
+    c.assert_runtime_state_running(&rt, &root, "g2");
 
     let out = c.ctr(&[
         "task",
@@ -89,22 +70,7 @@ fn docker_runs_rt() {
     let d = integration::docker::Dockerd::start("clients");
     let img = integration::docker::IMAGE;
 
-    d.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"])
-        .expect_run(3, "out\n", "err\n");
-
-    let out = d.run(&[
-        "-e",
-        "FOO=bar",
-        "-w",
-        "/tmp",
-        "-u",
-        "1000:1000",
-        img,
-        "sh",
-        "-c",
-        "echo $FOO; pwd; id -u; id -g",
-    ]);
-    assert_eq!(out.ok().stdout, "bar\n/tmp\n1000\n1000\n");
+    client_flags_reach_the_container(|args| d.run(args), img);
 
     let out = d.run(&["--read-only", img, "sh", "-c", "touch /x 2>&1; echo rc=$?"]);
     assert!(
@@ -160,14 +126,6 @@ fn docker_runs_rt() {
     ]);
     assert_eq!(out.ok().stdout, "Seccomp:\t0\n");
 
-    // -t: the process has a pty as its terminal.
-    let out = d.run(&["-t", img, "tty"]);
-    assert!(
-        out.ok().stdout.starts_with("/dev/pts/"),
-        "{}",
-        out.describe()
-    );
-
     // A long-running container: exec, top, pause/unpause, stats, update, stop.
     d.docker(&[
         "run",
@@ -183,20 +141,8 @@ fn docker_runs_rt() {
         "1000",
     ])
     .ok();
-    let out = d.docker(&[
-        "exec",
-        "d1",
-        "sh",
-        "-c",
-        "echo in-exec; ps -o pid,args; exit 5",
-    ]);
-    out.expect_code(5);
-    assert!(out.stdout.starts_with("in-exec\n"), "{}", out.describe());
-    assert!(
-        out.stdout.lines().any(|l| l.trim() == "1 sleep 1000"),
-        "the exec sees the container's pid 1: {}",
-        out.describe()
-    );
+    let out = d.docker(&["exec", "d1", "sh", "-c", EXEC_INSIDE]);
+    assert_exec_inside(&out, "sleep 1000");
     let top = d.docker(&["top", "d1"]).ok().stdout.clone();
     assert!(top.contains("sleep 1000"), "{top}");
     d.docker(&["pause", "d1"]).ok();
@@ -259,34 +205,7 @@ fn podman_runs_rt() {
     let p = integration::podman::Podman::new("clients");
     let img = integration::podman::IMAGE;
 
-    p.run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"])
-        .expect_run(3, "out\n", "err\n");
-
-    let out = p.run(&[
-        "-e",
-        "FOO=bar",
-        "-w",
-        "/tmp",
-        "-u",
-        "1000:1000",
-        "--memory",
-        "64m",
-        "--pids-limit",
-        "50",
-        img,
-        "sh",
-        "-c",
-        "echo $FOO; pwd; id -u; cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
-         /sys/fs/cgroup/pids/pids.max",
-    ]);
-    assert_eq!(out.ok().stdout, "bar\n/tmp\n1000\n67108864\n50\n");
-
-    let out = p.run(&["-t", img, "tty"]);
-    assert!(
-        out.ok().stdout.starts_with("/dev/pts/"),
-        "{}",
-        out.describe()
-    );
+    client_flags_reach_the_container(|args| p.run(args), img);
 
     let rt = rt_bin().to_string_lossy().into_owned();
     let parent = format!("/{}", p.cgroup_parent);
@@ -362,5 +281,36 @@ fn kubernetes_cri_pod_with_runtime_class_rt() {
         shims,
         Some(1),
         "the pod's sandbox and container share one shim"
+    );
+}
+
+/// What Docker and podman take the same way, checked inside the container: output and
+/// exit status, -e/-w/-u, memory and pids limits read back from its cgroup, and -t (a pty
+/// as its terminal). `run` is the client's `run --rm` with rt.
+fn client_flags_reach_the_container(run: impl Fn(&[&str]) -> Output, img: &str) {
+    run(&[img, "sh", "-c", "echo out; echo err >&2; exit 3"]).expect_run(3, "out\n", "err\n");
+    let out = run(&[
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        img,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+         /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(out.ok().stdout, "bar\n/tmp\n1000\n1000\n67108864\n50\n");
+    let out = run(&["-t", img, "tty"]);
+    assert!(
+        out.ok().stdout.starts_with("/dev/pts/"),
+        "{}",
+        out.describe()
     );
 }

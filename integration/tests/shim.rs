@@ -81,15 +81,9 @@ fn exec_kill_pause_resume_ps_metrics() {
         "o1",
         "sh",
         "-c",
-        "echo in-exec; ps -o pid,args; exit 5",
+        EXEC_INSIDE,
     ]);
-    out.expect_code(5);
-    assert!(out.stdout.starts_with("in-exec\n"), "{}", out.describe());
-    assert!(
-        out.stdout.lines().any(|l| l.trim() == "1 sleep 1000"),
-        "{}",
-        out.stdout
-    );
+    assert_exec_inside(&out, "sleep 1000");
     c.ps_shows_init("o1");
     c.pause_and_resume("o1");
     // Checkpoint leaves the task running. Where criu cannot run (criu 3.17 on this host's
@@ -340,28 +334,16 @@ fn runc_options_choose_the_runtime_binary_and_root() {
     let c = Containerd::start("binname");
     std::os::unix::fs::symlink(shim_bin(), c.dir.join("bin/containerd-shim-runc-v2")).unwrap();
     let root = c.dir.join("runc-root");
-    let root_s = root.to_string_lossy().into_owned();
     let runc = "/usr/sbin/runc";
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--runtime", "io.containerd.runc.v2"];
-        args.extend(["--runc-binary", runc, "--runc-root", &root_s]);
-        args.extend_from_slice(extra);
-        c.ctr(&args)
-    };
-    run(&["--rm", IMAGE, "b1", "sh", "-c", "echo via-runc; exit 4"]).expect_code(4);
-    run(&["-d", IMAGE, "b2", "sleep", "1000"]).ok();
-    let state = Command::new(runc)
-        .arg("--root")
-        .arg(root.join(&c.ns))
-        .args(["state", "b2"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&state.stdout);
-    assert!(
-        state.status.success() && text.contains("\"status\": \"running\""),
-        "runc state: {text} {}",
-        String::from_utf8_lossy(&state.stderr)
-    );
+    c.run_with_runc_options(
+        runc,
+        &root,
+        &["--rm", IMAGE, "b1", "sh", "-c", "echo via-runc; exit 4"],
+    )
+    .expect_code(4);
+    c.run_with_runc_options(runc, &root, &["-d", IMAGE, "b2", "sleep", "1000"])
+        .ok();
+    c.assert_runtime_state_running(runc, &root, "b2");
     assert_eq!(c.shim_pids().len(), 1, "our shim serves b2");
     c.remove("b2");
 }
