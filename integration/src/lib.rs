@@ -714,7 +714,8 @@ impl Ctx {
         self.rt(&["delete", "--force", id])
     }
 
-    fn record_pid(&self, id: &str) {
+    /// Track the init pid of container `id` (from `state`) for cleanup.
+    pub fn record_pid(&self, id: &str) {
         if let Some(st) = self.state(id) {
             if let Some(pid) = st["pid"].as_i64() {
                 self.track_pid(pid as i32);

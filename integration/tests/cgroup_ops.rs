@@ -504,3 +504,57 @@ fn errors_on_missing_and_stopped_containers() {
     h.delete(&id).ok();
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn cgroup_manager_disabled_creates_no_cgroup() {
+    // crun's `--cgroup-manager=disabled` (which `make bench` uses for a like-for-like pair with
+    // crun); runc has no such flag.
+    if is_runc() {
+        println!("runc has no --cgroup-manager flag: nothing to check");
+        return;
+    }
+    let h = Ctx::new("cgroup_manager_disabled_creates_no_cgroup");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.sh("cat /proc/self/cgroup");
+    // The memory limit is ignored, as crun ignores linux.resources without a manager.
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 1 << 30});
+    b.save();
+    let bundle = b.dir.to_str().unwrap();
+    h.rt(&[
+        "--cgroup-manager=disabled",
+        "create",
+        "--bundle",
+        bundle,
+        &id,
+    ])
+    .ok();
+    h.record_pid(&id);
+    assert_eq!(cgroup_dirs(&id), Vec::<PathBuf>::new(), "cgroup made");
+    fails_with(&h.rt(&["pause", &id]), "has no cgroup");
+    h.start(&id).ok();
+    h.wait_status(&id, "stopped", T);
+    h.delete(&id).ok();
+    h.assert_nothing_left(&id);
+
+    // And `run`: the container stays in the caller's cgroups, never one named for it.
+    let run_id = h.id();
+    let mut b = h.bundle(&run_id);
+    b.sh("cat /proc/self/cgroup");
+    b.save();
+    let bundle = b.dir.to_str().unwrap();
+    let out = h.rt(&[
+        "--cgroup-manager=disabled",
+        "run",
+        "--bundle",
+        bundle,
+        &run_id,
+    ]);
+    out.ok();
+    assert!(
+        !out.stdout.is_empty() && !out.stdout.contains("rt-test"),
+        "container's /proc/self/cgroup: {}",
+        out.stdout
+    );
+    h.assert_nothing_left(&run_id);
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rt::cli::{Cli, Command};
+use rt::cli::{CgroupManager, Cli, Command};
 use rt::container::create::{create, CreateOpts};
 use rt::container::run::{run, RunOpts};
 use rt::container::{delete, kill, query, start};
@@ -62,7 +62,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         print!("{}", version());
         return Ok(0);
     }
-    if cli.systemd_cgroup {
+    if cli.systemd_cgroup || cli.cgroup_manager == CgroupManager::Systemd {
         return Err(Error::msg(
             "--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs paths",
         ));
@@ -72,16 +72,17 @@ fn dispatch(cli: Cli) -> Result<u8> {
         return Ok(0);
     };
     let root = cli.root;
+    let no_cgroups = cli.cgroup_manager == CgroupManager::Disabled;
     match command {
         Command::Create(a) => {
-            create(&create_opts(&root, a))?;
+            create(&create_opts(&root, no_cgroups, a))?;
         }
         Command::Start(a) => start::start(&root, &a.id)?,
         Command::Run(a) => {
             let opts = RunOpts {
                 create: CreateOpts {
                     force_terminal: a.tty,
-                    ..create_opts(&root, a.create)
+                    ..create_opts(&root, no_cgroups, a.create)
                 },
                 detach: a.detach,
                 keep: a.keep,
@@ -127,6 +128,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => print_out(&features::json()),
         Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
         Command::Restore(a) => {
+            if no_cgroups {
+                return Err(Error::msg(
+                    "restore: --cgroup-manager=disabled is not supported (CRIU restores into cgroups)",
+                ));
+            }
             let status = rt::container::restore::restore(&root, &a)?;
             return Ok(status.clamp(0, 255) as u8);
         }
@@ -134,9 +140,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
-fn create_opts(root: &std::path::Path, a: rt::cli::CreateArgs) -> CreateOpts {
+fn create_opts(root: &std::path::Path, no_cgroups: bool, a: rt::cli::CreateArgs) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
+        no_cgroups,
         id: a.id,
         bundle: a.bundle,
         console_socket: a.console_socket,

@@ -268,10 +268,14 @@ impl Cgroup {
 
 /// Whether the container's freezer says it is frozen (v1 freezer.state, v2 cgroup.freeze).
 pub fn is_frozen(cg: &Cgroup) -> bool {
-    cg.dirs.iter().any(|d| {
-        fs::read_to_string(d.path.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-            || fs::read_to_string(d.path.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-    })
+    match cg.v1_dir("freezer") {
+        Some(dir) => {
+            fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        }
+        None => cg.unified_dir().is_some_and(|dir| {
+            fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+        }),
+    }
 }
 
 pub fn is_v2_unified_host() -> bool {
@@ -463,6 +467,11 @@ impl Cgroup {
 
     /// Freeze or thaw every process of the container, waiting until the kernel says done.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
+        if self.dirs.is_empty() {
+            return Err(Error::msg(
+                "pause/resume: the container has no cgroup (created with --cgroup-manager=disabled)",
+            ));
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         if let Some(dir) = self.v1_dir("freezer") {
             let want = if frozen { "FROZEN" } else { "THAWED" };

@@ -39,6 +39,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// --pidfd-socket: a pidfd of the init goes there once it is set up.
     pub pidfd_socket: Option<PathBuf>,
+    /// `--cgroup-manager=disabled`: no cgroup at all; linux.resources is ignored.
+    pub no_cgroups: bool,
     /// `run -t`: a terminal whatever process.terminal says.
     pub force_terminal: bool,
     /// An already connected socket for the pty master, borrowed from the caller: `run`
@@ -147,7 +149,9 @@ fn spawn(
     }
     let ns = NamespacePlan::from_spec(spec)?;
     let hierarchies = cgroups::hierarchies()?;
-    *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
+    if !opts.no_cgroups {
+        *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
+    }
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -253,8 +257,10 @@ fn spawn(
         },
     };
 
-    cgroup.create()?;
-    cgroup.set(&effective_resources(spec))?;
+    if !opts.no_cgroups {
+        cgroup.create()?;
+        cgroup.set(&effective_resources(spec))?;
+    }
     let (parent_end, child_end) = channel::pair()?;
     let first = fork_init(&plan, parent_end, child_end)?;
     let (chan, c1) = first;
