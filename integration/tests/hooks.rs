@@ -443,3 +443,36 @@ fn hooks_run_in_the_right_namespaces() {
     );
     h.assert_nothing_left(&id);
 }
+
+#[test]
+fn hooks_find_the_init_in_its_cgroup() {
+    // rt moves the init into its cgroup while the init builds the rootfs (create.rs,
+    // late_cgroup_join); hooks must never see it before that move.
+    let h = Ctx::new("hooks_find_the_init_in_its_cgroup");
+    let id = h.id();
+    let logdir = h.subdir("cglog");
+    let d = logdir.display();
+    let mut b = h.bundle(&id);
+    let pid_of_stdin = r#"pid=$(tr -d '\n ' | sed 's/.*"pid":\([0-9]*\).*/\1/')"#;
+    b.hook(
+        "createRuntime",
+        &format!("{pid_of_stdin}; cat /proc/$pid/cgroup > {d}/createRuntime"),
+    );
+    // createContainer runs as the init's child: its own cgroup is the init's.
+    b.hook(
+        "createContainer",
+        &format!("cat /proc/self/cgroup > {d}/createContainer"),
+    );
+    b.sh("true");
+    h.create_ok(&id, &b);
+    let want = cgroups_path(&id);
+    for kind in ["createRuntime", "createContainer"] {
+        let text = read_or_empty(&logdir.join(kind));
+        assert!(
+            text.lines().any(|l| l.ends_with(&want)),
+            "{kind} hook: the init is not in {want}:\n{text}"
+        );
+    }
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}

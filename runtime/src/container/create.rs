@@ -152,6 +152,7 @@ fn spawn(
     if !opts.no_cgroups {
         *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
     }
+    let late_join = late_cgroup_join(cgroup, &ns);
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -280,7 +281,7 @@ fn spawn(
         plan.process.seccomp.as_ref(),
         &chan,
         c1,
-        cgroup,
+        (cgroup, late_join),
         &mut state,
         dir,
     );
@@ -309,6 +310,21 @@ fn spawn(
         state.pid
     );
     Ok(state)
+}
+
+/// Whether the init joins its cgroups late: rt moves it in once it knows the init's pid,
+/// while the init builds the rootfs, rather than moving the first child in before it
+/// does anything. Hooks and the program still find it there (see `handshake`).
+///
+/// Why: the first move of a process between cgroups after a quiet spell waits for an RCU
+/// grace period (the kernel's cgroup_threadgroup_rwsem leaves its fast mode), 8-25 ms on
+/// the development VM, longer than all the rest of `create`; joining late overlaps it
+/// with the mounts. The cost: kernel memory the init uses for its setup is charged to
+/// rt's cgroup, not the container's (runc charges it to the container).
+/// Not with a new cgroup namespace, whose root is the cgroup its creator is in when it
+/// unshares (the first child, before any mount).
+fn late_cgroup_join(cgroup: &Cgroup, ns: &NamespacePlan) -> bool {
+    !cgroup.dirs.is_empty() && !ns.creates("cgroup")
 }
 
 /// Fork the first child; in the parent, come back with the channel and its pid.
@@ -342,11 +358,13 @@ fn handshake(
     seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
-    cgroup: &Cgroup,
+    (cgroup, late_join): (&Cgroup, bool),
     state: &mut State,
     dir: &StateDir,
 ) -> Result<()> {
-    cgroup.apply(c1)?;
+    if !late_join {
+        cgroup.apply(c1)?;
+    }
     chan.send(&Msg::Go)?;
     let linux = spec.linux();
     let hooks = spec.hooks();
@@ -362,6 +380,11 @@ fn handshake(
             Some(Msg::InitPid(pid)) => {
                 if pid > 0 {
                     state.pid = pid;
+                }
+                if late_join {
+                    // Before this loop reads the init's next message: hooks run, and
+                    // `create` returns (so `start` can come), only after the move.
+                    cgroup.apply(state.pid)?;
                 }
                 // Visible to `rt state` (as "creating") while hooks and setup run.
                 dir.save(state)?;

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// Parent → child: the cgroup is joined, go on.
+    /// Parent → child: go on (the cgroup is joined first, unless the init joins it late:
+    /// see create.rs).
     Go,
     /// Child → parent: a new user namespace exists; write its id maps.
     UserNsReady,
