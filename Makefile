@@ -9,7 +9,7 @@ EXAMPLE  ?= hello
 # The CRI test client's gRPC (grpcio from PyPI), in a venv of the project's own.
 CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
-DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman
+DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman time
 
 .PHONY: help build rootfs deps test test-v2 demo bench install clean
 
@@ -24,11 +24,13 @@ help:
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     cargo clean and remove the rootfs"
 
-# The shim is linked statically (glibc's libc.a): one stays resident next to every
-# container or pod, and a static binary maps no shared libraries (about 1 MiB less RSS).
-# Only the shim's final link differs, so its dependencies are shared with rt's build.
+# rt and the shim are linked statically (glibc's libc.a): a static binary maps no shared
+# libraries and skips the dynamic loader. For the shim, one of which stays resident next
+# to every container or pod, that is about 1 MiB less RSS; for rt, peak RSS during create
+# 3.5 -> 2.75 MiB and a create-start-delete cycle about 15% faster (make bench, A/B),
+# for 0.85 MB more binary. Only the final links differ, so dependencies are built once.
 build:
-	$(CARGO) build --release --workspace --exclude containerd-shim-rt-v2
+	$(CARGO) rustc --release -p rt --bin rt -- -C target-feature=+crt-static
 	$(CARGO) rustc --release -p containerd-shim-rt-v2 --bin containerd-shim-rt-v2 -- -C target-feature=+crt-static -C strip=symbols
 
 rootfs:

@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
 """Compare OCI runtimes (rt, runc, crun) on short container lifecycles.
 
-Two phases, each timed with time.perf_counter_ns around the runtime commands:
+Phases, each timed with time.perf_counter_ns around the runtime commands, all on the
+same busybox bundle (/bin/true; pid, ipc, uts and mount namespaces; readonly root):
 
-  run    RUNTIME --root R run -b BUNDLE ID            (busybox /bin/true)
-  cycle  create --pid-file -> start -> wait for exit -> delete
+  run       RUNTIME --root R run -b BUNDLE ID
+  cycle     create --pid-file -> start -> wait for exit -> delete
+  netns     the cycle with a new network namespace too
+  seccomp   the cycle with Docker 20.10's default seccomp profile
+            (runtime/tests/data/docker-20.10-default.json)
+  nocgroup  the cycle without cgroups: rt and crun with --cgroup-manager=disabled (runc
+            cannot run without cgroups, so it sits this one out)
+  seq       100 cycles back to back, the total (a few rounds)
+  memory    peak RSS of the runtime process during `create` (GNU time's %M, i.e.
+            wait4's ru_maxrss; the wrapper is tiny, a Python parent would count its own
+            pages), and each binary's size
 
-Iterations are interleaved across runtimes (rotating the order every
-iteration) so that load spikes on a shared machine hit every runtime alike;
-results are reported as medians, p90s and *paired* ratios (the median of the
-per-iteration rt/runc and rt/crun ratios), which are far more stable than
-absolute numbers.
+Iterations are interleaved across runtimes (rotating the order every iteration) so that
+load spikes on a shared machine hit every runtime alike; results are reported as
+medians, p90s and *paired* ratios (the median of the per-iteration rt/runc and rt/crun
+ratios), which are far more stable than absolute numbers. A summary table and the
+project's goals (rt <= 0.9x crun and <= 0.3x runc on the cycle; create peak RSS <= crun's)
+close the report.
 
 The benchmark re-runs itself once inside a private mount namespace in which
 /sys/fs/cgroup/unified is unmounted (crun refuses the hybrid cgroup layout
@@ -22,7 +33,7 @@ directories (/sys/fs/cgroup/<controller>/rt-bench/...) and temporary files at
 the end, also on Ctrl-C or SIGTERM. A runtime that is missing or fails is
 reported and left out; the others are still measured.
 
-    python3 bench/cycle.py [--cycles 50] [--mode run|cycle|both]
+    python3 bench/cycle.py [--cycles 50] [--phases run,cycle,netns,seccomp,nocgroup,seq,memory]
                            [--rt target/release/rt] [--runc PATH] [--crun PATH]
 """
 
@@ -35,6 +46,7 @@ import os
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,6 +59,11 @@ CGROUP_PARENT = "rt-bench"
 # crun 1.8.1 rejects ociVersion 1.2.0 ("unknown version specified"); 1.1.0 is
 # accepted by all three runtimes.
 OCI_VERSION = "1.1.0"
+# Docker 20.10's default profile as Docker hands it to its runtime (see runtime/tests/data).
+SECCOMP_PROFILE = os.path.join(REPO, "runtime", "tests", "data", "docker-20.10-default.json")
+GNU_TIME = "/usr/bin/time"
+GOAL_VS_CRUN, GOAL_VS_RUNC = 0.9, 0.3
+ALL_PHASES = ["run", "cycle", "netns", "seccomp", "nocgroup", "seq", "memory"]
 
 
 class RuntimeFailure(Exception):
@@ -113,6 +130,7 @@ class Runtime:
         self.root = root  # --root state directory, private to this run
         self.bundle = None
         self.excluded = None  # reason, once excluded
+        self.extra = []  # global flags for the current phase (--cgroup-manager=disabled)
 
 
 class Bench:
@@ -127,19 +145,24 @@ class Bench:
         # without the unified hierarchy: runtimes are started directly from here.
         self.wrapper = []
         self.runtimes = []
+        self.variant = {}  # the current phase's bundle changes: netns, seccomp
+        self.summary = []  # (phase, {runtime: median ns}, {pair: ratio})
+        self.memory_ratios = {}
+        with open(SECCOMP_PROFILE) as f:
+            self.seccomp = json.load(f)
         self.out = open(os.path.join(self.tmp, "stdout"), "w+b")
         self.err = open(os.path.join(self.tmp, "stderr"), "w+b")
 
     # ---- process helpers -------------------------------------------------
 
-    def call(self, rt, argv, timeout=None):
+    def call(self, rt, argv, timeout=None, prefix=()):
         """Run RUNTIME through the wrapper; return (rc, stdout, stderr, ns).
 
         Output goes to files, not pipes: after `create` the container's init
         keeps the inherited stdio open until it exits, so reading pipes to EOF
         would block until `start`.
         """
-        cmd = self.wrapper + [rt.path, "--root", rt.root] + argv
+        cmd = self.wrapper + list(prefix) + [rt.path, "--root", rt.root] + rt.extra + argv
         timeout = timeout or self.args.timeout
         for f in (self.out, self.err):
             f.seek(0)
@@ -199,7 +222,10 @@ class Bench:
 
     def config(self, rootfs, cgroups_path):
         caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-        return {
+        namespaces = ["pid", "ipc", "uts", "mount"]
+        if self.variant.get("netns"):
+            namespaces.append("network")
+        config = {
             "ociVersion": OCI_VERSION,
             "process": {
                 "terminal": False,
@@ -231,7 +257,7 @@ class Bench:
             "linux": {
                 "cgroupsPath": cgroups_path,
                 "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-                "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+                "namespaces": [{"type": t} for t in namespaces],
                 "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                                 "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
@@ -239,6 +265,9 @@ class Bench:
                                   "/proc/sysrq-trigger"],
             },
         }
+        if self.variant.get("seccomp"):
+            config["linux"]["seccomp"] = self.seccomp
+        return config
 
     def setup(self):
         rootfs = self.build_rootfs()
@@ -326,6 +355,13 @@ class Bench:
             time.sleep(0.001)
         raise RuntimeFailure("container did not stop within %ss" % self.args.timeout)
 
+    def op_seq(self, rt):
+        """`--seq` cycles back to back: what a burst of short jobs costs."""
+        t0 = time.perf_counter_ns()
+        for _ in range(self.args.seq):
+            self.op_cycle(rt)
+        return {"total": time.perf_counter_ns() - t0}
+
     # ---- phases ----------------------------------------------------------
 
     def exclude(self, rt, phase, what, err):
@@ -333,66 +369,141 @@ class Bench:
         self.forget_containers(rt)
         return err
 
-    def phase(self, phase, op, title):
-        active = [rt for rt in self.runtimes if rt.excluded is None]
+    def phase(self, phase, op, title, iterations, warmup, sits_out=None, extra=None):
+        """Warm up, then `iterations` interleaved rounds of `op` on every runtime.
+
+        sits_out: {runtime: reason} left out of this phase only; extra: {runtime: flags}
+        added to its command lines for this phase.
+        """
+        sits_out, extra = sits_out or {}, extra or {}
+        active = [rt for rt in self.runtimes if rt.excluded is None and rt.name not in sits_out]
         failed = {}
-        print()
-        print("== %s" % title)
-        for rt in active:
-            for w in range(self.args.warmup):
-                try:
-                    op(rt)
-                except RuntimeFailure as e:
-                    failed[rt.name] = self.exclude(rt, phase, "warm-up", e)
-                    break
-        active = [rt for rt in active if rt.name not in failed]
         samples = {rt.name: {} for rt in active}
-        for i in range(self.args.cycles):
-            if not active:
-                break
-            k = i % len(active)
-            for rt in active[k:] + active[:k]:
-                try:
-                    samples[rt.name][i] = op(rt)
-                except RuntimeFailure as e:
-                    failed[rt.name] = self.exclude(rt, phase, "iteration %d" % (i + 1), e)
+        print()
+        print("== %s: %s" % (phase, title))
+        for name, why in sits_out.items():
+            print("  %-5s sits this phase out: %s" % (name, why))
+        for rt in self.runtimes:
+            rt.extra = list(extra.get(rt.name, []))
+        try:
+            for rt in active:
+                for _ in range(warmup):
+                    try:
+                        op(rt)
+                    except RuntimeFailure as e:
+                        failed[rt.name] = self.exclude(rt, phase, "warm-up", e)
+                        break
             active = [rt for rt in active if rt.name not in failed]
+            for i in range(iterations):
+                if not active:
+                    break
+                k = i % len(active)
+                for rt in active[k:] + active[:k]:
+                    try:
+                        samples[rt.name][i] = op(rt)
+                    except RuntimeFailure as e:
+                        failed[rt.name] = self.exclude(rt, phase, "iteration %d" % (i + 1), e)
+                active = [rt for rt in active if rt.name not in failed]
+        finally:
+            for rt in self.runtimes:
+                self.forget_containers(rt)
+                rt.extra = []
         self.report(phase, samples, failed)
-        return bool(samples) and any(samples.values())
+        return any(samples.values())
 
     def report(self, phase, samples, failed):
         ms = lambda ns: ns / 1e6
-        steps = ["create", "start", "wait", "delete"] if phase == "cycle" else []
+        steps = ["create", "start", "wait", "delete"] if phase not in ("run", "seq") else []
         header = "%-7s %5s %10s %10s" % ("runtime", "n", "median ms", "p90 ms")
         header += "".join(" %10s" % (s + " ms") for s in steps)
         print(header)
+        medians = {}
         for rt in self.runtimes:
             if rt.name in failed:
                 print("%-7s excluded: %s" % (rt.name, failed[rt.name]))
                 continue
-            if rt.excluded is not None or rt.name not in samples:
-                continue
-            vals = [s["total"] for s in samples[rt.name].values()]
+            vals = [s["total"] for s in samples.get(rt.name, {}).values()]
             if not vals:
                 continue
-            line = "%-7s %5d %10.2f %10.2f" % (rt.name, len(vals), ms(statistics.median(vals)),
+            medians[rt.name] = statistics.median(vals)
+            line = "%-7s %5d %10.2f %10.2f" % (rt.name, len(vals), ms(medians[rt.name]),
                                                ms(percentile(vals, 0.9)))
             for s in steps:
                 line += " %10.2f" % ms(statistics.median(x[s] for x in samples[rt.name].values()))
             print(line)
-        pairs = [("rt", "runc"), ("rt", "crun"), ("crun", "runc")]
-        shown = []
-        for a, b in pairs:
+        ratios = {}
+        for a, b in [("rt", "runc"), ("rt", "crun"), ("crun", "runc")]:
             sa, sb = samples.get(a), samples.get(b)
             if not sa or not sb or a in failed or b in failed:
                 continue
             common = sorted(set(sa) & set(sb))
-            if not common:
-                continue
-            ratio = statistics.median(sa[i]["total"] / sb[i]["total"] for i in common)
-            shown.append("%s/%s %.2f" % (a, b, ratio))
-        if shown:
-            print("paired ratios (median of per-iteration ratios): " + ", ".join(shown))
+            if common:
+                ratios[a + "/" + b] = statistics.median(sa[i]["total"] / sb[i]["total"] for i in common)
+        if ratios:
+            print("paired ratios (median of per-iteration ratios): "
+                  + ", ".join("%s %.2f" % kv for kv in ratios.items()))
+        self.summary.append((phase, medians, ratios))
+
+    def memory(self, rounds):
+        """Peak RSS of `create` per runtime (GNU time's %M), interleaved; binary sizes."""
+        print()
+        print("== memory: peak RSS of the runtime process during create (wait4's ru_maxrss, "
+              "reported by %s) and binary size" % GNU_TIME)
+        active = [rt for rt in self.runtimes if rt.excluded is None]
+        peak = {rt.name: [] for rt in active}
+        report = os.path.join(self.tmp, "maxrss")
+        try:
+            for i in range(rounds):
+                k = i % len(active)
+                for rt in active[k:] + active[:k]:
+                    cid = self.prepare(rt, "mem")
+                    argv = ["create", "-b", rt.bundle, cid]
+                    rc, out, err, _ = self.call(rt, argv, prefix=(GNU_TIME, "-o", report, "-f", "%M"))
+                    if rc != 0:
+                        raise RuntimeFailure("%s: create exited %d: %s" % (rt.name, rc, last_line(err, out)))
+                    with open(report) as f:
+                        peak[rt.name].append(int(f.read().split()[-1]))
+                    self.check(rt, ["delete", "--force", cid])
+                    self.container_ids[rt.name].discard(cid)
+                    reap_zombies()
+        except RuntimeFailure as e:
+            print("  memory phase failed: %s" % e)
+            return False
+        finally:
+            for rt in active:
+                self.forget_containers(rt)
+        print("%-7s %5s %14s %11s  %s" % ("runtime", "n", "create peak", "binary", "linkage"))
+        medians = {}
+        for rt in active:
+            medians[rt.name] = statistics.median(peak[rt.name]) * 1024
+            print("%-7s %5d %10.2f MiB %8.2f MB  %s" % (
+                rt.name, len(peak[rt.name]), medians[rt.name] / 2**20,
+                os.path.getsize(rt.path) / 1e6, linkage(rt.path)))
+        ratios = {"%s/%s" % (a, b): medians[a] / medians[b]
+                  for a, b in [("rt", "runc"), ("rt", "crun")] if a in medians and b in medians}
+        if ratios:
+            print("ratios: " + ", ".join("%s %.2f" % kv for kv in ratios.items()))
+        self.memory_ratios = ratios
+        return True
+
+    def print_summary(self):
+        print()
+        print("== summary (medians; paired ratios)")
+        print("%-9s %9s %9s %9s %8s %8s" % ("phase", "rt ms", "runc ms", "crun ms", "rt/runc", "rt/crun"))
+        cell = lambda m, n: "%9.1f" % (m[n] / 1e6) if n in m else "%9s" % "-"
+        ratio = lambda r, k: "%8.2f" % r[k] if k in r else "%8s" % "-"
+        for phase, medians, ratios in self.summary:
+            print("%-9s %s %s %s %s %s" % (phase, cell(medians, "rt"), cell(medians, "runc"),
+                                          cell(medians, "crun"), ratio(ratios, "rt/runc"),
+                                          ratio(ratios, "rt/crun")))
+        cycle = {p: r for p, _, r in self.summary}.get("cycle", {})
+        goals = [("rt/crun on the cycle", cycle.get("rt/crun"), GOAL_VS_CRUN),
+                 ("rt/runc on the cycle", cycle.get("rt/runc"), GOAL_VS_RUNC),
+                 ("rt/crun create peak RSS", self.memory_ratios.get("rt/crun"), 1.0)]
+        for what, value, goal in goals:
+            if value is not None:
+                print("goal: %s %.2f (goal <= %.1f): %s"
+                      % (what, value, goal, "met" if value <= goal else "MISSED"))
 
     # ---- cleanup ---------------------------------------------------------
 
@@ -434,6 +545,23 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def linkage(path):
+    """'static' or 'dynamic' (an ELF with a PT_INTERP program header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return "not a 64-bit ELF"
+            (phoff,) = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except OSError as e:
+        return "unreadable (%s)" % e
+    types = [struct.unpack_from("<I", table, n * phentsize)[0] for n in range(phnum)]
+    return "dynamic" if 3 in types else "static"  # 3: PT_INTERP, the dynamic loader
+
+
 def remove_cgroup(path):
     """rmdir a leaf cgroup we created, killing our leftover processes in it."""
     for _ in range(50):
@@ -463,7 +591,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=50, help="measured iterations per phase (default 50)")
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per runtime and phase (default 3)")
-    ap.add_argument("--mode", choices=["run", "cycle", "both"], default="both")
+    ap.add_argument("--phases", default=",".join(ALL_PHASES),
+                    help="comma-separated subset of %s (default: all)" % ",".join(ALL_PHASES))
+    ap.add_argument("--seq", type=int, default=100, help="cycles per round of the seq phase (default 100)")
+    ap.add_argument("--seq-rounds", type=int, default=3, help="rounds of the seq phase (default 3)")
+    ap.add_argument("--memory-rounds", type=int, default=10,
+                    help="creates per runtime in the memory phase (default 10)")
     ap.add_argument("--rt", default=os.path.join(REPO, "target", "release", "rt"))
     ap.add_argument("--runc", default="runc")
     ap.add_argument("--crun", default="crun")
@@ -472,6 +605,12 @@ def main():
                     help="busybox rootfs to copy (built with build-rootfs.sh if missing)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds allowed per runtime command")
     args = ap.parse_args()
+    phases = args.phases.split(",")
+    unknown = [p for p in phases if p not in ALL_PHASES]
+    if unknown:
+        sys.exit("cycle.py: unknown phase(s) %s; choose from %s" % (",".join(unknown), ",".join(ALL_PHASES)))
+    if "memory" in phases and not os.access(GNU_TIME, os.X_OK):
+        sys.exit("cycle.py: the memory phase needs GNU time at %s (apt-get install time)" % GNU_TIME)
 
     if os.geteuid() != 0:
         sys.exit("cycle.py: must run as root")
@@ -502,7 +641,7 @@ def main():
         bench.setup()
         print("All runtimes run directly, inside one private mount namespace in which %s is "
               "unmounted (crun refuses hybrid cgroups): same host view for all" % UNIFIED)
-        print("Bundle: busybox /bin/true, terminal false, readonly root, pid/net/ipc/uts/mount "
+        print("Bundle: busybox /bin/true, terminal false, readonly root, pid/ipc/uts/mount "
               "namespaces, cgroupsPath /%s/<runtime>-<phase><n>" % CGROUP_PARENT)
         print("%d interleaved iterations per phase (order rotated), %d warm-up runs; load average %s"
               % (args.cycles, args.warmup, open("/proc/loadavg").read().split()[0]))
@@ -511,11 +650,32 @@ def main():
                 print("  %-5s excluded: %s" % (rt.name, rt.excluded))
             else:
                 print("  %-5s %s (%s)" % (rt.name, rt.path, rt.version))
-        if args.mode in ("run", "both"):
-            ok |= bench.phase("run", bench.op_run, "run -b BUNDLE ID  (/bin/true)")
-        if args.mode in ("cycle", "both"):
-            ok |= bench.phase("cycle", bench.op_cycle,
-                              "create -> start -> wait -> delete  (/bin/true; total ms, then medians per step)")
+        if "run" in phases:
+            ok |= bench.phase("run", bench.op_run, "run -b BUNDLE ID  (/bin/true)",
+                              args.cycles, args.warmup)
+        cycle_title = "create -> start -> wait -> delete  (%s; total ms, then medians per step)"
+        for phase, variant, what in [("cycle", {}, "/bin/true"),
+                                     ("netns", {"netns": True}, "/bin/true, new network namespace"),
+                                     ("seccomp", {"seccomp": True},
+                                      "/bin/true, Docker 20.10's default seccomp profile")]:
+            if phase in phases:
+                bench.variant = variant
+                ok |= bench.phase(phase, bench.op_cycle, cycle_title % what, args.cycles, args.warmup)
+        bench.variant = {}
+        if "nocgroup" in phases:
+            disabled = ["--cgroup-manager=disabled"]
+            ok |= bench.phase("nocgroup", bench.op_cycle,
+                              cycle_title % "/bin/true, no cgroups: --cgroup-manager=disabled",
+                              args.cycles, args.warmup,
+                              sits_out={"runc": "runc always creates cgroups (no such flag)"},
+                              extra={"rt": disabled, "crun": disabled})
+        if "seq" in phases:
+            ok |= bench.phase("seq", bench.op_seq,
+                              "%d cycles back to back, total ms per round" % args.seq,
+                              args.seq_rounds, 0)
+        if "memory" in phases:
+            ok |= bench.memory(args.memory_rounds)
+        bench.print_summary()
         print()
         print("load average at end: %s" % open("/proc/loadavg").read().split()[0])
     except (KeyboardInterrupt, Interrupted) as e:
