@@ -27,7 +27,7 @@ help:
 # rt and the shim are linked statically (glibc's libc.a): a static binary maps no shared
 # libraries and skips the dynamic loader. For the shim, one of which stays resident next
 # to every container or pod, that is about 1 MiB less RSS; for rt, peak RSS during create
-# 3.5 -> 2.75 MiB and a create-start-delete cycle about 15% faster (make bench, A/B),
+# 3.5 -> 2.75 MiB and a create-start-delete cycle 16-23% faster (make bench, A/B),
 # for 0.85 MB more binary. Only the final links differ, so dependencies are built once.
 build:
 	$(CARGO) rustc --release -p rt --bin rt -- -C target-feature=+crt-static
