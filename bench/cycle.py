@@ -112,11 +112,6 @@ def cgroup_mounts():
     return mounts
 
 
-def is_mountpoint(path):
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
 def percentile(values, q):
     """Nearest-rank percentile."""
     s = sorted(values)
@@ -141,9 +136,6 @@ class Bench:
         self.counter = 0
         self.cgroup_leaves = set()  # leaf names under /rt-bench that we used
         self.container_ids = {}  # runtime name -> set of ids maybe still present
-        # main() already moved the whole benchmark into one private mount namespace
-        # without the unified hierarchy: runtimes are started directly from here.
-        self.wrapper = []
         self.runtimes = []
         self.variant = {}  # the current phase's bundle changes: netns, seccomp
         self.summary = []  # (phase, {runtime: median ns}, {pair: ratio})
@@ -156,13 +148,16 @@ class Bench:
     # ---- process helpers -------------------------------------------------
 
     def call(self, rt, argv, timeout=None, prefix=()):
-        """Run RUNTIME through the wrapper; return (rc, stdout, stderr, ns).
+        """Run RUNTIME (after `prefix`, e.g. GNU time); return (rc, stdout, stderr, ns).
+
+        main() already moved the whole benchmark into one private mount namespace without
+        the unified hierarchy: runtimes are started directly from here.
 
         Output goes to files, not pipes: after `create` the container's init
         keeps the inherited stdio open until it exits, so reading pipes to EOF
         would block until `start`.
         """
-        cmd = self.wrapper + list(prefix) + [rt.path, "--root", rt.root] + rt.extra + argv
+        cmd = list(prefix) + [rt.path, "--root", rt.root] + rt.extra + argv
         timeout = timeout or self.args.timeout
         for f in (self.out, self.err):
             f.seek(0)

@@ -40,8 +40,7 @@ impl Containerd {
     /// namespace k8s.io, and pods are to use `cgroup_parent` (no CNI: pods use the node's
     /// network).
     pub fn start_with(name: &str, cri: bool) -> Containerd {
-        let dir = PathBuf::from(format!("/tmp/rt-ctd-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = fresh_dir(&format!("rt-ctd-{name}-{}", std::process::id()));
         fs::create_dir_all(dir.join("bin")).unwrap();
         // containerd looks for containerd-shim-rt-v2 on its PATH; the shim finds rt beside it.
         std::os::unix::fs::symlink(shim_bin(), dir.join("bin/containerd-shim-rt-v2")).unwrap();

@@ -34,9 +34,7 @@ fn docker_cli() -> &'static str {
 impl Dockerd {
     pub fn start(name: &str) -> Dockerd {
         let tag = format!("rt-dockerd-{name}-{}", std::process::id());
-        let dir = PathBuf::from(format!("/tmp/{tag}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(&tag);
         let sock = dir.join("docker.sock");
         let log = fs::File::create(dir.join("dockerd.log")).unwrap();
         let mut d = Dockerd {

@@ -34,6 +34,14 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MARK_VAR: &str = "RT_IT_ID";
 
 /// Root of the cargo workspace.
+/// An empty /tmp/<name>, whatever an earlier run with the same name left there.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from("/tmp").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
+}
+
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -493,9 +501,7 @@ impl Ctx {
         }
         let n = next_n();
         let name = format!("{}-{}-{}", sanitize(name), std::process::id(), n);
-        let dir = PathBuf::from(format!("/tmp/rt-it-{name}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(&format!("rt-it-{name}"));
         let root = dir.join("state");
         Ctx {
             name,

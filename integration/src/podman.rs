@@ -24,9 +24,7 @@ pub struct Podman {
 impl Podman {
     pub fn new(name: &str) -> Podman {
         let tag = format!("rt-podman-{name}-{}", std::process::id());
-        let dir = PathBuf::from(format!("/tmp/{tag}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(&tag);
         let p = Podman {
             fixed_dirs_made: FIXED_DIRS
                 .into_iter()

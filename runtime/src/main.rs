@@ -64,7 +64,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
     }
     if cli.systemd_cgroup || cli.cgroup_manager == CgroupManager::Systemd {
         return Err(Error::msg(
-            "--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs paths",
+            "--systemd-cgroup / --cgroup-manager=systemd: the systemd cgroup driver is not supported yet; use cgroupfs paths",
         ));
     }
     let Some(command) = cli.command else {

@@ -281,7 +281,8 @@ fn spawn(
         plan.process.seccomp.as_ref(),
         &chan,
         c1,
-        (cgroup, late_join),
+        cgroup,
+        late_join,
         &mut state,
         dir,
     );
@@ -353,12 +354,14 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
 }
 
 /// The parent's side of the handshake, message by message.
+#[allow(clippy::too_many_arguments)]
 fn handshake(
     spec: &Spec,
     seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
-    (cgroup, late_join): (&Cgroup, bool),
+    cgroup: &Cgroup,
+    late_join: bool,
     state: &mut State,
     dir: &StateDir,
 ) -> Result<()> {
