@@ -9,6 +9,7 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod logging;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod notify_socket;
 pub mod pidfd_socket;

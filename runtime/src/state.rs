@@ -17,6 +17,9 @@ use crate::spec::Spec;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The cgroup a `create` made, written before state.json exists: a create killed before
+/// it saved the state leaves this for `delete --force` to clean up.
+pub const LEFTOVER_CGROUP: &str = "cgroup.json";
 /// The spec version the state we print complies with.
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -154,6 +157,26 @@ impl StateDir {
         Ok(StateDir { path, _lock: None })
     }
 
+    /// Lock a container's directory whether or not it holds state.json (what a killed
+    /// `create` leaves); None when there is no such directory.
+    pub fn open_leftover(root: &Path, id: &str) -> Result<Option<StateDir>> {
+        validate_id(id)?;
+        let path = root.join(id);
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        match Self::lock(path, false) {
+            Ok(d) => Ok(Some(d)),
+            // Removed by a concurrent delete while we looked.
+            Err(_) if !root.join(id).exists() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.path.join(STATE_FILE).exists()
+    }
+
     fn lock(path: PathBuf, must_exist: bool) -> Result<StateDir> {
         let dir = File::open(&path).ctx(|| format!("open {}", path.display()))?;
         let lock = Flock::lock(dir, FlockArg::LockExclusive)
@@ -194,6 +217,20 @@ impl StateDir {
             .ctx(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(STATE_FILE))
             .ctx(|| format!("rename {} to {STATE_FILE}", tmp.display()))
+    }
+
+    /// Record the cgroup `create` made before there is a state (see [`LEFTOVER_CGROUP`]).
+    pub fn save_leftover_cgroup(&self, cgroup: &Cgroup) -> Result<()> {
+        let file = self.path.join(LEFTOVER_CGROUP);
+        let data =
+            serde_json::to_vec(cgroup).map_err(|e| Error::msg(format!("encode cgroup: {e}")))?;
+        fs::write(&file, data).ctx(|| format!("write {}", file.display()))
+    }
+
+    /// The cgroup recorded by a `create` that did not get as far as state.json.
+    pub fn load_leftover_cgroup(&self) -> Option<Cgroup> {
+        let text = fs::read_to_string(self.path.join(LEFTOVER_CGROUP)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     pub fn remove(self) -> Result<()> {

@@ -6,6 +6,7 @@
 pub mod devices_bpf;
 pub mod resources;
 pub mod stats;
+pub mod tree;
 pub mod v1;
 pub mod v2;
 
@@ -50,31 +51,21 @@ pub struct Cgroup {
 
 /// The cgroup hierarchies mounted on this host, from /proc/self/mountinfo.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
-    let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     let mut out = Vec::new();
-    for line in text.lines() {
-        // mountinfo: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut r = right.split(' ');
-        let (fstype, _source, superopts) = (r.next(), r.next(), r.next().unwrap_or(""));
-        let unified = match fstype {
-            Some("cgroup2") => true,
-            Some("cgroup") => false,
+    for m in crate::mountinfo::reachable(crate::mountinfo::read_own()?) {
+        let unified = match m.fstype.as_str() {
+            "cgroup2" => true,
+            "cgroup" => false,
             _ => continue,
         };
-        let Some(mountpoint) = left.split(' ').nth(4) else {
-            continue;
-        };
-        let subsystems = superopts
+        let subsystems = m
+            .superopts
             .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
             .filter(|o| is_subsystem_option(o))
             .collect::<Vec<_>>()
             .join(",");
         out.push(Hierarchy {
-            mountpoint: PathBuf::from(unescape(mountpoint)),
+            mountpoint: m.mountpoint,
             unified,
             subsystems,
         });
@@ -103,26 +94,6 @@ fn is_subsystem_option(o: &str) -> bool {
         )
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The caller's own cgroup in a hierarchy (for relative cgroupsPath), from /proc/self/cgroup.
 fn own_cgroup(h: &Hierarchy) -> String {
     let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
@@ -143,6 +114,8 @@ fn own_cgroup(h: &Hierarchy) -> String {
 
 /// The container's cgroup path inside every hierarchy, as runc derives it: an absolute
 /// `cgroupsPath` is taken as is; a relative or empty one goes below the caller's cgroup.
+/// The root of a hierarchy is refused: it holds every process of the host, and a
+/// container's cgroup must be one that can be emptied and removed.
 pub fn plan(hierarchies: &[Hierarchy], cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
     let rel = match cgroups_path {
         Some(p) if !p.is_empty() => p,
@@ -160,8 +133,19 @@ pub fn plan(hierarchies: &[Hierarchy], cgroups_path: Option<&str>, id: &str) -> 
         } else {
             format!("{}/{rel}", own_cgroup(h).trim_end_matches('/'))
         };
+        // "/", "//", "/./." and a relative "." from a caller in the root all name the root.
+        let inner: PathBuf = inner
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if inner.as_os_str().is_empty() {
+            return Err(Error::msg(format!(
+                "linux.cgroupsPath: {rel:?} names the root of the cgroup hierarchy {}, which holds every process of the host; give the container a cgroup of its own (e.g. \"/rt/{id}\")",
+                h.mountpoint.display()
+            )));
+        }
         dirs.push(CgroupDir {
-            path: h.mountpoint.join(inner.trim_start_matches('/')),
+            path: h.mountpoint.join(inner),
             unified: h.unified,
             subsystems: h.subsystems.clone(),
         });
@@ -212,6 +196,47 @@ impl Cgroup {
         }
     }
 
+    /// This cgroup as `create` is about to make it: the directories that do not exist yet
+    /// (deepest first) are the ones it will make.
+    pub fn as_planned(&self) -> Cgroup {
+        let mut missing = Vec::new();
+        for d in &self.dirs {
+            let mut p = d.path.as_path();
+            while !p.exists() && !missing.iter().any(|m: &PathBuf| m == p) {
+                missing.push(p.to_path_buf());
+                match p.parent() {
+                    Some(parent) => p = parent,
+                    None => break,
+                }
+            }
+        }
+        missing.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        Cgroup {
+            dirs: self.dirs.clone(),
+            created: missing,
+        }
+    }
+
+    /// Remove what a `create` killed part way made, as recorded by [`Cgroup::as_planned`].
+    /// Its init died with it, so nothing should run there; and since another create may
+    /// have made one of these directories meanwhile, nothing is killed: a directory still
+    /// in use stays (rmdir refuses it).
+    pub fn remove_leftover(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for dir in &self.created {
+            let leaf = self.is_leaf(dir);
+            match tree::rmdir(dir, if leaf { deadline } else { Instant::now() }) {
+                Ok(()) => {}
+                Err(Errno::ENOTEMPTY | Errno::EBUSY) if !leaf => {}
+                Err(e) => log::warn!(
+                    "delete: leave cgroup {}: rmdir: {}",
+                    dir.display(),
+                    crate::error::describe(e)
+                ),
+            }
+        }
+    }
+
     /// Move `pid` (and so its future children) into the container's cgroup everywhere.
     pub fn apply(&self, pid: i32) -> Result<()> {
         for dir in &self.dirs {
@@ -222,48 +247,159 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Every process in the container's cgroup.
-    pub fn pids(&self) -> Vec<i32> {
-        let Some(dir) = self.dirs.first() else {
-            return Vec::new();
-        };
-        fs::read_to_string(dir.path.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+    /// The container's directories that rt made for it, as opposed to a `cgroupsPath`
+    /// that named a cgroup which already existed (shared with other processes, perhaps
+    /// a systemd slice or a pod's cgroup). Only these are rt's to empty and remove.
+    pub fn owned_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs
+            .iter()
+            .map(|d| d.path.as_path())
+            .filter(|p| self.created.iter().any(|c| c == p))
     }
 
-    /// Remove what create() made. Processes still inside are killed first; a cgroup
-    /// whose last process is exiting stays busy for a moment, so retry briefly.
+    /// Whether rt made the container's cgroup (in every hierarchy it is in).
+    pub fn is_owned(&self) -> bool {
+        !self.dirs.is_empty() && self.owned_dirs().count() == self.dirs.len()
+    }
+
+    /// Every process in the cgroups rt made for the container and in the sub-cgroups the
+    /// container made below them, in every hierarchy (a process may have been moved to a
+    /// sub-cgroup of one hierarchy only). Nothing when rt made none.
+    pub fn owned_pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self.owned_dirs().flat_map(tree::pids).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Every process in the container's cgroup tree, owned or not (to be filtered by the
+    /// caller when the cgroup is shared).
+    pub fn tree_pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self.dirs.iter().flat_map(|d| tree::pids(&d.path)).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// SIGKILL every process in the cgroups rt made, until they are empty (a process that
+    /// forks while we read the list is caught on the next round) or 5 s have passed. The
+    /// freezer is thawed first: a frozen process does not die. Returns the cgroup tree
+    /// as last seen (the container's directories and their sub-cgroups, parents first).
+    pub fn kill_owned(&self) -> Vec<PathBuf> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut thawed = false;
+        loop {
+            let tree: Vec<PathBuf> = self.owned_dirs().flat_map(tree::walk).collect();
+            let mut pids: Vec<i32> = tree
+                .iter()
+                .flat_map(|d| tree::procs(d).unwrap_or_default())
+                .collect();
+            pids.sort_unstable();
+            pids.dedup();
+            if pids.is_empty() || Instant::now() > deadline {
+                return tree;
+            }
+            if !thawed {
+                self.thaw();
+                thawed = true;
+            }
+            for pid in pids {
+                let _ = crate::sys::kill(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Remove what create() made: the processes in the container's own cgroups are killed,
+    /// the sub-cgroups the container made go deepest first, then the directories rt made.
+    /// A cgroup that existed before (named by `cgroupsPath`) is left as it was: nothing in
+    /// it is killed or removed.
     pub fn destroy(&self) -> Result<()> {
-        for pid in self.pids() {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let tree = self.kill_owned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for sub in tree.iter().rev().filter(|d| !self.is_leaf(d)) {
+            tree::rmdir(sub, deadline)
+                .map_err(|e| Error::sys(format!("rmdir sub-cgroup {}", sub.display()), e))?;
         }
         for dir in &self.created {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match fs::remove_dir(dir)
-                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                {
-                    Ok(()) | Err(Errno::ENOENT) => break,
-                    // A parent shared with another container is not ours to remove
-                    // (cgroupfs says EBUSY, not ENOTEMPTY, for a parent with children).
-                    Err(Errno::ENOTEMPTY | Errno::EBUSY)
-                        if !self.dirs.iter().any(|d| &d.path == dir) =>
-                    {
-                        break
-                    }
-                    Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(e) => return Err(Error::sys(format!("rmdir cgroup {}", dir.display()), e)),
-                }
+            let leaf = self.is_leaf(dir);
+            // Only the container's own directory is waited for; a parent that still
+            // has children is shared with another container, not ours to remove
+            // (cgroupfs says EBUSY, not ENOTEMPTY, for a parent with children).
+            match tree::rmdir(dir, if leaf { deadline } else { Instant::now() }) {
+                Ok(()) => {}
+                Err(Errno::ENOTEMPTY | Errno::EBUSY) if !leaf => {}
+                Err(e) => return Err(Error::sys(format!("rmdir cgroup {}", dir.display()), e)),
             }
         }
         Ok(())
     }
+
+    /// The directories where a freezer can stop the container's processes: the v1
+    /// freezer hierarchy's, and the unified one's (cgroup.freeze, also on a hybrid host).
+    fn freezer_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v1_dir("freezer").into_iter().chain(self.unified_dir())
+    }
+
+    /// Unfreeze the container (a frozen process cannot die of SIGKILL).
+    pub fn thaw(&self) {
+        for d in self.freezer_dirs() {
+            thaw_dir(d);
+        }
+    }
+
+    fn is_leaf(&self, dir: &Path) -> bool {
+        self.dirs.iter().any(|d| d.path == dir)
+    }
+
+    /// Refuse a cgroup that is frozen before the init joins it: the init would freeze
+    /// the moment it joined and `create` would wait for it for ever. A new directory below
+    /// a frozen parent is frozen too, so this is checked after the directories are made.
+    pub fn check_not_frozen(&self) -> Result<()> {
+        for d in self.freezer_dirs() {
+            if let Some(why) = frozen_because(d) {
+                return Err(Error::msg(format!(
+                    "container's cgroup unexpectedly frozen: {why}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// runc warns when the container's cgroup already holds processes (it shares them
+    /// with the container: limits, pause, stats). A directory rt just made is empty.
+    pub fn warn_if_not_empty(&self) {
+        for d in self.dirs.iter().filter(|d| !self.created.contains(&d.path)) {
+            let n = tree::procs(&d.path).map(|p| p.len()).unwrap_or(0);
+            if n > 0 {
+                log::warn!(
+                    "container's cgroup is not empty: {n} process(es) found in {}",
+                    d.path.display()
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Why `dir` is frozen (v1 freezer.state FROZEN or FREEZING, which a child of a frozen
+/// parent reads too; v2 cgroup.events "frozen 1", set for a child of a frozen parent, or
+/// cgroup.freeze 1), or None.
+fn frozen_because(dir: &Path) -> Option<String> {
+    let v1 = dir.join("freezer.state");
+    if let Ok(s) = fs::read_to_string(&v1) {
+        let s = s.trim();
+        return (s != "THAWED").then(|| format!("{} is {s}", v1.display()));
+    }
+    let events = dir.join("cgroup.events");
+    if fs::read_to_string(&events).is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1")) {
+        return Some(format!("{} says frozen 1", events.display()));
+    }
+    let freeze = dir.join("cgroup.freeze");
+    if fs::read_to_string(&freeze).is_ok_and(|s| s.trim() == "1") {
+        return Some(format!("{} is 1", freeze.display()));
+    }
+    None
 }
 
 /// Whether the container's freezer says it is frozen (v1 freezer.state, v2 cgroup.freeze).
@@ -284,18 +420,16 @@ pub fn is_v2_unified_host() -> bool {
         .unwrap_or(false)
 }
 
-/// Unfreeze the container (a frozen process cannot die of SIGKILL).
-pub fn thaw(cg: &Cgroup) {
-    for d in cg.dirs.iter().map(|d| &d.path) {
-        let v1 = d.join("freezer.state");
-        if v1.exists() {
-            let _ = fs::write(&v1, "THAWED");
+fn thaw_dir(d: &Path) {
+    // Written without O_CREAT: cgroupfs has the file or it does not.
+    let write = |file: &str, value: &[u8]| {
+        use std::io::Write;
+        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(d.join(file)) {
+            let _ = f.write_all(value);
         }
-        let v2 = d.join("cgroup.freeze");
-        if v2.exists() {
-            let _ = fs::write(&v2, "0");
-        }
-    }
+    };
+    write("freezer.state", b"THAWED");
+    write("cgroup.freeze", b"0");
 }
 
 /// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and refuses processes
@@ -330,6 +464,28 @@ pub fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()
     let path = dir.join(file);
     let value = value.to_string();
     fs::write(&path, &value).ctx(|| format!("write {value:?} to {}", path.display()))
+}
+
+/// The file that takes a block IO weight in `dir`: `plain` (v1 `blkio.weight` with CFQ,
+/// v2 `io.weight` with the cost model) or BFQ's (`*.bfq.weight`). Only asked for when the
+/// config sets a weight: a kernel with neither gets an error that says so, rather than the
+/// EACCES a write to a missing cgroup file gives.
+pub fn weight_file(
+    dir: &Path,
+    plain: &'static str,
+    bfq: &'static str,
+    field: &str,
+) -> Result<&'static str> {
+    if dir.join(plain).exists() {
+        Ok(plain)
+    } else if dir.join(bfq).exists() {
+        Ok(bfq)
+    } else {
+        Err(Error::msg(format!(
+            "linux.resources.blockIO.{field}: this kernel has no blkio weight: no BFQ scheduler for any device (neither {plain} nor {bfq} in {})",
+            dir.display()
+        )))
+    }
 }
 
 /// Read a cgroup file holding one number.
@@ -533,4 +689,71 @@ fn bpf_rules(rules: &[resources::DeviceRule]) -> Vec<devices_bpf::Rule> {
                 .unwrap_or_else(|| "rwm".into()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hierarchy(mountpoint: &str) -> Hierarchy {
+        Hierarchy {
+            mountpoint: PathBuf::from(mountpoint),
+            unified: false,
+            subsystems: "cpu".into(),
+        }
+    }
+
+    #[test]
+    fn the_root_of_a_hierarchy_is_refused() {
+        let h = [hierarchy("/sys/fs/cgroup/cpu")];
+        for path in ["/", "//", "/./", "/.//."] {
+            let e = plan(&h, Some(path), "c1").unwrap_err().to_string();
+            assert!(
+                e.contains("root of the cgroup hierarchy /sys/fs/cgroup/cpu"),
+                "{path}: {e}"
+            );
+        }
+        let ok = plan(&h, Some("/a/./b/"), "c1").unwrap();
+        assert_eq!(ok.dirs[0].path, PathBuf::from("/sys/fs/cgroup/cpu/a/b"));
+        assert!(plan(&h, Some("/a/../b"), "c1").is_err());
+    }
+
+    #[test]
+    fn ownership_is_what_rt_made() {
+        let dir = std::env::temp_dir().join(format!("rt-cg-own-{}", std::process::id()));
+        let existing = dir.join("existing");
+        fs::create_dir_all(&existing).unwrap();
+        let h = [hierarchy(dir.to_str().unwrap())];
+        // A cgroup that exists already is not the container's to empty or remove.
+        let shared = plan(&h, Some("/existing"), "c1").unwrap().as_planned();
+        assert!(shared.created.is_empty() && !shared.is_owned());
+        // Missing directories, parents included, are rt's, deepest first.
+        let own = plan(&h, Some("/new/leaf"), "c1").unwrap().as_planned();
+        assert_eq!(own.created, [dir.join("new/leaf"), dir.join("new")]);
+        assert!(own.is_owned());
+        assert_eq!(own.owned_dirs().collect::<Vec<_>>(), [dir.join("new/leaf")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn frozen_states() {
+        let dir = std::env::temp_dir().join(format!("rt-cg-frozen-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(frozen_because(&dir), None);
+        for (file, text, frozen) in [
+            ("freezer.state", "THAWED\n", false),
+            ("freezer.state", "FREEZING\n", true),
+            ("freezer.state", "FROZEN\n", true),
+        ] {
+            fs::write(dir.join(file), text).unwrap();
+            assert_eq!(frozen_because(&dir).is_some(), frozen, "{text}");
+        }
+        fs::remove_file(dir.join("freezer.state")).unwrap();
+        fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
+        assert!(frozen_because(&dir).unwrap().contains("frozen 1"));
+        fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        fs::write(dir.join("cgroup.freeze"), "0\n").unwrap();
+        assert_eq!(frozen_because(&dir), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

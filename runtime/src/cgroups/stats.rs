@@ -731,41 +731,18 @@ pub fn all_pids(cg: &Cgroup) -> Result<Vec<i32>> {
         })
         .or_else(|| cg.dirs.first().map(|d| d.path.as_path()))
         .ok_or_else(|| Error::msg("the container has no cgroup"))?;
-    let mut out = Vec::new();
-    collect_pids(dir, &mut out, 0)?;
-    Ok(out)
-}
-
-fn collect_pids(dir: &Path, out: &mut Vec<i32>, depth: u32) -> Result<()> {
-    let procs = dir.join("cgroup.procs");
-    let text = match fs::read_to_string(&procs) {
-        Ok(t) => t,
-        // A sub-cgroup removed while we walk is simply gone.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth > 0 => return Ok(()),
-        Err(e) => {
-            return Err(Error::io(
-                format!("unable to get all container pids: read {}", procs.display()),
-                e,
-            ))
-        }
-    };
-    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-    if depth >= 64 {
-        return Ok(());
-    }
-    let mut subdirs: Vec<_> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    subdirs.sort();
-    for sub in subdirs {
-        collect_pids(&sub, out, depth + 1)?;
-    }
-    Ok(())
+    // The container's own directory must be readable; a sub-cgroup removed while we
+    // walk is simply gone.
+    super::tree::procs(dir).map_err(|e| {
+        Error::io(
+            format!(
+                "unable to get all container pids: read {}",
+                dir.join("cgroup.procs").display()
+            ),
+            e,
+        )
+    })?;
+    Ok(super::tree::pids(dir))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::resources::{DeviceRule, Resources};
-use super::write;
+use super::{weight_file, write};
 use crate::error::{Error, Result};
 
 /// Apply the resources that belong to `controller`, whose hierarchy holds `dir`.
@@ -149,25 +149,27 @@ fn cpuset(dir: &Path, r: &Resources) -> Result<()> {
 
 fn blkio(dir: &Path, r: &Resources) -> Result<()> {
     let Some(b) = &r.block_io else { return Ok(()) };
-    // Kernels with the BFQ scheduler only expose the bfq files.
-    let bfq = !dir.join("blkio.weight").exists() && dir.join("blkio.bfq.weight").exists();
-    let weight_file = if bfq {
-        "blkio.bfq.weight"
-    } else {
-        "blkio.weight"
-    };
     if let Some(w) = b.weight.filter(|w| *w != 0) {
-        write(dir, weight_file, w)?;
+        write(
+            dir,
+            weight_file(dir, "blkio.weight", "blkio.bfq.weight", "weight")?,
+            w,
+        )?;
     }
     if let Some(w) = b.leaf_weight.filter(|w| *w != 0) {
+        if !dir.join("blkio.leaf_weight").exists() {
+            return Err(Error::msg(format!(
+                "linux.resources.blockIO.leafWeight: this kernel has no blkio.leaf_weight in {} (only CFQ had it; Linux 5.0 removed CFQ)",
+                dir.display()
+            )));
+        }
         write(dir, "blkio.leaf_weight", w)?;
     }
     for d in &b.weight_device {
         if let Some(w) = d.weight {
-            let file = if bfq {
-                "blkio.bfq.weight_device"
-            } else {
-                "blkio.weight_device"
+            let file = match weight_file(dir, "blkio.weight", "blkio.bfq.weight", "weightDevice")? {
+                "blkio.weight" => "blkio.weight_device",
+                _ => "blkio.bfq.weight_device",
             };
             write(dir, file, format!("{}:{} {w}", d.major, d.minor))?;
         }

@@ -186,19 +186,16 @@ fn cpu(dir: &Path, r: &Resources) -> Result<()> {
 fn io(dir: &Path, r: &Resources) -> Result<()> {
     let Some(b) = &r.block_io else { return Ok(()) };
     // io.weight exists with the cost-based controller; io.bfq.weight with BFQ (same range).
-    let weight_file = if dir.join("io.weight").exists() {
-        "io.weight"
-    } else {
-        "io.bfq.weight"
-    };
     if let Some(w) = b.weight.filter(|w| *w != 0) {
-        write(dir, weight_file, blkio_weight_to_io(w))?;
+        let file = super::weight_file(dir, "io.weight", "io.bfq.weight", "weight")?;
+        write(dir, file, blkio_weight_to_io(w))?;
     }
     for d in &b.weight_device {
         if let Some(w) = d.weight {
+            let file = super::weight_file(dir, "io.weight", "io.bfq.weight", "weightDevice")?;
             write(
                 dir,
-                weight_file,
+                file,
                 format!("{}:{} {}", d.major, d.minor, blkio_weight_to_io(w)),
             )?;
         }

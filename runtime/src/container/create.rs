@@ -259,7 +259,12 @@ fn spawn(
     };
 
     if !opts.no_cgroups {
+        // Recorded first, so that `delete --force` finds what to remove when this create
+        // is killed before it saves the state.
+        dir.save_leftover_cgroup(&cgroup.as_planned())?;
         cgroup.create()?;
+        cgroup.check_not_frozen()?;
+        cgroup.warn_if_not_empty();
         cgroup.set(&effective_resources(spec))?;
     }
     let (parent_end, child_end) = channel::pair()?;
@@ -286,12 +291,15 @@ fn spawn(
         &mut state,
         dir,
     );
+    if result.is_err() {
+        let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+        // A frozen process dies only once thawed.
+        cgroup.kill_owned();
+    }
     // The intermediate child (if any) has exited or is about to; reap it either way.
     if state.pid != c1 || result.is_err() {
-        if result.is_err() {
-            let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
-        }
-        let _ = waitpid(Pid::from_raw(c1), None);
+        reap_within(c1, std::time::Duration::from_secs(5));
     }
     *init_pid = Some(state.pid);
     result?;
@@ -305,12 +313,31 @@ fn spawn(
     if let Some(path) = &opts.pidfd_socket {
         crate::pidfd_socket::send(&absolute(path)?, state.pid)?;
     }
+    // The container is recorded: from now on the init outlives us.
+    chan.send(&Msg::Created)?;
     log::debug!(
         "create: container {} created, init pid {}",
         state.id,
         state.pid
     );
     Ok(state)
+}
+
+/// waitpid for our child `pid`, but no longer than `timeout`: a child frozen in a cgroup
+/// rt may not thaw (one it did not create) cannot die, and create must still end.
+fn reap_within(pid: i32, timeout: std::time::Duration) {
+    if let Ok(fd) = sys::pidfd_open(pid) {
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
+        if !matches!(nix::poll::poll(&mut fds, ms), Ok(1)) {
+            log::warn!("create: child {pid} did not exit (frozen in a cgroup rt did not create?); it dies when thawed");
+            return;
+        }
+    }
+    let _ = waitpid(Pid::from_raw(pid), None);
 }
 
 /// Whether the init joins its cgroups late: rt moves it in once it knows the init's pid,
@@ -372,7 +399,7 @@ fn handshake(
     let linux = spec.linux();
     let hooks = spec.hooks();
     loop {
-        let msg = chan.recv()?;
+        let msg = next_message(chan, cgroup)?;
         log::debug!("create: init says {msg:?}");
         match msg {
             Some(Msg::UserNsReady) => {
@@ -420,6 +447,18 @@ fn handshake(
             None => bail!("container init exited during setup without reporting why"),
         }
     }
+}
+
+/// The init's next message. Every wait on the init has a way out: its death closes the
+/// channel, and a cgroup frozen under it (by someone else: it would stop the init for
+/// ever) is looked for every second.
+fn next_message(chan: &Channel, cgroup: &Cgroup) -> Result<Option<Msg>> {
+    while !chan.wait_readable(std::time::Duration::from_secs(1))? {
+        cgroup
+            .check_not_frozen()
+            .ctx(|| "the container init stopped during create")?;
+    }
+    chan.recv()
 }
 
 fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {
@@ -476,8 +515,8 @@ fn refuse_unimplemented(spec: &Spec) -> Result<()> {
 
 /// The resources to apply: the config's, with the device rules completed the way runc
 /// completes them: deny all first, then the config's own rules, then the devices every
-/// container needs
-/// (null, zero, full, tty, random, urandom, ptmx, pts) and those of `linux.devices`.
+/// container needs (null, zero, full, tty, random, urandom, ptmx, pts, console). A node
+/// listed in `linux.devices` is only created: access to it is what the rules allow.
 pub(crate) fn effective_resources(spec: &Spec) -> Resources {
     let mut r = spec.linux().resources.clone().unwrap_or_default();
     // Whatever the config says, a container starts from "no device" (runc does the same).
@@ -506,10 +545,5 @@ pub(crate) fn effective_resources(spec: &Spec) -> Resources {
     r.devices.push(rule("c", Some(5), Some(2), "rwm")); // /dev/ptmx
     r.devices.push(rule("c", Some(136), None, "rwm")); // /dev/pts/*
     r.devices.push(rule("c", Some(5), Some(1), "rwm")); // /dev/console
-    for d in &spec.linux().devices {
-        let kind = if d.kind == "u" { "c" } else { d.kind.as_str() };
-        r.devices
-            .push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
-    }
     r
 }

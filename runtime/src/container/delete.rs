@@ -19,8 +19,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Ok(d) => d,
         // runc: --force on a container that does not exist is not an error.
         Err(_) if force && crate::state::validate_id(id).is_ok() => {
-            let _ = std::fs::remove_dir_all(root.join(id));
-            return Ok(());
+            return remove_leftover(root, id)
         }
         Err(e) => return Err(e),
     };
@@ -42,9 +41,34 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     destroy(dir, &state)
 }
 
+/// A directory without state.json: what a `create` killed part way left (its init died
+/// with it), or a create still running, which holds the lock until it is done.
+fn remove_leftover(root: &Path, id: &str) -> Result<()> {
+    let Some(dir) = StateDir::open_leftover(root, id)? else {
+        return Ok(());
+    };
+    if dir.has_state() {
+        // The create finished while we waited for its lock: a container like any other.
+        drop(dir);
+        return match StateDir::open(root, id) {
+            Ok(_) => delete(root, id, true),
+            Err(_) => Ok(()),
+        };
+    }
+    if let Some(cgroup) = dir.load_leftover_cgroup() {
+        log::debug!("delete: removing the cgroup of a create that did not finish");
+        cgroup.remove_leftover();
+    }
+    dir.remove()
+}
+
 /// Remove what the container holds; the container is stopped.
 pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
-    crate::cgroups::thaw(&state.cgroup);
+    if !state.cgroup.is_owned() && !crate::container::kill::init_kills_all(state) {
+        log::debug!(
+            "delete: the container's cgroup existed before it and it has no pid namespace of its own: only its init was killed"
+        );
+    }
     state.cgroup.destroy()?;
     hooks::run_all_warn(
         "poststop",
@@ -56,7 +80,7 @@ pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
 
 /// SIGKILL the init and wait (up to 10 s) until it is gone.
 pub fn kill_and_wait(state: &State) -> Result<()> {
-    crate::cgroups::thaw(&state.cgroup);
+    state.cgroup.thaw();
     let pidfd = sys::pidfd_open(state.pid).ok();
     if signal_init(state, libc::SIGKILL).is_err() && process_alive(state.pid, state.pid_start_time)
     {

@@ -60,13 +60,49 @@ pub fn kill(root: &std::path::Path, id: &str, signal: &str, all: bool) -> Result
         bail!("container not running");
     }
     if all {
-        // Processes may exit while we go through the list: ESRCH is fine.
-        for pid in state.cgroup.pids() {
-            let _ = sys::kill(pid, sig);
-        }
+        signal_all(&state, sig);
         return Ok(());
     }
     signal_init(&state, sig)
+}
+
+/// Whether the container has a pid namespace of its own, so that the init's death takes
+/// every other process of the container with it (the kernel kills them).
+pub fn init_kills_all(state: &State) -> bool {
+    state
+        .config
+        .linux()
+        .namespaces
+        .iter()
+        .any(|n| n.kind == "pid" && n.path.as_deref().is_none_or(str::is_empty))
+}
+
+/// Signal every process of the container, and never anybody else's: everything in the
+/// cgroup tree rt made for it; in a cgroup that existed before (which other processes may
+/// share: a slice, a pod's cgroup, even the root), only those in the container's own pid
+/// namespace, or without one only the init. Processes may exit while we go through the
+/// list: ESRCH is fine.
+pub fn signal_all(state: &State, sig: i32) {
+    if state.cgroup.is_owned() {
+        for pid in state.cgroup.owned_pids() {
+            let _ = sys::kill(pid, sig);
+        }
+        return;
+    }
+    let alive = crate::state::process_alive(state.pid, state.pid_start_time);
+    if let Some(ns) = pid_namespace(state.pid).filter(|_| alive && init_kills_all(state)) {
+        for pid in state.cgroup.tree_pids() {
+            if pid != state.pid && pid_namespace(pid).as_ref() == Some(&ns) {
+                let _ = sys::kill(pid, sig);
+            }
+        }
+    }
+    let _ = signal_init(state, sig);
+}
+
+/// The pid namespace `pid` is in, as /proc names it ("pid:[4026531836]").
+fn pid_namespace(pid: i32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
 }
 
 /// Send `sig` to the container's init, making sure it is still the same process.

@@ -30,6 +30,9 @@ pub enum Msg {
     HooksDone,
     /// Child → parent: everything is set up; the init now waits for `start`.
     Ready,
+    /// Parent → child: the container is recorded (state, pid file): the init no longer
+    /// dies with `rt create`. Until it comes, a closed channel means create was killed.
+    Created,
     /// Parent → child: the container's state, for startContainer hooks.
     State(String),
     /// Child → parent: the seccomp notify listener (the fd travels with SCM_RIGHTS and is
@@ -73,6 +76,7 @@ impl Channel {
             Msg::RuntimeHooks => (b'H', vec![]),
             Msg::HooksDone => (b'h', vec![]),
             Msg::Ready => (b'R', vec![]),
+            Msg::Created => (b'C', vec![]),
             Msg::State(s) => (b'S', s.as_bytes().to_vec()),
             Msg::SeccompListener => (b'L', vec![]),
             Msg::ListenerSent => (b'l', vec![]),
@@ -130,6 +134,7 @@ impl Channel {
             b'H' => Msg::RuntimeHooks,
             b'h' => Msg::HooksDone,
             b'R' => Msg::Ready,
+            b'C' => Msg::Created,
             b'S' => Msg::State(payload),
             b'L' => Msg::SeccompListener,
             b'l' => Msg::ListenerSent,
@@ -161,6 +166,35 @@ impl Channel {
                 Err(e) => return Err(Error::sys("sendmsg on init channel", e)),
             }
         }
+    }
+
+    /// Wait up to `timeout` for a message (or the other side's exit) to be readable.
+    pub fn wait_readable(&self, timeout: std::time::Duration) -> Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) => Ok(n > 0),
+            Err(Errno::EINTR) => Ok(false),
+            Err(e) => Err(Error::sys("poll on init channel", e)),
+        }
+    }
+
+    /// Whether the other side has closed its end (it exited): the kernel marks a
+    /// SOCK_SEQPACKET socket hung up when its peer goes.
+    pub fn peer_closed(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::empty())];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
     }
 
     pub fn raw_fd(&self) -> std::os::fd::RawFd {

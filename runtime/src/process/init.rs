@@ -34,6 +34,7 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
 enum Never {}
 
 fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
+    die_with_parent(chan)?;
     // Nobody may ptrace or read /proc/<pid>/mem of the runtime while it works inside the
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
@@ -57,6 +58,8 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             .ctx(|| "setresgid 0 in the new user namespace (is container gid 0 mapped?)")?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .ctx(|| "setresuid 0 in the new user namespace (is container uid 0 mapped?)")?;
+        // A change of effective uid clears the parent-death signal.
+        die_with_parent(chan)?;
     }
     let rest = plan.ns.new - CloneFlags::CLONE_NEWUSER;
     log::debug!("init: unshare {rest:?}");
@@ -67,6 +70,8 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
         super::continue_in_sibling(chan, "the container init")?;
+        // A fork does not inherit the parent-death signal.
+        die_with_parent(chan)?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }
@@ -157,21 +162,56 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     finish::terminal(pp, plan.rootfs.as_ref().is_some_and(|r| !r.dev_is_bind))?;
     finish::enter_cwd(pp)?;
     finish::apply_limits(pp)?;
+    // From here rt's death is seen on the channel instead (a failed send, then no
+    // `Created`): the seccomp filter that may go in next could deny the prctl.
+    sys::set_parent_death_signal(0).ctx(|| "prctl(PR_SET_PDEATHSIG, 0)")?;
     let program = finish::drop_privileges(pp, chan)?;
     chan.send(&Msg::Ready)?;
-    wait_for_start(plan)?;
+    wait_for_start(plan, chan)?;
     hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
     match finish::exec(pp, chan, program)? {}
 }
 
-/// Block until `rt start` writes into exec.fifo.
-fn wait_for_start(plan: &InitPlan) -> Result<()> {
+/// Until the container is fully created, the init dies with `rt create`: a create killed
+/// part way must not leave it behind, outside any state that `delete` could find. The
+/// signal is set first, then the parent checked: it may have died just before.
+fn die_with_parent(chan: &Channel) -> Result<()> {
+    sys::set_parent_death_signal(libc::SIGKILL).ctx(|| "prctl(PR_SET_PDEATHSIG, SIGKILL)")?;
+    if chan.peer_closed() {
+        sys::exit_now(1);
+    }
+    Ok(())
+}
+
+/// Block until `rt start` writes into exec.fifo. Until rt says the container is recorded
+/// (`Created`), the channel is watched too: if it closes first, `create` was killed
+/// before it finished, and the init must not outlive it. Only poll and read here: a
+/// seccomp filter may be in place already.
+fn wait_for_start(plan: &InitPlan, chan: &Channel) -> Result<()> {
+    let mut created = false;
     loop {
-        let mut fds = [PollFd::new(plan.exec_fifo.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => break,
+        let mut fds = [
+            PollFd::new(plan.exec_fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(chan.as_fd(), PollFlags::POLLIN),
+        ];
+        let watched = if created { 1 } else { 2 };
+        match poll(&mut fds[..watched], PollTimeout::NONE) {
+            Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Error::sys("poll exec.fifo", e)),
+        }
+        if !created && fds[1].any().unwrap_or(false) {
+            let mut tag = [0u8; 64];
+            match nix::unistd::read(chan.as_fd(), &mut tag) {
+                Ok(n) if n > 0 && tag[0] == b'C' => created = true,
+                Err(nix::errno::Errno::EINTR) => {}
+                // EOF (or anything else): rt died before the container was recorded.
+                _ => sys::exit_now(1),
+            }
+            continue;
+        }
+        if fds[0].any().unwrap_or(false) {
+            break;
         }
     }
     let mut byte = [0u8; 1];

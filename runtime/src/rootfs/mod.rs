@@ -4,6 +4,7 @@
 
 pub mod devices;
 pub mod mounts;
+pub mod no_pivot;
 pub mod path;
 
 use std::fs;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use nix::unistd::{chdir, fchdir, pivot_root};
 
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::error::{Context, Error, Result};
@@ -226,20 +227,20 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let Some(parent) = rootfs.parent() else {
         return Ok(());
     };
-    let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    let mut best: Option<(&str, bool)> = None;
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (Some(mp), Some(opt)) = (f.get(4), f.get(6)) else {
-            continue;
-        };
-        if parent.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
-            best = Some((mp, opt.starts_with("shared:")));
+    let mut best: Option<(PathBuf, bool)> = None;
+    for m in crate::mountinfo::read_own()? {
+        if parent.starts_with(&m.mountpoint)
+            && best
+                .as_ref()
+                .is_none_or(|(b, _)| m.mountpoint.as_os_str().len() >= b.as_os_str().len())
+        {
+            let shared = m.optional.iter().any(|o| o.starts_with("shared:"));
+            best = Some((m.mountpoint, shared));
         }
     }
     if let Some((mp, true)) = best {
-        mounts::change(mp, MsFlags::MS_PRIVATE)
-            .ctx(|| format!("make mount {mp} private (parent of the rootfs)"))?;
+        mounts::change(&mp, MsFlags::MS_PRIVATE)
+            .ctx(|| format!("make mount {} private (parent of the rootfs)", mp.display()))?;
     }
     Ok(())
 }
@@ -248,11 +249,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
 /// rootfs over / and chroot (for a rootfs on an initramfs, where pivot_root is refused).
 pub fn enter(plan: &RootfsPlan) -> Result<()> {
     if plan.no_pivot {
-        chdir(&plan.rootfs).ctx(|| format!("chdir {}", plan.rootfs.display()))?;
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .ctx(|| "mount --move rootfs to / (no-pivot)")?;
-        chroot(".").ctx(|| "chroot .")?;
-        return chdir("/").ctx(|| "chdir /");
+        return no_pivot::enter(&plan.rootfs);
     }
     let old = nix::fcntl::open(
         "/",
