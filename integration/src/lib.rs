@@ -12,6 +12,7 @@
 pub mod console;
 pub mod containerd;
 pub mod docker;
+pub mod host;
 pub mod podman;
 
 use serde_json::{json, Value};
@@ -33,7 +34,14 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// so that processes belonging to a test's container can be found in `/proc/*/environ`.
 pub const MARK_VAR: &str = "RT_IT_ID";
 
-/// Root of the cargo workspace.
+/// Say that a test skips a check, and why: the host lacks what it needs. Written to the
+/// real stderr (libtest's capture only takes `print!`/`eprint!`), so that `make test`
+/// shows every skip and its reason even when the test passes.
+pub fn skip(test: &str, why: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// An empty /tmp/<name>, whatever an earlier run with the same name left there.
 pub fn fresh_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from("/tmp").join(name);
@@ -42,6 +50,7 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Root of the cargo workspace.
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -632,6 +641,71 @@ impl Ctx {
         })
     }
 
+    /// Run the shell `script` in a throwaway pid and mount namespace (`unshare --pid --fork
+    /// --mount --mount-proc --kill-child`), for a test that, if rt regressed, could kill or
+    /// change things outside its container: a kill there reaches only the namespace's own
+    /// processes (cgroup.procs lists nobody else to a reader inside it), and a mount stays
+    /// in it. The namespace ends with the script: every process in it dies.
+    ///
+    /// In the script, `$RT` is the runtime with this context's `--root`. With `fake_cgroups`,
+    /// the host's cgroup mounts are detached (in the namespace only) and /sys/fs/cgroup
+    /// holds one private named v1 hierarchy
+    /// with no controller, `$CG`: rt then sees only that, so a regression that picked the
+    /// wrong cgroup could neither write a host limit nor kill a host process. Its sub-cgroups
+    /// are removed when the script ends. Returns None (after saying why) when this kernel
+    /// cannot mount such a hierarchy (cgroup_no_v1=named).
+    pub fn sh_in_throwaway_ns(&self, script: &str, fake_cgroups: bool) -> Option<Output> {
+        let mut full = String::from("set -u\n");
+        let hierarchy = fake_cgroups.then(|| format!("rtsafe-{}-{}", std::process::id(), next_n()));
+        if let Some(name) = &hierarchy {
+            full.push_str(&format!(
+                "CG=/sys/fs/cgroup/{name}\n\
+                 umount -l /sys/fs/cgroup 2>/dev/null; \
+                 mount -t tmpfs -o mode=755 rt-safety /sys/fs/cgroup && mkdir $CG && \
+                 mount -t cgroup -o none,name={name} cgroup $CG || {{ echo NO-NAMED-HIERARCHY; exit 0; }}\n\
+                 cleanup() {{ for p in $(cat $(find $CG -mindepth 1 -name cgroup.procs) 2>/dev/null); do \
+                 [ $p != $$ ] && kill -9 $p 2>/dev/null; done; \
+                 for i in 1 2 3 4 5 6 7 8 9 10; do find $CG -mindepth 1 -depth -type d -exec rmdir {{}} + 2>/dev/null && break; sleep 0.2; done; }}\n\
+                 trap cleanup EXIT\n"
+            ));
+        }
+        full.push_str(script);
+        let mut c = Command::new("unshare");
+        c.args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+            &full,
+        ]);
+        c.env(
+            "RT",
+            format!("{} --root {}", rt_bin().display(), self.root.display()),
+        );
+        c.env(MARK_VAR, self.name.as_str());
+        c.stdin(Stdio::null());
+        // The script's own files (relative paths) go to a directory of this test's.
+        c.current_dir(self.subdir(&format!("sh-{}", next_n())));
+        let out = self.rt_cmd(c, &["(throwaway namespace)", script]);
+        if let Some(name) = &hierarchy {
+            release_named_hierarchy(name);
+        }
+        if out.stdout.contains("NO-NAMED-HIERARCHY") {
+            skip(
+                &self.name,
+                format!(
+                    "this kernel cannot mount a named cgroup v1 hierarchy: {}",
+                    out.stderr.trim()
+                ),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
     /// `create --bundle <b> id` (config written first). Records the init pid on success.
     pub fn create(&self, id: &str, b: &Bundle) -> Output {
         b.save();
@@ -852,6 +926,33 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
         .map(|r| r.join("rt-test").join(id))
         .filter(|p| p.exists())
         .collect()
+}
+
+/// A named v1 hierarchy outlives its last mount when it still had a sub-cgroup then, and
+/// a sub-cgroup removed a moment before may still count: it would stay, empty, listed in
+/// every process's /proc/self/cgroup. Mount it again (in a private mount namespace) and
+/// unmount it until the kernel has let it go.
+fn release_named_hierarchy(name: &str) {
+    let listed = || {
+        fs::read_to_string("/proc/self/cgroup")
+            .is_ok_and(|t| t.lines().any(|l| l.ends_with(&format!(":name={name}:/"))))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listed() {
+        if Instant::now() > deadline {
+            eprintln!("warning: cgroup hierarchy name={name} is still there");
+            return;
+        }
+        let script = format!(
+            "d=$(mktemp -d) && mount -t cgroup -o none,name={name} cgroup $d && umount $d; rmdir $d"
+        );
+        let _ = Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// rmdir a cgroup directory and its sub-cgroups (deepest first).
@@ -1209,4 +1310,18 @@ pub fn assert_exec_inside(out: &Output, pid1: &str) {
         "the exec sees the container's PID 1 ({pid1}): {}",
         out.describe()
     );
+}
+
+/// `create` of `b` must be refused, as the runtime refuses what this host cannot do: exit 1
+/// with (for rt) a one-line message (runc may log several lines), nothing left behind.
+#[track_caller]
+pub fn assert_create_refused(h: &Ctx, id: &str, b: &Bundle) -> Output {
+    let out = h.create(id, b);
+    if is_runc() {
+        out.expect_code(1);
+    } else {
+        out.expect_error();
+    }
+    h.assert_nothing_left(id);
+    out
 }
