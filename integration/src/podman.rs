@@ -71,26 +71,31 @@ impl Podman {
     /// `podman run --rm` with rt, no network, our cgroup parent, and rlimits this host can
     /// grant (podman's defaults exceed its hard limits), then ARGS.
     pub fn run(&self, args: &[&str]) -> Output {
-        let rt = rt_bin().to_string_lossy().into_owned();
-        let parent = format!("/{}", self.cgroup_parent);
+        let flags = self.run_flags();
         let mut a = vec!["run", "--rm"];
-        a.extend(self.run_flags(&rt, &parent));
+        a.extend(flags.iter().map(String::as_str));
         a.extend_from_slice(args);
         self.podman(&a)
     }
 
-    pub fn run_flags<'a>(&self, rt: &'a str, parent: &'a str) -> Vec<&'a str> {
+    /// rt as the runtime, no network, our cgroup parent, and nofile/nproc limits within
+    /// what this process may grant (without CAP_SYS_RESOURCE, its own hard limits).
+    pub fn run_flags(&self) -> Vec<String> {
+        let ulimit = |name: &str, resource, want: u64| {
+            let (soft, hard) = crate::host::rlimit_within_reach(resource, want, want);
+            format!("{name}={soft}:{hard}")
+        };
         vec![
-            "--runtime",
-            rt,
-            "--network",
-            "none",
-            "--cgroup-parent",
-            parent,
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=4096:4096",
+            "--runtime".into(),
+            rt_bin().to_string_lossy().into_owned(),
+            "--network".into(),
+            "none".into(),
+            "--cgroup-parent".into(),
+            format!("/{}", self.cgroup_parent),
+            "--ulimit".into(),
+            ulimit("nofile", libc::RLIMIT_NOFILE, 1024),
+            "--ulimit".into(),
+            ulimit("nproc", libc::RLIMIT_NPROC, 4096),
         ]
     }
 

@@ -8,15 +8,11 @@ use serde_json::json;
 use std::fs;
 use std::path::PathBuf;
 
-/// The host-side file of controller `ctrl` for container `id`: its v1 hierarchy when
-/// mounted, else the unified one.
+/// The host-side file of controller `ctrl` for container `id`: in its v1 hierarchy when
+/// mounted (wherever it is mounted: `cpu` may be `cpu,cpuacct`), else in the unified one.
 fn host_file(ctrl: &str, id: &str, file: &str) -> PathBuf {
-    let v1 = PathBuf::from(format!("/sys/fs/cgroup/{ctrl}"));
-    let base = if v1.is_dir() {
-        v1
-    } else {
-        PathBuf::from("/sys/fs/cgroup/unified")
-    };
+    let base = host::controller_root(ctrl)
+        .unwrap_or_else(|| panic!("no cgroup hierarchy drives {ctrl} on this host"));
     base.join("rt-test").join(id).join(file)
 }
 
@@ -33,7 +29,9 @@ fn memory_limit_oom_kills() {
     let h = Ctx::new("memory_limit_oom_kills");
     let id = h.id();
     let mut b = h.bundle(&id);
-    b.config["linux"]["resources"] = json!({ "memory": { "limit": 16 * 1024 * 1024 } });
+    // No swap either (see host::memory_without_swap): the limit must end in an OOM kill.
+    b.config["linux"]["resources"] =
+        json!({ "memory": host::memory_without_swap(16 * 1024 * 1024) });
     // dd needs a 64 MiB buffer: over the 16 MiB limit it is OOM-killed.
     b.sh("dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?");
     let out = h.run_ok(&id, &b);
@@ -106,14 +104,26 @@ fn cpu_values_are_written() {
     let h = Ctx::new("cpu_values_are_written");
     let id = h.id();
     let mut b = h.bundle(&id);
-    b.config["linux"]["resources"] = json!({
-        "cpu": { "shares": 512, "quota": 20000, "period": 100000 }
-    });
+    // CFS bandwidth control (quota, period) is a kernel option (CONFIG_CFS_BANDWIDTH).
+    let bandwidth = host::cgroup_has("cpu", "cpu.cfs_quota_us");
+    b.config["linux"]["resources"] = if bandwidth {
+        json!({ "cpu": { "shares": 512, "quota": 20000, "period": 100000 } })
+    } else {
+        json!({ "cpu": { "shares": 512 } })
+    };
     b.args(&["true"]);
     h.create_ok(&id, &b);
     assert_eq!(read_host("cpu", &id, "cpu.shares"), "512");
-    assert_eq!(read_host("cpu", &id, "cpu.cfs_quota_us"), "20000");
-    assert_eq!(read_host("cpu", &id, "cpu.cfs_period_us"), "100000");
+    if bandwidth {
+        assert_eq!(read_host("cpu", &id, "cpu.cfs_quota_us"), "20000");
+        assert_eq!(read_host("cpu", &id, "cpu.cfs_period_us"), "100000");
+    } else {
+        skip(
+            "cpu_values_are_written",
+            "this kernel has no CFS bandwidth control (no cpu.cfs_quota_us): quota and \
+             period not checked",
+        );
+    }
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
 }
@@ -123,23 +133,47 @@ fn denied_device_cannot_be_opened() {
     let h = Ctx::new("denied_device_cannot_be_opened");
     let id = h.id();
     let mut b = h.bundle(&id);
-    // /dev/loop-control (c 10:237) bind-mounted from the host: the node is there, the
-    // device cgroup decides. The default devices (null, zero, ...) stay allowed.
-    b.mount(json!({ "destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"] }));
+    // A host device node (/dev/loop-control, or another this host has and root may open)
+    // bind-mounted from the host: the node is there, the device cgroup decides. The default
+    // devices (null, zero, ...) stay allowed.
+    let dev = host::openable_char_device();
+    let bind = |b: &mut Bundle, d: &host::CharDevice| {
+        b.mount(
+            json!({ "destination": d.path, "type": "bind", "source": d.path, "options": ["bind"] }),
+        );
+    };
+    let try_open = |d: &host::CharDevice| {
+        format!(
+            "(exec {}) 2>/dev/null && echo open || echo denied",
+            d.redirect()
+        )
+    };
     b.config["linux"]["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
-    b.sh("(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied; head -c 1 /dev/zero | wc -c");
-    assert_eq!(h.run_ok(&id, &b), "denied\n1\n");
+    let Some(dev) = dev else {
+        skip(
+            "denied_device_cannot_be_opened",
+            "none of /dev/loop-control, /dev/fuse, /dev/net/tun, /dev/kmsg is a device root \
+             may open here: only the default devices under a deny-all rule are checked",
+        );
+        b.sh("head -c 1 /dev/zero | wc -c; echo x > /dev/null && echo null-ok");
+        assert_eq!(h.run_ok(&id, &b), "1\nnull-ok\n");
+        h.assert_nothing_left(&id);
+        return;
+    };
+    bind(&mut b, &dev);
+    b.sh(&format!("{}; head -c 1 /dev/zero | wc -c", try_open(&dev)));
+    assert_eq!(h.run_ok(&id, &b), "denied\n1\n", "{dev:?}");
     // With an allow rule for it, the same node opens.
     let id2 = h.id();
     let mut b2 = h.bundle(&id2);
     // An explicit allow rule opens it again (no rules at all still denies it, as runc).
     b2.config["linux"]["resources"] = json!({ "devices": [
         { "allow": false, "access": "rwm" },
-        { "allow": true, "type": "c", "major": 10, "minor": 237, "access": "rw" }
+        { "allow": true, "type": "c", "major": dev.major, "minor": dev.minor, "access": dev.access() }
     ]});
-    b2.mount(json!({ "destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"] }));
-    b2.sh("(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied");
-    assert_eq!(h.run_ok(&id2, &b2), "open\n");
+    bind(&mut b2, &dev);
+    b2.sh(&try_open(&dev));
+    assert_eq!(h.run_ok(&id2, &b2), "open\n", "{dev:?}");
     h.assert_nothing_left(&id);
     h.assert_nothing_left(&id2);
 }
@@ -149,28 +183,35 @@ fn blkio_throttle_is_written() {
     let h = Ctx::new("blkio_throttle_is_written");
     let id = h.id();
     let mut b = h.bundle(&id);
-    // The device of the root filesystem.
-    let dev = fs::metadata("/").map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.dev()
-    });
-    let dev = dev.unwrap();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    b.config["linux"]["resources"] = json!({ "blockIO": {
-        "throttleReadBpsDevice": [{ "major": major, "minor": minor, "rate": 1048576 }],
-        "throttleWriteIOPSDevice": [{ "major": major, "minor": minor, "rate": 100 }]
-    }});
     b.args(&["true"]);
-    let created = h.create(&id, &b);
-    if !created.success() && created.stderr.contains("ENOENT") {
-        // A device without a request queue (e.g. an overlay) cannot be throttled.
-        eprintln!(
-            "skipped: {major}:{minor} cannot be throttled here: {}",
-            created.stderr
+    let throttle = |major: u32, minor: u32| {
+        json!({ "blockIO": {
+            "throttleReadBpsDevice": [{ "major": major, "minor": minor, "rate": 1048576 }],
+            "throttleWriteIOPSDevice": [{ "major": major, "minor": minor, "rate": 100 }]
+        }})
+    };
+    // A whole disk (the one under / where it is one): partitions and filesystems on no
+    // disk (overlay, virtiofs) cannot be throttled.
+    let disk = host::throttleable_disk();
+    let throttling = host::cgroup_has("blkio", "blkio.throttle.read_bps_device");
+    let (Some((major, minor, _)), true) = (&disk, throttling) else {
+        let why = if throttling {
+            "no whole disk with a request queue in /sys/block"
+        } else {
+            "no blkio throttling (blkio.throttle.*) in this kernel"
+        };
+        skip(
+            "blkio_throttle_is_written",
+            format!("{why}: only the refusal of a throttle that cannot be applied is checked"),
         );
+        // Device 0:0 is no block device: the kernel refuses the rule, and so must create.
+        b.config["linux"]["resources"] = throttle(0, 0);
+        assert_create_refused(&h, &id, &b);
         return;
-    }
-    created.ok();
+    };
+    let (major, minor) = (*major, *minor);
+    b.config["linux"]["resources"] = throttle(major, minor);
+    h.create_ok(&id, &b);
     assert_eq!(
         read_host("blkio", &id, "blkio.throttle.read_bps_device"),
         format!("{major}:{minor} 1048576")
@@ -185,17 +226,22 @@ fn blkio_throttle_is_written() {
 
 #[test]
 fn network_classid_and_priorities_are_written() {
-    if !std::path::Path::new("/sys/fs/cgroup/net_cls").is_dir() {
-        eprintln!("skipped: this host mounts no net_cls hierarchy");
-        return;
-    }
     let h = Ctx::new("network_classid_and_priorities");
     let id = h.id();
     let mut b = h.bundle(&id);
     b.config["linux"]["resources"] = json!({ "network": { "classID": 1048577 } });
     b.args(&["true"]);
     h.create_ok(&id, &b);
-    assert_eq!(read_host("net_cls", &id, "net_cls.classid"), "1048577");
+    if host::v1_hierarchy("net_cls").is_some() {
+        assert_eq!(read_host("net_cls", &id, "net_cls.classid"), "1048577");
+    } else {
+        // As runc: a controller the host does not mount is not asked for.
+        skip(
+            "network_classid_and_priorities_are_written",
+            "this host mounts no net_cls hierarchy: only that the classID is accepted is \
+             checked",
+        );
+    }
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
 }
@@ -225,16 +271,36 @@ fn blkio_weight_is_written() {
     let mut b = h.bundle(&id);
     b.config["linux"]["resources"] = json!({ "blockIO": { "weight": 500 } });
     b.args(&["true"]);
-    h.create_ok(&id, &b);
-    // Kernels whose block layer uses BFQ only have the bfq file.
-    let plain = host_file("blkio", &id, "blkio.weight");
-    let file = if plain.exists() {
-        "blkio.weight"
-    } else {
-        "blkio.bfq.weight"
+    // Which weight file a blkio cgroup has depends on the I/O schedulers: blkio.weight
+    // (CFQ, before Linux 5.0) or blkio.bfq.weight (BFQ); with neither (none, mq-deadline
+    // and kyber only) there is no weight to write.
+    let file = match host::blkio_weight_file() {
+        Ok(file) => file,
+        Err(why) => {
+            let out = h.create(&id, &b);
+            if is_runc() {
+                out.expect_code(1);
+            } else {
+                out.expect_error();
+                assert!(
+                    out.stderr.contains(
+                        "this kernel has no blkio weight: no BFQ scheduler for any device"
+                    ),
+                    "{}",
+                    out.stderr
+                );
+            }
+            h.assert_nothing_left(&id);
+            skip(
+                "blkio_weight_is_written",
+                format!("{why}: the write itself cannot be checked on this kernel (no BFQ)"),
+            );
+            return;
+        }
     };
+    h.create_ok(&id, &b);
     let got = read_host("blkio", &id, file);
-    // blkio.bfq.weight reads "default 500" on newer kernels.
+    // blkio.bfq.weight (and io.bfq.weight) read "default 500" on newer kernels.
     assert!(got == "500" || got == "default 500", "{file}: {got:?}");
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
@@ -250,12 +316,23 @@ fn memory_swap_and_oom_killer_settings_are_written() {
     });
     b.args(&["true"]);
     h.create_ok(&id, &b);
-    if host_file("memory", &id, "memory.memsw.limit_in_bytes").exists() {
+    if host::cgroup_has("memory", "memory.memsw.limit_in_bytes") {
         assert_eq!(
             read_host("memory", &id, "memory.memsw.limit_in_bytes"),
             "67108864"
         );
+    } else {
+        // Without swap accounting the swap limit is ignored (with a warning), as runc does.
+        skip(
+            "memory_swap_and_oom_killer_settings_are_written",
+            "this kernel has no swap accounting (memory.memsw.*): the swap limit is not \
+             checked",
+        );
     }
+    assert_eq!(
+        read_host("memory", &id, "memory.limit_in_bytes"),
+        "33554432"
+    );
     let oom = read_host("memory", &id, "memory.oom_control");
     assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
     h.delete_force(&id).ok();
@@ -264,22 +341,62 @@ fn memory_swap_and_oom_killer_settings_are_written() {
 
 #[test]
 fn cpu_burst_idle_and_realtime_are_written() {
+    let test = "cpu_burst_idle_and_realtime_are_written";
     let h = Ctx::new("cpu_burst_idle_and_realtime");
+    // Each needs the kernel to have it: (config field, value, cgroup file, what lacks).
+    // burst and idle came with runtime-spec 1.1; runc 1.1.5 ignores them.
+    let mut fields: Vec<(&str, u64, &str, &str)> = vec![(
+        "realtimePeriod",
+        500000,
+        "cpu.rt_period_us",
+        "realtime group scheduling (CONFIG_RT_GROUP_SCHED)",
+    )];
+    if !is_runc() {
+        fields.push((
+            "burst",
+            20000,
+            "cpu.cfs_burst_us",
+            "CFS burst (Linux 5.14 and CONFIG_CFS_BANDWIDTH)",
+        ));
+        fields.push(("idle", 1, "cpu.idle", "SCHED_IDLE cgroups (Linux 5.15)"));
+    }
+    let (present, missing): (Vec<_>, Vec<_>) = fields
+        .into_iter()
+        .partition(|(_, _, file, _)| host::cgroup_has("cpu", file));
+    let bandwidth = host::cgroup_has("cpu", "cpu.cfs_quota_us");
     let id = h.id();
     let mut b = h.bundle(&id);
     // A realtime budget must fit in the parent's: the test parent (/rt-test) gets none by
     // default, so only the period (always allowed) and a zero runtime are set here.
-    b.config["linux"]["resources"] = json!({
-        "cpu": { "quota": 50000, "period": 100000, "burst": 20000, "idle": 1, "realtimePeriod": 500000 }
-    });
+    let mut cpu = if bandwidth {
+        json!({ "quota": 50000, "period": 100000 })
+    } else {
+        json!({})
+    };
+    for (field, value, _, _) in &present {
+        cpu[*field] = json!(value);
+    }
+    b.config["linux"]["resources"] = json!({ "cpu": cpu });
     b.args(&["true"]);
     h.create_ok(&id, &b);
-    assert_eq!(read_host("cpu", &id, "cpu.rt_period_us"), "500000");
-    // burst and idle came with runtime-spec 1.1; runc 1.1.5 ignores them.
-    if !is_runc() {
-        assert_eq!(read_host("cpu", &id, "cpu.cfs_burst_us"), "20000");
-        assert_eq!(read_host("cpu", &id, "cpu.idle"), "1");
+    for (_, value, file, _) in &present {
+        assert_eq!(read_host("cpu", &id, file), value.to_string(), "{file}");
     }
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
+    // Where the kernel lacks one, asking for it is refused, never silently dropped.
+    for (field, value, file, what) in &missing {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["linux"]["resources"] = json!({ "cpu": { *field: value } });
+        b.args(&["true"]);
+        skip(
+            test,
+            format!(
+                "this kernel has no {what} (no {file}): linux.resources.cpu.{field} is only \
+                 checked to be refused"
+            ),
+        );
+        assert_create_refused(&h, &id, &b);
+    }
 }

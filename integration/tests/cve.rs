@@ -762,7 +762,10 @@ fn cve_2025_31133_dev_null_symlink_and_masked_paths() {
         // symlink, binds its target over the masked paths and even reopens the container's
         // stdin (/dev/null on the host) through it. With stdout there too, a `cat` of the
         // target would append to it forever.
-        eprintln!("skipped for runc: 1.1.5 predates the CVE-2025-31133 fix");
+        skip(
+            "cve_2025_31133_dev_null_symlink_and_masked_paths",
+            "runc 1.1.5 predates the CVE-2025-31133 fix",
+        );
         return;
     }
     let h = Ctx::new("cve_2025_31133");
@@ -843,7 +846,10 @@ fn masked_paths_fail_closed_without_a_null_device() {
 #[test]
 fn cve_2025_31133_dev_null_swapped_by_another_container() {
     if is_runc() {
-        eprintln!("skipped for runc: 1.1.5 predates the CVE-2025-31133 fix");
+        skip(
+            "cve_2025_31133_dev_null_swapped_by_another_container",
+            "runc 1.1.5 predates the CVE-2025-31133 fix",
+        );
         return;
     }
     let h = Ctx::new("cve_2025_31133_race");
@@ -922,18 +928,30 @@ fn cve_2025_31133_dev_null_symlink_in_user_namespace() {
     let mut b = h.bundle(&id);
     without_dev_tmpfs(&mut b);
     std::os::unix::fs::symlink(&host_victim, b.path_in_rootfs("/dev/null")).unwrap();
-    let st = Command::new("chown")
-        .args(["-R", "-h", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
     b.namespace("user", None);
     b.config["linux"]["uidMappings"] =
         json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     b.config["linux"]["gidMappings"] =
         json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     b.config["linux"]["maskedPaths"] = json!(masked);
+    if let Err(why) = host::user_namespaces() {
+        // No user namespace, no attack: the refusal must not touch the symlink's target.
+        skip(
+            "cve_2025_31133_dev_null_symlink_in_user_namespace",
+            format!("{why}: only the refusal of the container is checked"),
+        );
+        b.args(&["true"]);
+        assert_create_refused(&h, &id, &b);
+        assert_eq!(fs::read_to_string(&host_victim).unwrap(), "host-secret");
+        assert_eq!(host_mounts_below(&h.dir), Vec::<String>::new());
+        return;
+    }
+    let st = Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
     b.sh(&format!(
         "{} echo junk > /dev/null; cat /dev/null | wc -c",
         check_masked_script(&masked)
@@ -1001,11 +1019,16 @@ fn cve_2025_52565_dev_console_symlink() {
     let victim = h.dir.join("console-victim");
     fs::write(&victim, "host-console-victim").unwrap();
     let masked = existing_masked_paths();
-    let Some(masked_file) = masked.iter().find(|p| Path::new(p).is_file()).copied() else {
-        eprintln!("skipped: no masked proc file exists on this kernel");
-        return;
-    };
-    for target in [victim.to_str().unwrap(), masked_file] {
+    let mut targets = vec![victim.to_str().unwrap()];
+    match masked.iter().find(|p| Path::new(p).is_file()) {
+        Some(f) => targets.push(f),
+        None => skip(
+            "cve_2025_52565_dev_console_symlink",
+            "no masked proc file exists on this kernel: only the symlink to a host path is \
+             checked",
+        ),
+    }
+    for target in targets {
         let id = h.id();
         let mut b = h.bundle(&id);
         without_dev_tmpfs(&mut b);

@@ -4,6 +4,7 @@
 use integration::*;
 use serde_json::json;
 use std::fs;
+use std::path::Path;
 
 /// One parsed /proc/self/mountinfo line.
 #[derive(Debug)]
@@ -403,7 +404,19 @@ fn no_pivot() {
     let h = Ctx::new("no_pivot");
     let id = h.id();
     let mut b = h.bundle(&id);
-    b.sh("[ -e /work ] && echo host-visible; [ -x /bin/busybox ] && echo ok; cat /proc/self/cgroup >/dev/null && echo proc");
+    // A directory of the host's / that the rootfs lacks: the container must not see it.
+    let rootfs = b.rootfs();
+    let host_only = fs::read_dir("/")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !rootfs.join(n).exists() && Path::new("/").join(n).is_dir())
+        .min()
+        .expect("the host's / has a directory the busybox rootfs lacks");
+    b.sh(&format!(
+        "[ -e '/{host_only}' ] && echo host-visible; [ -x /bin/busybox ] && echo ok; \
+         cat /proc/self/cgroup >/dev/null && echo proc"
+    ));
     b.save();
     let out = h.rt(&[
         "run",
