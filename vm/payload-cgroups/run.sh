@@ -190,6 +190,42 @@ $RT delete -f frz
 rm -f $ROOTFS/tmp/count
 check "cgroup of frz removed by delete -f" test ! -e $CG/rt-vm/frz
 
+# --- issue 13 on v2. A node in linux.devices gets only what the rules allow (/dev/kmsg
+# opened for writing, nothing written).
+KMSG='"devices": [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 420}]'
+B=$(bundle devk "$(sh_args '(exec 3>/dev/kmsg) 2>/dev/null && echo opened || echo denied')" \
+  '{"devices": [{"allow": false, "access": "rwm"}]}')
+sed -i "s#\"cgroupsPath\": \"/rt-vm/devk\"#&, $KMSG#" $B/config.json
+eq "a node in linux.devices is denied by the rules (eBPF)" denied "$($RT run -b $B devk 2>&1)"
+B=$(bundle devk2 "$(sh_args '(exec 3>/dev/kmsg) 2>/dev/null && echo opened || echo denied')" \
+  '{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]}')
+sed -i "s#\"cgroupsPath\": \"/rt-vm/devk2\"#&, $KMSG#" $B/config.json
+eq "and opens when a rule allows it" opened "$($RT run -b $B devk2 2>&1)"
+
+# A cgroupsPath of / is refused: it is the root, which holds every process.
+B=$(bundle root "$(sh_args true)" '{}')
+sed -i 's#"cgroupsPath": "/rt-vm/root"#"cgroupsPath": "/"#' $B/config.json
+out=$($RT create -b $B root 2>&1)
+check "cgroupsPath / is refused ($out)" sh -c 'echo "$1" | grep -q "root of the cgroup hierarchy"' - "$out"
+
+# A cgroup that exists and is frozen is refused before the init joins it, and left frozen.
+mkdir -p $CG/rt-vm/frozen && echo 1 > $CG/rt-vm/frozen/cgroup.freeze
+B=$(bundle frozen "$(sh_args true)" '{}')
+out=$(timeout 30 $RT run -b $B frozen 2>&1)
+check "a frozen cgroup is refused ($out)" sh -c 'echo "$1" | grep -q "unexpectedly frozen"' - "$out"
+eq "and stays frozen" 1 "$(cat $CG/rt-vm/frozen/cgroup.freeze)"
+echo 0 > $CG/rt-vm/frozen/cgroup.freeze; rmdir $CG/rt-vm/frozen
+
+# Sub-cgroups the container makes (writable cgroup mount, own cgroup namespace), with a
+# process moved into them, go with delete -f, deepest first.
+B=$(bundle subcg "$(sh_args 'mkdir -p /sys/fs/cgroup/sub/deeper && echo $$ > /sys/fs/cgroup/sub/deeper/cgroup.procs && exec sleep 1000')" '{}')
+sed -i '/"\/sys\/fs\/cgroup"/s#, "ro"\]#]#' $B/config.json
+$RT run -d -b $B subcg
+i=0; while [ $i -lt 100 ] && [ -z "$(cat $CG/rt-vm/subcg/sub/deeper/cgroup.procs 2>/dev/null)" ]; do sleep 0.05; i=$((i + 1)); done
+check "the container moved itself into its sub-cgroup" test -n "$(cat $CG/rt-vm/subcg/sub/deeper/cgroup.procs 2>/dev/null)"
+$RT delete -f subcg
+check "delete -f removes the container's sub-cgroups and its own" test ! -e $CG/rt-vm/subcg
+
 # --- nothing left
 rmdir $CG/rt-vm 2>/dev/null
 check "no cgroup left under $CG/rt-vm" test ! -e $CG/rt-vm
