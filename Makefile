@@ -1,5 +1,7 @@
 # rt: an OCI container runtime. Run `make help` for the targets.
 
+# bash: `make test` reads PIPESTATUS.
+SHELL    := /bin/bash
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
 PYTHON   ?= python3
@@ -17,7 +19,7 @@ help:
 	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
 	@echo "make rootfs    build the busybox rootfs in spec-examples/rootfs"
 	@echo "make deps      apt-get install what the tests need: $(DEPS)"
-	@echo "make test      deps + build + rootfs, cargo test and clippy, then test-v2"
+	@echo "make test      deps + build + rootfs, cargo test, fmt, clippy and test-v2 (all run; fails at the end)"
 	@echo "make test-v2   run the vm/payload-* checks in a throwaway cgroup v2 QEMU guest"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
 	@echo "make bench     compare rt, runc and crun (bench/cycle.py), and the shims' memory (bench/shim.py)"
@@ -51,20 +53,31 @@ deps:
 	  echo "making $(CRI_VENV) (grpcio for the CRI test client)"; \
 	  $(PYTHON) -m venv $(CRI_VENV) && $(CRI_VENV)/bin/pip install -q grpcio; }
 
+# Every part runs even when an earlier one fails, and every test binary runs
+# (--no-fail-fast), so that one host quirk does not hide the rest; the target then fails,
+# naming the parts that failed. Tests that skip say why on lines starting SKIPPED, listed
+# again at the end.
 test: deps build rootfs
-	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) RT_CRI_PYTHON=$(CRI_VENV)/bin/python $(CARGO) test --release --workspace
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(MAKE) test-v2
+	@failed=""; log=$$(mktemp /tmp/rt-make-test.XXXXXX); \
+	RT_BIN=$(RT) RT_TEST_ROOTFS=$(ROOTFS) RT_CRI_PYTHON=$(CRI_VENV)/bin/python \
+	  $(CARGO) test --release --workspace --no-fail-fast 2>&1 | tee $$log; \
+	[ $${PIPESTATUS[0]} = 0 ] || failed="$$failed cargo-test"; \
+	$(CARGO) fmt --all --check || failed="$$failed fmt"; \
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings || failed="$$failed clippy"; \
+	$(MAKE) test-v2 || failed="$$failed test-v2"; \
+	echo "--- skipped checks (the host lacks what they need):"; \
+	grep '^SKIPPED ' $$log || echo "none"; rm -f $$log; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: everything passed"
 
 # cgroup v2 cannot be enabled on the host: vm/guest.sh boots a QEMU guest with
 # a cgroup2 /sys/fs/cgroup, a static rt (target/static) and the busybox rootfs,
 # and runs the payload there. It installs qemu-system-x86 itself when missing
-# and caches the Debian kernel in .cache/vm (RT_VM_CACHE).
+# and caches the Debian kernel in .cache/vm (RT_VM_CACHE). Every payload runs.
 test-v2: build rootfs
-	vm/guest.sh vm/payload-smoke
-	vm/guest.sh vm/payload-cgroups
-	vm/guest.sh vm/payload-criu
-	vm/guest.sh vm/payload-shim
+	@failed=""; \
+	for p in smoke cgroups criu shim; do vm/guest.sh vm/payload-$$p || failed="$$failed $$p"; done; \
+	if [ -n "$$failed" ]; then echo "make test-v2: FAILED:$$failed"; exit 1; fi
 
 # Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
 # the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).
