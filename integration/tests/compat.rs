@@ -790,3 +790,43 @@ fn exec_matches_runc() {
         }
     }
 }
+
+/// Signal 0 sends nothing and probes (kill(2)); runc takes it. On a running container
+/// `kill ID 0` and `kill --all ID 0` succeed and it runs on. Once it has stopped,
+/// `kill ID 0` (like any signal) says it is not running, and `kill --all` succeeds: there
+/// is nobody left to signal.
+#[test]
+fn kill_signal_zero_matches_runc() {
+    let h = Ctx::new("kill_signal_zero_matches_runc");
+    let sides = sides(&h, "kill_signal_zero_matches_runc");
+    let mut all = Vec::new();
+    for s in &sides {
+        let id = s.id();
+        let mut b = h.bundle(&id);
+        b.args(&["sleep", "100"]);
+        s.create(&id, &b).ok();
+        s.rt(&["start", &id]).ok();
+        let pid = s.state_ok(&id).1["pid"].as_i64().unwrap() as i32;
+        let mut codes = Vec::new();
+        for args in [vec!["kill", &id, "0"], vec!["kill", "--all", &id, "0"]] {
+            codes.push(s.rt(&args).code());
+        }
+        assert_eq!(s.status(&id).as_deref(), Some("running"), "[{}]", s.label);
+        s.rt(&["kill", &id, "KILL"]).ok();
+        s.wait_status(&id, "stopped");
+        for args in [
+            vec!["kill", &id, "0"],
+            vec!["kill", "--all", &id, "0"],
+            vec!["kill", &id, "TERM"],
+            vec!["kill", "--all", &id, "TERM"],
+        ] {
+            codes.push(s.rt(&args).code());
+        }
+        s.rt(&["delete", &id]).ok();
+        h.reap(pid, T);
+        s.assert_nothing_left(&id);
+        assert_eq!(codes, [0, 0, 1, 0, 1, 0], "[{}] exit statuses", s.label);
+        all.push(codes);
+    }
+    same(&sides, "exit statuses of kill 0", &all);
+}
