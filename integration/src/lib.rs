@@ -483,6 +483,10 @@ const RUNC_SPEC: &str = r#"{
   }
 }"#;
 
+/// What [`Ctx::sh_in_throwaway_ns`] calls its script (it may create containers: it holds
+/// the cgroup lock as `create` does).
+const THROWAWAY: &str = "(throwaway namespace)";
+
 /// Per-test context and cleanup guard.
 pub struct Ctx {
     pub name: String,
@@ -622,7 +626,10 @@ impl Ctx {
         let file = |p: &Path| File::create(p).map_err(|e| format!("create {}: {e}", p.display()));
         c.stdout(file(&out_p)?);
         c.stderr(file(&err_p)?);
-        let creates = matches!(args.first(), Some(&"create") | Some(&"run"));
+        let creates = matches!(
+            args.first(),
+            Some(&"create") | Some(&"run") | Some(&THROWAWAY)
+        );
         let lock = if creates {
             Some(CgroupLock::shared())
         } else {
@@ -689,7 +696,7 @@ impl Ctx {
         c.stdin(Stdio::null());
         // The script's own files (relative paths) go to a directory of this test's.
         c.current_dir(self.subdir(&format!("sh-{}", next_n())));
-        let out = self.rt_cmd(c, &["(throwaway namespace)", script]);
+        let out = self.rt_cmd(c, &[THROWAWAY, script]);
         if let Some(name) = &hierarchy {
             release_named_hierarchy(name);
         }

@@ -156,11 +156,13 @@ fn hooks_receive_state_on_stdin() {
             ["creating", "created", "running", "stopped"].contains(&status),
             "{kind}: bad status {status}"
         );
-        // runc 1.1.5 runs createContainer and startContainer hooks from the container's init
-        // and reports the pid as seen inside the pid namespace (1); the spec's state carries
-        // the pid as seen by the host.
+        // Hooks in the container's namespaces (createContainer, startContainer) get the pid
+        // as the container sees it: 1 in its own pid namespace (the spec; runc does so);
+        // the others the pid as the runtime sees it.
         let in_container = kind == "createContainer" || kind == "startContainer";
-        if kind != "poststop" && !(is_runc() && in_container) {
+        if in_container {
+            assert_eq!(st["pid"].as_i64(), Some(1), "{kind}: {st}");
+        } else if kind != "poststop" {
             assert_eq!(st["pid"].as_i64(), Some(pid), "{kind}: {st}");
         }
     }

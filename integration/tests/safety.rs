@@ -185,7 +185,13 @@ fn killed_create_leaves_no_process() {
         let id = h.id();
         let mut b = h.bundle(&id);
         let started = h.dir.join(format!("{id}.started"));
-        b.hook(kind, &format!("touch {}; exec sleep 2", started.display()));
+        // With an env of its own: the hook's sleep outlives the killed create on purpose,
+        // and must not carry the harness's marker, which would inherit from rt.
+        b.hook_value(
+            kind,
+            json!({ "path": "/bin/sh", "env": ["PATH=/usr/bin:/bin"],
+                    "args": ["sh", "-c", format!("touch {}; exec sleep 2", started.display())] }),
+        );
         b.args(&["sleep", "1000"]);
         b.save();
         let mut create = ChildGuard::spawn(&mut quiet(h.command(&[

@@ -1,5 +1,8 @@
 //! OCI hooks: each runs with the container's state JSON on stdin, its own `args` and
-//! `env`, and is killed when its `timeout` (seconds) passes.
+//! `env`, and is killed when its `timeout` (seconds) passes. A hook with `env` gets
+//! exactly that environment; one without gets the environment of whoever runs it, as
+//! with runc: rt's own for the hooks rt runs on the host and for createContainer, and the
+//! container process's (process.env) for startContainer, which runs just before it.
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
@@ -15,9 +18,19 @@ use crate::sys;
 
 /// Run `hooks` in order; the first failure stops the rest and is returned.
 pub fn run_all(phase: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
+    run_all_in(phase, hooks, state_json, None)
+}
+
+/// Like [`run_all`], giving `env` to the hooks that have no `env` of their own.
+pub fn run_all_in(
+    phase: &str,
+    hooks: &[Hook],
+    state_json: &str,
+    env: Option<&[String]>,
+) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
         log::debug!("hooks: running {phase}[{i}] {}", hook.path);
-        run(hook, state_json)
+        run(hook, state_json, env)
             .map_err(|e| e.context(format!("hooks.{phase}[{i}] {}", hook.path)))?;
     }
     Ok(())
@@ -27,21 +40,24 @@ pub fn run_all(phase: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
 /// Every hook runs, whatever the ones before it did.
 pub fn run_all_warn(phase: &str, hooks: &[Hook], state_json: &str) {
     for (i, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run(hook, state_json) {
+        if let Err(e) = run(hook, state_json, None) {
             log::warn!("hooks.{phase}[{i}] {}: {e}", hook.path);
         }
     }
 }
 
-fn run(hook: &Hook, state_json: &str) -> Result<()> {
+fn run(hook: &Hook, state_json: &str, inherited: Option<&[String]>) -> Result<()> {
     let mut cmd = Command::new(&hook.path);
     if let Some((argv0, rest)) = hook.args.split_first() {
         cmd.arg0(argv0).args(rest);
     }
-    cmd.env_clear();
-    for kv in &hook.env {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // Without either, the hook keeps the environment of this process.
+    if let Some(env) = hook.env.as_deref().or(inherited) {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped());

@@ -97,10 +97,27 @@ impl State {
 
     /// The state JSON handed to hooks on stdin.
     pub fn hook_json(&self, status: Status) -> String {
+        self.hook_json_with_pid(status, self.pid)
+    }
+
+    /// The state JSON for hooks that run in the container's namespaces (createContainer,
+    /// startContainer): the spec gives them the pid as the container sees it.
+    pub fn hook_json_in_container(&self, status: Status) -> String {
+        self.hook_json_with_pid(status, pid_in_own_namespace(self.pid).unwrap_or(self.pid))
+    }
+
+    fn hook_json_with_pid(&self, status: Status, pid: i32) -> String {
         let mut s = self.oci(status, String::new());
-        s.pid = self.pid; // poststop hooks still learn which pid it was
+        s.pid = pid; // poststop hooks still learn which pid it was
         serde_json::to_string(&s).unwrap_or_default()
     }
+}
+
+/// `pid` as the innermost pid namespace it is in sees it (the last NSpid of its status).
+fn pid_in_own_namespace(pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
 }
 
 /// A container id as runc accepts it: letters, digits and `_ + - .`, not `.`/`..`.

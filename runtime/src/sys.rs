@@ -15,10 +15,30 @@ pub fn cstr(p: &Path) -> Result<CString, Errno> {
 /// openat2(2) with `RESOLVE_IN_ROOT`: `path` is resolved as if `root` were `/`, so no
 /// symlink or `..` can lead out of it.
 pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> Result<OwnedFd, Errno> {
+    openat2(
+        root,
+        path,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Like [`open_in_root`], but no symlink at all may be on the way (ELOOP if one is).
+pub fn open_in_root_no_symlinks(root: RawFd, path: &Path, flags: i32) -> Result<OwnedFd, Errno> {
+    openat2(
+        root,
+        path,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+    )
+}
+
+fn openat2(root: RawFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
     let c = cstr(path)?;
+    // SAFETY: open_how is a plain C struct for which all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     loop {
         // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how of the size
         // passed; the kernel returns a new fd that we own.

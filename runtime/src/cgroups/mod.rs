@@ -677,6 +677,7 @@ impl Cgroup {
 fn bpf_rules(rules: &[resources::DeviceRule]) -> Vec<devices_bpf::Rule> {
     rules
         .iter()
+        .filter(|r| r.is_for_the_device_cgroup())
         .map(|r| devices_bpf::Rule {
             allow: r.allow,
             kind: r.kind.as_deref().and_then(|k| k.chars().next()),

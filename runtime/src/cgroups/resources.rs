@@ -42,6 +42,14 @@ pub struct DeviceRule {
     pub access: Option<String>,
 }
 
+impl DeviceRule {
+    /// Whether the device cgroup (v1 files or the v2 eBPF program) has a say: it knows only
+    /// character and block devices. A FIFO (`p`) needs no rule (runc drops these too).
+    pub fn is_for_the_device_cgroup(&self) -> bool {
+        self.kind.as_deref() != Some("p")
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Memory {

@@ -209,7 +209,7 @@ fn blkio(dir: &Path, r: &Resources) -> Result<()> {
 /// The device cgroup: rules in order, each written to devices.allow or devices.deny
 /// (a rule for all devices resets the list, as the kernel defines).
 fn devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
-    for rule in rules {
+    for rule in rules.iter().filter(|r| r.is_for_the_device_cgroup()) {
         let kind = rule.kind.as_deref().unwrap_or("a");
         let access = rule
             .access

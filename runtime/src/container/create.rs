@@ -83,7 +83,9 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     }
     refuse_unimplemented(&spec)?;
     if !spec.has_namespace("mount") {
-        bail!("linux.namespaces: a mount namespace is required");
+        bail!(
+            "linux.namespaces: no \"mount\" namespace: rt needs one (new or joined by path), since without it the container's rootfs, mounts and masked paths would be set up in the caller's own mount namespace, the host's; add {{\"type\": \"mount\"}}"
+        );
     }
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut cgroup = Cgroup::default();
@@ -229,7 +231,8 @@ fn spawn(
     let plan = InitPlan {
         id: opts.id.clone(),
         time_offsets: linux.time_offsets.clone(),
-        rootfs: ns.creates("mount").then_some(rootfs_plan),
+        // Also in a mount namespace joined by path: the rootfs is set up inside it.
+        rootfs: rootfs_plan,
         ns,
         hostname: spec.hostname.clone(),
         domainname: spec.domainname.clone(),
@@ -407,6 +410,10 @@ fn handshake(
                 write_id_map(c1, "gid_map", &linux.gid_mappings)?;
                 chan.send(&Msg::MapsWritten)?;
             }
+            Some(Msg::TimeNsReady) => {
+                write_time_offsets(c1, &linux.time_offsets)?;
+                chan.send(&Msg::OffsetsWritten)?;
+            }
             Some(Msg::InitPid(pid)) => {
                 if pid > 0 {
                     state.pid = pid;
@@ -428,7 +435,12 @@ fn handshake(
                     let _ = chan.send(&Msg::Failed(e.to_string()));
                     return Err(e);
                 }
-                let both = format!("{creating}\n{}", state.hook_json(Status::Created));
+                // createContainer and startContainer run in the container's namespaces.
+                let both = format!(
+                    "{}\n{}",
+                    state.hook_json_in_container(Status::Creating),
+                    state.hook_json_in_container(Status::Created)
+                );
                 chan.send(&Msg::State(both))?;
             }
             Some(Msg::SeccompListener) => {
@@ -459,6 +471,24 @@ fn next_message(chan: &Channel, cgroup: &Cgroup) -> Result<Option<Msg>> {
             .ctx(|| "the container init stopped during create")?;
     }
     chan.recv()
+}
+
+/// linux.timeOffsets into the child's new time namespace (its time_for_children), before
+/// any process has entered it: /proc/<pid>/timens_offsets.
+fn write_time_offsets(
+    pid: i32,
+    offsets: &std::collections::BTreeMap<String, crate::spec::TimeOffset>,
+) -> Result<()> {
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let name = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => bail!("linux.timeOffsets: unknown clock {other:?} (monotonic or boottime)"),
+        };
+        text.push_str(&format!("{name} {} {}\n", off.secs, off.nanosecs));
+    }
+    let path = format!("/proc/{pid}/timens_offsets");
+    fs::write(&path, &text).ctx(|| format!("write {text:?} to {path} (linux.timeOffsets)"))
 }
 
 fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {

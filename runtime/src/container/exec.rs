@@ -266,7 +266,7 @@ pub fn process_spec(opts: &ExecOpts, config: &Spec) -> Result<Process> {
                     caps.ambient.push(cap.clone());
                 }
             }
-            p.env.extend(opts.env.iter().cloned());
+            crate::process::override_env(&mut p.env, &opts.env);
             if opts.no_new_privs {
                 p.no_new_privileges = true;
             }

@@ -58,7 +58,9 @@ pub fn restore(root: &Path, a: &RestoreArgs) -> Result<i32> {
         );
     }
     if !spec.has_namespace("mount") {
-        bail!("linux.namespaces: a mount namespace is required");
+        bail!(
+            "linux.namespaces: no \"mount\" namespace: rt needs one (new or joined by path), since without it the container's rootfs, mounts and masked paths would be set up in the caller's own mount namespace, the host's; add {{\"type\": \"mount\"}}"
+        );
     }
     check_supported(&spec)?;
     if a.console_socket.is_some() {

@@ -175,8 +175,10 @@ impl Attrs {
         }
     }
 
-    /// Just before execve: what the program starts with.
-    pub fn apply_final(&self) -> Result<()> {
+    /// While the process still has the capabilities they may need (an IOPRIO_CLASS_RT
+    /// priority needs CAP_SYS_ADMIN, a realtime policy CAP_SYS_NICE, as in runc): both
+    /// outlive the user switch and execve.
+    pub fn apply_privileged(&self) -> Result<()> {
         if let Some(v) = self.ioprio {
             // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, 0 = self, value) takes integers.
             let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, v) };
@@ -194,6 +196,11 @@ impl Attrs {
                 )
             })?;
         }
+        Ok(())
+    }
+
+    /// Just before execve: what the program starts with.
+    pub fn apply_final(&self) -> Result<()> {
         if let Some(p) = self.personality {
             // SAFETY: personality(2) takes an integer.
             if unsafe { libc::personality(p) } < 0 {

@@ -21,6 +21,10 @@ pub enum Msg {
     UserNsReady,
     /// Parent → child: the id maps are written.
     MapsWritten,
+    /// Child → parent: a new time namespace exists (for its children); write its offsets.
+    TimeNsReady,
+    /// Parent → child: linux.timeOffsets are written.
+    OffsetsWritten,
     /// Child → parent: the container's init has this pid (in the parent's pid namespace);
     /// 0 means the child that the parent forked is itself the init.
     InitPid(i32),
@@ -72,6 +76,8 @@ impl Channel {
             Msg::Go => (b'G', vec![]),
             Msg::UserNsReady => (b'U', vec![]),
             Msg::MapsWritten => (b'M', vec![]),
+            Msg::TimeNsReady => (b'T', vec![]),
+            Msg::OffsetsWritten => (b't', vec![]),
             Msg::InitPid(p) => (b'P', p.to_string().into_bytes()),
             Msg::RuntimeHooks => (b'H', vec![]),
             Msg::HooksDone => (b'h', vec![]),
@@ -130,6 +136,8 @@ impl Channel {
             b'G' => Msg::Go,
             b'U' => Msg::UserNsReady,
             b'M' => Msg::MapsWritten,
+            b'T' => Msg::TimeNsReady,
+            b't' => Msg::OffsetsWritten,
             b'P' => Msg::InitPid(payload.parse().unwrap_or(-1)),
             b'H' => Msg::RuntimeHooks,
             b'h' => Msg::HooksDone,

@@ -64,8 +64,12 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     let rest = plan.ns.new - CloneFlags::CLONE_NEWUSER;
     log::debug!("init: unshare {rest:?}");
     namespaces::create(rest)?;
-    if plan.ns.creates("time") {
-        write_time_offsets(plan)?;
+    if plan.ns.creates("time") && !plan.time_offsets.is_empty() {
+        // Written by rt, from outside: this process is not dumpable, so its /proc files
+        // belong to the host's root, whom a new user namespace does not map (EACCES).
+        // Nobody is in the new time namespace yet (only children enter it).
+        chan.send(&Msg::TimeNsReady)?;
+        chan.expect(Msg::OffsetsWritten)?;
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
@@ -76,22 +80,6 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         chan.send(&Msg::InitPid(0))?;
     }
     stage2(plan, chan)
-}
-
-fn write_time_offsets(plan: &InitPlan) -> Result<()> {
-    let mut text = String::new();
-    for (clock, off) in &plan.time_offsets {
-        let name = match clock.as_str() {
-            "monotonic" | "boottime" => clock.as_str(),
-            other => bail!("linux.timeOffsets: unknown clock {other:?}"),
-        };
-        text.push_str(&format!("{name} {} {}\n", off.secs, off.nanosecs));
-    }
-    if !text.is_empty() {
-        fs::write("/proc/self/timens_offsets", &text)
-            .ctx(|| format!("write {text:?} to /proc/self/timens_offsets"))?;
-    }
-    Ok(())
 }
 
 fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
@@ -119,9 +107,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // Device nodes and mount targets get exactly the modes asked for.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    if let Some(r) = &plan.rootfs {
-        rootfs::prepare(r)?;
-    }
+    rootfs::prepare(&plan.rootfs)?;
     let mut states = (String::new(), String::new());
     if plan.sync_hooks {
         chan.send(&Msg::RuntimeHooks)?;
@@ -135,10 +121,8 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         }
     }
     hooks::run_all("createContainer", &plan.create_container_hooks, &states.0)?;
-    if let Some(r) = &plan.rootfs {
-        log::debug!("init: enter the rootfs");
-        rootfs::enter(r)?;
-    }
+    log::debug!("init: enter the rootfs");
+    rootfs::enter(&plan.rootfs)?;
     for (key, value) in &plan.sysctl {
         // "a/b.c" names a sysctl whose components contain dots (e.g. VLAN interfaces).
         let rel = if key.contains('/') {
@@ -155,11 +139,9 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     if let Some(d) = plan.domainname.as_deref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
     }
-    if let Some(r) = &plan.rootfs {
-        rootfs::finish(r)?;
-    }
+    rootfs::finish(&plan.rootfs)?;
     let pp = &plan.process;
-    finish::terminal(pp, plan.rootfs.as_ref().is_some_and(|r| !r.dev_is_bind))?;
+    finish::terminal(pp, !plan.rootfs.dev_is_bind)?;
     finish::enter_cwd(pp)?;
     finish::apply_limits(pp)?;
     // From here rt's death is seen on the channel instead (a failed send, then no
@@ -168,7 +150,12 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     let program = finish::drop_privileges(pp, chan)?;
     chan.send(&Msg::Ready)?;
     wait_for_start(plan, chan)?;
-    hooks::run_all("startContainer", &plan.start_container_hooks, &states.1)?;
+    hooks::run_all_in(
+        "startContainer",
+        &plan.start_container_hooks,
+        &states.1,
+        Some(&program.env),
+    )?;
     match finish::exec(pp, chan, program)? {}
 }
 

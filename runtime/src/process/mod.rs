@@ -21,8 +21,8 @@ pub struct InitPlan {
     pub id: String,
     pub ns: NamespacePlan,
     pub time_offsets: BTreeMap<String, TimeOffset>,
-    /// None when the container shares the caller's mount namespace setup (joined mount ns).
-    pub rootfs: Option<RootfsPlan>,
+    /// The rootfs, set up in the container's mount namespace (new, or joined by path).
+    pub rootfs: RootfsPlan,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctl: BTreeMap<String, String>,
@@ -55,6 +55,16 @@ pub struct ProcessPlan {
     pub extra_env: Vec<String>,
 }
 
+/// Set each `NAME=VALUE` of `overrides` in `env`, in place of any entry of the same name
+/// (getenv would find the first of two, so a later value must replace, not follow).
+pub fn override_env(env: &mut Vec<String>, overrides: &[String]) {
+    for kv in overrides {
+        let name = kv.split_once('=').map_or(kv.as_str(), |(n, _)| n);
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+        env.push(kv.clone());
+    }
+}
+
 /// Go on in a sibling (CLONE_PARENT: rt stays its parent and can wait for it), as new pid
 /// and time namespaces apply only to children: the intermediate process reports the
 /// sibling's pid to rt and ends. The sibling waits until that report is sent, so that none
@@ -78,5 +88,18 @@ pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate:
             while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut byte) {}
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn override_env_replaces_by_name() {
+        let mut env: Vec<String> = ["PATH=/bin", "A=1", "B=2", "A=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        super::override_env(&mut env, &["A=new".into(), "C=4".into(), "PATH=/x".into()]);
+        assert_eq!(env, ["B=2", "A=new", "C=4", "PATH=/x"]);
     }
 }

@@ -44,10 +44,17 @@ pub struct RootfsPlan {
 
 /// Steps that run with the host's filesystem still visible (before pivot_root).
 pub fn prepare(plan: &RootfsPlan) -> Result<()> {
-    log::debug!("rootfs: set / propagation {:?}", plan.propagation);
-    mounts::change("/", plan.propagation | MsFlags::MS_REC)
-        .ctx(|| "mount / with the rootfsPropagation flags")?;
-    make_parent_mount_private(&plan.rootfs)?;
+    // An unbindable / would refuse the binds still to come (the rootfs's own first): it
+    // stays a slave until the rootfs is /, then takes the configured propagation (enter).
+    let setup = if plan.propagation.contains(MsFlags::MS_UNBINDABLE) {
+        MsFlags::MS_SLAVE
+    } else {
+        plan.propagation
+    };
+    log::debug!("rootfs: set / propagation {setup:?}");
+    mounts::change("/", setup | MsFlags::MS_REC)
+        .ctx(|| format!("mount / with the rootfsPropagation flags {setup:?}"))?;
+    make_rootfs_mount_private(&plan.rootfs)?;
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -72,8 +79,12 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 }
 
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
-    if m.kind.as_deref() == Some("cgroup") {
-        return mount_cgroup(root, plan, m);
+    match m.kind.as_deref() {
+        Some("cgroup") => return mount_cgroup(root, plan, m),
+        Some(fstype @ ("proc" | "sysfs")) => {
+            root.check_plain_dir(Path::new(&m.destination), fstype)?
+        }
+        _ => {}
     }
     let source = if mounts::is_bind(m) {
         mounts::bind_source(m, &plan.bundle)
@@ -91,6 +102,17 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
             }
         }
         _ => Kind::Dir,
+    };
+    // A read-only /dev is filled first (devices, /dev/pts, ...) and made read-only in
+    // finish(), as runc does.
+    let writable;
+    let m = if is_readonly_dev(m) {
+        let mut rw = m.clone();
+        rw.options.retain(|o| o != "ro");
+        writable = rw;
+        &writable
+    } else {
+        m
     };
     let labelled;
     let m = match plan.mount_label.as_deref().filter(|l| !l.is_empty()) {
@@ -221,15 +243,14 @@ fn reopen(root: &Root, dest: &Path) -> Result<std::os::fd::OwnedFd> {
         .map_err(|e| Error::sys(format!("openat2 {} after mounting it", dest.display()), e))
 }
 
-/// pivot_root refuses a new root whose parent mount is shared (e.g. rootfsPropagation
-/// "shared"): make that mount private first.
-fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
-    let Some(parent) = rootfs.parent() else {
-        return Ok(());
-    };
+/// pivot_root refuses a new root whose parent mount is shared, and the bind of a shared
+/// mount is shared too (rootfsPropagation "shared", or a host where / is shared): make
+/// the mount the rootfs lies on private first. That is the rootfs itself when it is a
+/// mount point (containerd's overlay is), else the mount it is a directory of.
+fn make_rootfs_mount_private(rootfs: &Path) -> Result<()> {
     let mut best: Option<(PathBuf, bool)> = None;
     for m in crate::mountinfo::read_own()? {
-        if parent.starts_with(&m.mountpoint)
+        if rootfs.starts_with(&m.mountpoint)
             && best
                 .as_ref()
                 .is_none_or(|(b, _)| m.mountpoint.as_os_str().len() >= b.as_os_str().len())
@@ -239,8 +260,12 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         }
     }
     if let Some((mp, true)) = best {
-        mounts::change(&mp, MsFlags::MS_PRIVATE)
-            .ctx(|| format!("make mount {} private (parent of the rootfs)", mp.display()))?;
+        mounts::change(&mp, MsFlags::MS_PRIVATE).ctx(|| {
+            format!(
+                "make mount {} private (the rootfs lies on it)",
+                mp.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -271,21 +296,24 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
     mounts::change(".", MsFlags::MS_SLAVE | MsFlags::MS_REC)
         .ctx(|| "make the old root a slave before unmounting it")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "umount the old root")?;
-    chdir("/").ctx(|| "chdir /")?;
-    // The new root could not be shared during pivot_root; give it the configured
-    // propagation now.
-    mounts::change("/", plan.propagation | MsFlags::MS_REC)
-        .ctx(|| "set the rootfsPropagation of the new /")
+    chdir("/").ctx(|| "chdir /")
 }
 
-/// After pivot_root: masked and read-only paths, then the read-only root. Paths are the
-/// container's own now, so nothing can point back out to the host.
+/// After pivot_root: read-only and masked paths, a read-only /dev or root, then the
+/// configured propagation. Paths are the container's own now, so nothing can point back
+/// out to the host.
 pub fn finish(plan: &RootfsPlan) -> Result<()> {
     for p in &plan.readonly_paths {
         readonly_path(Path::new(p))?;
     }
     for p in &plan.masked_paths {
         mask_path(Path::new(p))?;
+    }
+    if plan.mounts.iter().any(is_readonly_dev) {
+        let dev = Path::new("/dev");
+        let flags =
+            mounts::locked_flags(dev) | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+        mounts::change(dev, flags).ctx(|| "remount /dev read-only (its mount says ro)")?;
     }
     if plan.readonly {
         let flags = mounts::locked_flags(Path::new("/"))
@@ -294,7 +322,21 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
             | MsFlags::MS_REMOUNT;
         mounts::change("/", flags).ctx(|| "remount / read-only (root.readonly)")?;
     }
-    Ok(())
+    // Last: the new root could not be shared during pivot_root, and an unbindable one
+    // would refuse the binds of the read-only and masked paths above.
+    mounts::change("/", plan.propagation | MsFlags::MS_REC).ctx(|| {
+        format!(
+            "set the rootfsPropagation {:?} of the new /",
+            plan.propagation
+        )
+    })
+}
+
+/// A tmpfs on /dev with the `ro` option.
+fn is_readonly_dev(m: &Mount) -> bool {
+    m.destination.trim_end_matches('/') == "/dev"
+        && m.kind.as_deref() == Some("tmpfs")
+        && m.options.iter().any(|o| o == "ro")
 }
 
 fn readonly_path(p: &Path) -> Result<()> {

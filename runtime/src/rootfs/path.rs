@@ -45,6 +45,36 @@ impl Root {
         sys::open_in_root(self.fd.as_raw_fd(), &relative(inner), libc::O_PATH)
     }
 
+    /// A procfs or sysfs may only go on an ordinary directory, reached through no symlink
+    /// (as runc since CVE-2019-19921: a symlink could send the mount elsewhere, over a
+    /// path rt checks later). Missing is fine: it will be made a directory.
+    pub fn check_plain_dir(&self, inner: &Path, fstype: &str) -> Result<()> {
+        let refuse = |why: &str| {
+            Err(Error::msg(format!(
+                "mounts: {fstype} must be mounted on an ordinary directory, but {} in rootfs {} {why}",
+                inner.display(),
+                self.path.display()
+            )))
+        };
+        match sys::open_in_root_no_symlinks(self.fd.as_raw_fd(), &relative(inner), libc::O_PATH) {
+            Ok(fd) => match nix::sys::stat::fstat(&fd) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(()),
+                Ok(_) => refuse("is not a directory"),
+                Err(e) => Err(Error::sys(format!("fstat {}", inner.display()), e)),
+            },
+            Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::ELOOP) => refuse("is a symlink or goes through one"),
+            Err(e) => Err(Error::sys(
+                format!(
+                    "openat2 {} in rootfs {}",
+                    inner.display(),
+                    self.path.display()
+                ),
+                e,
+            )),
+        }
+    }
+
     /// Open `inner`, creating it (and its parents as directories) if missing. A dangling
     /// symlink on the way is followed inside the rootfs and its target created there.
     pub fn ensure(&self, inner: &Path, kind: Kind) -> Result<OwnedFd> {

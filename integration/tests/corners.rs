@@ -1,0 +1,416 @@
+//! The spec's corners (issue 14): valid, ordinary configs and client habits that rt got
+//! wrong, each with the behaviour the spec (or runc, where it is silent) asks for.
+
+use integration::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn data(name: &str) -> Value {
+    let p = workspace_dir().join("runtime/tests/data").join(name);
+    let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Profiles written before 2020 deny close_range and every later call; a tight allow-list
+/// denies all but what busybox `sh -c` needs. rt must make no call they may deny after
+/// installing them: with NoNewPrivileges only execve follows the filter.
+#[test]
+fn older_and_tight_seccomp_profiles_start() {
+    let h = Ctx::new("older_and_tight_seccomp_profiles");
+    let cases = [
+        ("docker-17.06-like.json", true),
+        ("docker-17.06-like.json", false),
+        ("docker-19.03-like.json", true),
+        ("docker-19.03-like.json", false),
+        ("busybox-sh-allowlist.json", true),
+    ];
+    for (profile, nnp) in cases {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["linux"]["seccomp"] = data(profile);
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.sh("echo ok");
+        let out = h.run(&id, &b);
+        assert_eq!(
+            (out.code(), out.stdout.as_str()),
+            (0, "ok\n"),
+            "{profile}, noNewPrivileges {nnp}: {}",
+            out.describe()
+        );
+        h.assert_nothing_left(&id);
+    }
+}
+
+/// The filter is really in place: the tight profile denies what it does not list.
+#[test]
+fn tight_seccomp_profile_denies_the_rest() {
+    let h = Ctx::new("tight_seccomp_profile_denies");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["seccomp"] = data("busybox-sh-allowlist.json");
+    // chdir is not on the list (nor fork: a shell builtin it must be).
+    b.sh("cd /tmp && echo moved || echo denied");
+    let out = h.run(&id, &b);
+    assert_eq!(out.stdout, "denied\n", "{}", out.describe());
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// `rt exec -e NAME=VALUE` for a NAME the container's process.env has: the command
+/// line's value wins, once.
+#[test]
+fn exec_env_overrides_process_env() {
+    let h = Ctx::new("exec_env_overrides_process_env");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.env("FOO=from-spec").env("KEEP=kept");
+    b.args(&["sleep", "1000"]);
+    h.run_detached(&id, &b).ok();
+    // `env` itself, not through a shell: sh would keep the last of two FOOs and hide the
+    // duplicate (getenv in most programs finds the first).
+    let out = h.rt(&["exec", "-e", "FOO=from-cli", &id, "env"]);
+    let env = out.ok().stdout.clone();
+    let foo: Vec<&str> = env.lines().filter(|l| l.starts_with("FOO=")).collect();
+    assert_eq!(foo, ["FOO=from-cli"], "{env}");
+    assert!(env.lines().any(|l| l == "KEEP=kept"), "{env}");
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}
+
+/// A startContainer hook without `env` sees the container process's environment (it runs
+/// just before the program, in the container; runc runs it from its init after setting
+/// process.env); one with `env` sees exactly that list.
+#[test]
+fn start_container_hook_environment() {
+    let h = Ctx::new("start_container_hook_environment");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.env("FOO=bar");
+    fs::create_dir_all(b.path_in_rootfs("/hooklog")).unwrap();
+    // `ls` needs PATH: an empty environment made this hook fail, and the container with it.
+    b.hook(
+        "startContainer",
+        "echo \"$FOO\" > /hooklog/inherited; ls / >/dev/null && echo found-ls >> /hooklog/inherited",
+    );
+    b.hook_value(
+        "startContainer",
+        json!({ "path": "/bin/busybox", "args": ["sh", "-c", "/bin/busybox env > /hooklog/own"],
+                "env": ["ONLY=this"] }),
+    );
+    b.args(&["true"]);
+    h.run_ok(&id, &b);
+    assert_eq!(
+        read_or_empty(&b.path_in_rootfs("/hooklog/inherited")),
+        "bar\nfound-ls\n"
+    );
+    let own = read_or_empty(&b.path_in_rootfs("/hooklog/own"));
+    assert!(own.lines().any(|l| l == "ONLY=this"), "{own}");
+    // busybox sh adds PWD, SHLVL and a default PATH of its own; nothing of process.env.
+    assert!(!own.contains("FOO="), "{own}");
+    h.assert_nothing_left(&id);
+}
+
+/// A FIFO (type `p`) in linux.devices and in linux.resources.devices: the node is made;
+/// the device cgroup, which knows only b and c, gets no rule for it (runc drops these).
+#[test]
+fn fifo_devices_need_no_cgroup_rule() {
+    let h = Ctx::new("fifo_devices_need_no_cgroup_rule");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["devices"] =
+        json!([{ "path": "/dev/rt-fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 438 }]);
+    b.config["linux"]["resources"] = json!({ "devices": [
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "p", "major": 0, "minor": 0, "access": "rwm" }
+    ]});
+    b.sh("[ -p /dev/rt-fifo ] && echo fifo");
+    assert_eq!(h.run_ok(&id, &b), "fifo\n");
+    h.assert_nothing_left(&id);
+}
+
+/// /proc or /sys in the rootfs as a symlink (to another directory of the rootfs, or a
+/// loop): refused as runc does since CVE-2019-19921, naming the path, nothing left.
+#[test]
+fn proc_or_sys_symlink_is_refused() {
+    let h = Ctx::new("proc_or_sys_symlink_is_refused");
+    for (dir, target, fstype) in [
+        ("proc", "tmp", "proc"),
+        ("proc", "proc", "proc"),
+        ("sys", "proc", "sysfs"),
+    ] {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        let p = b.path_in_rootfs(&format!("/{dir}"));
+        fs::remove_dir_all(&p).unwrap();
+        std::os::unix::fs::symlink(target, &p).unwrap();
+        b.args(&["true"]);
+        let out = h.create(&id, &b);
+        out.expect_error();
+        assert!(
+            out.stderr.contains(&format!(
+                "{fstype} must be mounted on an ordinary directory"
+            )) && out.stderr.contains(&format!("/{dir} in rootfs")),
+            "{}",
+            out.describe()
+        );
+        h.assert_nothing_left(&id);
+    }
+}
+
+/// The propagation of the container's `/`, as mountinfo's optional fields show it.
+fn root_propagation(mountinfo: &str) -> String {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in {mountinfo}"));
+    let optional: Vec<&str> = line
+        .split(" - ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .skip(6)
+        .collect();
+    if optional.iter().any(|o| o.starts_with("shared:")) {
+        "shared".into()
+    } else if optional.iter().any(|o| o.starts_with("master:")) {
+        "slave".into()
+    } else if optional.contains(&"unbindable") {
+        "unbindable".into()
+    } else {
+        "private".into()
+    }
+}
+
+/// Every rootfsPropagation value: the bind of the rootfs comes first (an unbindable / used
+/// to refuse it: EINVAL), then the container's / gets what the config asks for.
+#[test]
+fn rootfs_propagation_every_value() {
+    let h = Ctx::new("rootfs_propagation_every_value");
+    for (value, want) in [
+        ("private", "private"),
+        ("rprivate", "private"),
+        ("slave", "slave"),
+        ("rslave", "slave"),
+        ("shared", "shared"),
+        ("rshared", "shared"),
+        ("unbindable", "unbindable"),
+        ("runbindable", "unbindable"),
+    ] {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["linux"]["rootfsPropagation"] = json!(value);
+        b.sh("cat /proc/self/mountinfo");
+        let out = h.run(&id, &b);
+        assert_eq!(out.code(), 0, "{value}: {}", out.describe());
+        // A slave of a private host mount has no master: only a shared host / shows it.
+        let got = root_propagation(&out.stdout);
+        let ok = got == want || (want == "slave" && got == "private");
+        assert!(ok, "rootfsPropagation {value}: / is {got}\n{}", out.stdout);
+        h.assert_nothing_left(&id);
+    }
+}
+
+/// rootfsPropagation rshared where / is shared and the rootfs is itself a mount point
+/// under a shared parent (containerd's overlay, a Kubernetes pod with a Bidirectional
+/// volume): pivot_root used to fail with EINVAL. A mount made on the host under the
+/// volume's source appears in the container, and one made in the container appears on
+/// the host. In a throwaway mount namespace whose / is made shared.
+#[test]
+fn rshared_rootfs_on_a_shared_mount_point() {
+    let h = Ctx::new("rshared_rootfs_on_a_shared_mount");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    let top = h.subdir("shared");
+    let vol = h.subdir("vol");
+    b.config["root"]["path"] = json!(top.join("rootfs"));
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    b.mount(
+        json!({ "destination": "/vol", "type": "bind", "source": vol,
+                    "options": ["rbind", "rshared"] }),
+    );
+    let caps = ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_AUDIT_WRITE"];
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = json!(caps);
+    }
+    b.sh(
+        "mkdir -p /vol/from-container && mount -t tmpfs c /vol/from-container && \
+         touch /vol/from-container/made-inside; \
+         i=0; while [ ! -e /vol/from-host/made-outside ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
+         [ -e /vol/from-host/made-outside ] && echo host-mount-seen",
+    );
+    b.save();
+    let script = format!(
+        "mount --make-rshared / && mount -t tmpfs t {top} && mount --make-shared {top} && \
+         mkdir {top}/rootfs && mount --bind {rootfs} {top}/rootfs || exit 9\n\
+         mkdir -p {vol}/from-host\n\
+         $RT run -d --bundle {bundle} {id} || exit 8\n\
+         mount -t tmpfs h {vol}/from-host && touch {vol}/from-host/made-outside\n\
+         i=0; while [ ! -e {vol}/from-container/made-inside ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n\
+         [ -e {vol}/from-container/made-inside ] && echo container-mount-seen\n\
+         i=0; while $RT state {id} | grep -q running && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n\
+         $RT delete --force {id}; echo deleted=$?",
+        top = top.display(),
+        rootfs = b.rootfs().display(),
+        vol = vol.display(),
+        bundle = b.dir.display(),
+    );
+    // The container's stdout is the script's: its line comes in between.
+    let out = h
+        .sh_in_throwaway_ns(&script, false)
+        .expect("no fake cgroups asked for");
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["container-mount-seen", "deleted=0", "host-mount-seen"],
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// A tmpfs /dev with `ro`: filled first (devices, /dev/pts...), then made read-only, as
+/// runc does; it used to fail with EROFS making /dev/pts.
+#[test]
+fn readonly_dev_is_filled_then_read_only() {
+    let h = Ctx::new("readonly_dev");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    b.sh(
+        "[ -c /dev/null ] && [ -d /dev/pts ] && echo filled; echo x > /dev/null && echo null-ok; \
+         touch /dev/new 2>/dev/null || echo dev-read-only",
+    );
+    assert_eq!(h.run_ok(&id, &b), "filled\nnull-ok\ndev-read-only\n");
+    h.assert_nothing_left(&id);
+}
+
+/// No mount namespace in linux.namespaces: refused in one line that names the field and
+/// says why (the container's mounts would land in the caller's namespace, the host's).
+#[test]
+fn no_mount_namespace_is_refused_clearly() {
+    let h = Ctx::new("no_mount_namespace_is_refused");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.remove_namespace("mount");
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("linux.namespaces")
+            && out.stderr.contains("\\\"mount\\\"")
+            && out.stderr.contains("host"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// A mount namespace joined by path: the rootfs is set up inside it and the program runs
+/// there (it used to run in the joined namespace's own root: "not found"). The namespace
+/// is a throwaway one made by the test.
+#[test]
+fn join_mount_namespace_by_path() {
+    let h = Ctx::new("join_mount_namespace_by_path");
+    let mut holder = ChildGuard::spawn(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "1000"])
+            .stdout(std::process::Stdio::null()),
+    );
+    let pid = holder.pid();
+    // unshare execs sleep once the namespace is made.
+    poll(T, "the namespace holder", || {
+        let me = fs::read_link("/proc/self/ns/mnt").ok()?;
+        let its = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
+        (me != its).then_some(())
+    });
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.namespace("mount", Some(&format!("/proc/{pid}/ns/mnt")));
+    fs::write(b.path_in_rootfs("/marker"), "in the rootfs\n").unwrap();
+    b.sh("cat /marker");
+    let out = h.run(&id, &b);
+    let _ = holder.0.kill();
+    let _ = holder.0.wait();
+    assert_eq!(out.code(), 0, "{}", out.describe());
+    assert_eq!(out.stdout, "in the rootfs\n", "{}", out.describe());
+    h.assert_nothing_left(&id);
+}
+
+/// process.ioPriority IOPRIO_CLASS_RT needs CAP_SYS_ADMIN: set while the init still has
+/// it (it used to fail with EPERM after the capabilities were dropped).
+#[test]
+fn io_priority_realtime_class() {
+    let h = Ctx::new("io_priority_realtime_class");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_RT", "priority": 3 });
+    b.args(&["sleep", "1000"]);
+    h.run_detached(&id, &b).ok();
+    let pid = h.state_ok(&id)["pid"].as_i64().unwrap();
+    let out = std::process::Command::new("ionice")
+        .args(["-p", &pid.to_string()])
+        .output()
+        .expect("ionice (util-linux)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "realtime: prio 3"
+    );
+    h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}
+
+/// linux.timeOffsets with a user namespace: rt writes them from outside (the init is not
+/// dumpable, so its /proc files belong to the host's root, unmapped in the new user
+/// namespace: EACCES), after unshare(CLONE_NEWTIME) and before anybody enters it.
+#[test]
+fn time_offsets_with_a_user_namespace() {
+    let h = Ctx::new("time_offsets_with_a_user_namespace");
+    if !Path::new("/proc/self/timens_offsets").exists() {
+        skip(&h.name, "this kernel has no time namespaces");
+        return;
+    }
+    for userns in [false, true] {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.namespace("time", None);
+        b.config["linux"]["timeOffsets"] = json!({
+            "boottime": { "secs": 1337, "nanosecs": 3141519 },
+            "monotonic": { "secs": 7881, "nanosecs": 2718281 }
+        });
+        if userns {
+            b.namespace("user", None);
+            b.config["linux"]["uidMappings"] =
+                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            b.config["linux"]["gidMappings"] =
+                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            let st = std::process::Command::new("chown")
+                .args(["-R", "100000:100000"])
+                .arg(b.rootfs())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        b.sh("cat /proc/self/timens_offsets");
+        let out = h.run(&id, &b);
+        assert_eq!(
+            out.stdout,
+            "monotonic        7881   2718281\nboottime         1337   3141519\n",
+            "user namespace {userns}: {}",
+            out.describe()
+        );
+        h.assert_nothing_left(&id);
+    }
+}
