@@ -246,9 +246,16 @@ fn failing_create_runtime_hook_fails_create() {
         let mut b = h.bundle(&id);
         b.sh("echo ran > /tmp/ran");
         b.hook(kind, "exit 3");
+        // The lifecycle goes on to the destruction and the poststop hooks (steps 12-13).
+        let poststop = h.dir.join("poststop-ran");
+        b.hook("poststop", &format!("cat > {}", poststop.display()));
         h.create(&id, &b).expect_code(1);
         h.assert_nothing_left(&id);
         assert!(!b.path_in_rootfs("/tmp/ran").exists());
+        let st: serde_json::Value = serde_json::from_str(&read_or_empty(&poststop))
+            .unwrap_or_else(|e| panic!("{kind}: poststop did not run ({e})"));
+        assert_eq!(st["status"], "stopped", "{kind}: {st}");
+        fs::remove_file(&poststop).unwrap();
         // Same through `run`.
         h.run(&id, &b).expect_code(1);
         h.assert_nothing_left(&id);
@@ -278,17 +285,27 @@ fn failing_poststart_hook() {
         h.assert_nothing_left(&id);
         return;
     }
+    let marker = logdir.join("poststop");
+    b.hook("poststop", &format!("touch {}", marker.display()));
     h.create_ok(&id, &b);
     let out = h.start(&id);
-    // Spec: a failing poststart hook is logged as a warning; the remaining hooks run and the
-    // lifecycle continues as if it had succeeded.
-    out.ok();
+    // runtime-spec 1.3: a failing poststart hook is an error; the runtime stops the
+    // container and goes on to its destruction (delete, then the poststop hooks). The
+    // hooks after the failing one do not run (the first failure stops the list).
+    out.expect_error();
     assert!(
-        logdir.join("second").exists(),
-        "remaining poststart hooks must run"
+        out.stderr.contains("hooks.poststart[0]"),
+        "{}",
+        out.describe()
     );
-    assert_eq!(h.status(&id).as_deref(), Some("running"));
-    h.delete_force(&id).ok();
+    assert!(
+        !logdir.join("second").exists(),
+        "poststart hooks after a failing one ran"
+    );
+    assert_eq!(h.status(&id).as_deref(), Some("stopped"));
+    h.delete(&id).ok();
+    assert!(marker.exists(), "poststop hooks did not run on delete");
+    h.assert_nothing_left(&id);
 }
 
 #[test]

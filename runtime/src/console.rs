@@ -15,8 +15,10 @@ use nix::sys::stat::Mode;
 use crate::error::{Context, Error, Result};
 use crate::spec::ConsoleSize;
 
-/// Make the pty, send its master over `socket`, and wire the slave as the terminal.
-pub fn setup(socket: RawFd, size: Option<ConsoleSize>, dev_console: bool) -> Result<()> {
+/// Make the pty, send its master over `socket`, and wire the slave as the terminal. The
+/// slave belongs to `uid`, the process's user (rt opens it as root); its group is the
+/// one devpts gave it (the mount's `gid=`, the tty group).
+pub fn setup(socket: RawFd, size: Option<ConsoleSize>, dev_console: bool, uid: u32) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx in the container")?;
     grantpt(&master).ctx(|| "grantpt")?;
@@ -43,6 +45,8 @@ pub fn setup(socket: RawFd, size: Option<ConsoleSize>, dev_console: bool) -> Res
         Mode::empty(),
     )
     .ctx(|| format!("open pty slave {name}"))?;
+    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(uid)), None)
+        .ctx(|| format!("chown pty slave {name} to uid {uid} (process.user.uid)"))?;
     if dev_console {
         // /dev/console is the conventional name of a container's terminal.
         let console = Path::new("/dev/console");

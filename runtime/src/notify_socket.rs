@@ -46,6 +46,7 @@ pub fn prepare(state_dir: &Path) -> Result<(Mount, String)> {
         options: ["bind", "nosuid", "noexec", "nodev", "ro"]
             .map(String::from)
             .to_vec(),
+        ..Mount::default()
     };
     Ok((mount, format!("NOTIFY_SOCKET={IN_CONTAINER}")))
 }

@@ -54,6 +54,11 @@ pub struct Mount {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// Idmapped mounts (runtime-spec 1.2): parsed so that rt can refuse them.
+    #[serde(default, rename = "uidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMapping>,
+    #[serde(default, rename = "gidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMapping>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

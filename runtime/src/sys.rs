@@ -63,6 +63,37 @@ fn openat2(root: RawFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd
     }
 }
 
+/// mount_setattr(2) on the mount `fd` (an O_PATH fd on its root) refers to: set the
+/// MOUNT_ATTR_* bits `set`, clear `clear`, on every mount below it too when `recursive`.
+pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clear: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: an empty path with AT_EMPTY_PATH, and a valid mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// pidfd_open(2): a handle on a process that cannot be confused with a later process that
 /// reuses its pid.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
@@ -99,6 +130,13 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
 fn prctl(op: i32, arg: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: the prctl operations used here take integer arguments only.
     let r = unsafe { libc::prctl(op, arg, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// The process's name (comm, at most 15 bytes), as ps and /proc/<pid>/stat show it.
+pub fn set_name(name: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    let r = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
     Errno::result(r).map(drop)
 }
 

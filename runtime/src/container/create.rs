@@ -90,6 +90,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut cgroup = Cgroup::default();
     let mut init_pid = None;
+    let mut hook_failed = None;
     match spawn(
         opts,
         &spec,
@@ -98,6 +99,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
         &dir,
         &mut cgroup,
         &mut init_pid,
+        &mut hook_failed,
     ) {
         Ok(state) => Ok(Created { dir, state }),
         Err(e) => {
@@ -109,6 +111,11 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
             }
             if let Err(de) = dir.remove() {
                 log::warn!("cleanup after failed create: {de}");
+            }
+            // A failing prestart, createRuntime or createContainer hook goes on with the
+            // destruction and the poststop hooks (runtime-spec lifecycle steps 12-13).
+            if let Some(stopped) = hook_failed {
+                hooks::run_all_warn("poststop", &spec.hooks().poststop, &stopped);
             }
             Err(e)
         }
@@ -141,6 +148,7 @@ fn spawn(
     dir: &StateDir,
     cgroup: &mut Cgroup,
     init_pid: &mut Option<i32>,
+    hook_failed: &mut Option<String>,
 ) -> Result<State> {
     let linux = spec.linux();
     let mut process = spec.process()?.clone();
@@ -294,7 +302,11 @@ fn spawn(
         &mut state,
         dir,
     );
-    if result.is_err() {
+    if let Err(e) = &result {
+        // Hook errors name the hook ("hooks.createRuntime[0] ..."), from rt or the init.
+        if e.to_string().starts_with("hooks.") {
+            *hook_failed = Some(state.hook_json(Status::Stopped));
+        }
         let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
         let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
         // A frozen process dies only once thawed.

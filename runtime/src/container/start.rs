@@ -30,13 +30,18 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
 /// NOTIFY_SOCKET when there is one.
 pub fn launch(dir: StateDir, state: &State) -> Result<()> {
     let notify = notify_socket::listen(&dir.path)?;
-    release(&dir)?;
+    release(&dir, state)?;
     drop(dir); // other commands may look at the container from now on
-    hooks::run_all_warn(
+               // runtime-spec 1.3 (and runc): a failing poststart hook is an error that stops the
+               // container; `delete` then destroys it and runs the poststop hooks.
+    if let Err(e) = hooks::run_all(
         "poststart",
         &state.config.hooks().poststart,
         &state.hook_json(Status::Running),
-    );
+    ) {
+        crate::container::delete::kill_and_wait(state)?;
+        return Err(e.context("the container was stopped"));
+    }
     if let Some(n) = notify {
         n.forward_ready(state.pid, || process_alive(state.pid, state.pid_start_time))?;
     }
@@ -44,7 +49,9 @@ pub fn launch(dir: StateDir, state: &State) -> Result<()> {
 }
 
 /// Write the byte the init waits for, and remove the fifo: its absence means "started".
-pub fn release(dir: &StateDir) -> Result<()> {
+/// Returns once the program runs; an init that died before it could exec it (a failing
+/// startContainer hook, a failed exec) is an error (runtime-spec: the container stops).
+pub fn release(dir: &StateDir, state: &State) -> Result<()> {
     let fifo = dir.fifo();
     let fd = match open(
         &fifo,
@@ -64,7 +71,28 @@ pub fn release(dir: &StateDir) -> Result<()> {
         .ctx(|| format!("write {}", fifo.display()))?;
     std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
     wait_for_exec(&file);
+    if died_before_exec(state) {
+        bail!(
+            "container init {} exited before running the program: a startContainer hook or the exec failed (the init's error is in rt's log)",
+            state.pid
+        );
+    }
     Ok(())
+}
+
+/// The init, alive or a zombie, still carries its own name: it never exec'd. A process
+/// already reaped tells nothing: the program may have run and exited.
+fn died_before_exec(state: &State) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", state.pid)) else {
+        return false;
+    };
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let same = crate::state::proc_stat(state.pid).is_some_and(|(_, t)| t == state.pid_start_time);
+    same && comm == crate::process::init::INIT_NAME
+        && !process_alive(state.pid, state.pid_start_time)
 }
 
 /// The init holds the fifo's only read end, close-on-exec: it goes away when the init has

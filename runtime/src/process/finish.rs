@@ -29,7 +29,12 @@ pub fn terminal(plan: &ProcessPlan, dev_console: bool) -> Result<()> {
     let Some(sock) = &plan.console_socket else {
         bail!("process.terminal: true needs --console-socket");
     };
-    console::setup(sock.as_raw_fd(), plan.spec.console_size, dev_console)
+    console::setup(
+        sock.as_raw_fd(),
+        plan.spec.console_size,
+        dev_console,
+        plan.spec.user.uid,
+    )
 }
 
 /// chdir to process.cwd, which must stay inside the container's root.

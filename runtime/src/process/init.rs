@@ -82,7 +82,13 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     stage2(plan, chan)
 }
 
+/// The init's name until it execs the program (then the program's): `rt start` tells
+/// an init that died before exec (a startContainer hook, or exec, failed) from a program
+/// that ran and exited by it.
+pub const INIT_NAME: &str = "rt:[INIT]";
+
 fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
+    sys::set_name(c"rt:[INIT]").ctx(|| "prctl(PR_SET_NAME)")?;
     nix::unistd::setsid().ctx(|| "setsid")?;
     {
         use std::os::fd::AsRawFd;

@@ -79,6 +79,16 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 }
 
 fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
+    // Refused rather than mounted without the mapping the config asks for.
+    if !m.uid_mappings.is_empty()
+        || !m.gid_mappings.is_empty()
+        || m.options.iter().any(|o| o == "idmap" || o == "ridmap")
+    {
+        return Err(Error::msg(format!(
+            "mounts: {}: idmapped mounts (idmap, ridmap, uidMappings, gidMappings) are not supported by rt",
+            m.destination
+        )));
+    }
     match m.kind.as_deref() {
         Some("cgroup") => return mount_cgroup(root, plan, m),
         Some(fstype @ ("proc" | "sysfs")) => {
@@ -132,13 +142,10 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
                 destination: m.destination.clone(),
                 kind: Some("bind".into()),
                 source: Some("/sys".into()),
-                options: vec![
-                    "rbind".into(),
-                    "nosuid".into(),
-                    "noexec".into(),
-                    "nodev".into(),
-                    "ro".into(),
-                ],
+                options: ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]
+                    .map(String::from)
+                    .to_vec(),
+                ..Mount::default()
             };
             mounts::mount_one(root, &bind, Some(Path::new("/sys")), Kind::Dir)
         }

@@ -20,6 +20,10 @@ pub struct Options {
     pub propagation: Vec<MsFlags>,
     /// Everything else, handed to the filesystem as data (mode=755,size=64k…).
     pub data: String,
+    /// Recursive attributes (rro, rnosuid, …): MOUNT_ATTR_* bits to set and to clear on
+    /// the mount and every mount below it, with mount_setattr(AT_RECURSIVE).
+    pub recursive_set: u64,
+    pub recursive_clear: u64,
 }
 
 /// The flag options: (name, flags set, flags cleared).
@@ -54,12 +58,72 @@ const FLAG_OPTIONS: &[(&str, MsFlags, MsFlags)] = &[
     ),
     ("silent", MsFlags::MS_SILENT, MsFlags::empty()),
     ("loud", MsFlags::empty(), MsFlags::MS_SILENT),
+    ("iversion", MsFlags::MS_I_VERSION, MsFlags::empty()),
+    ("noiversion", MsFlags::empty(), MsFlags::MS_I_VERSION),
+    ("lazytime", MsFlags::MS_LAZYTIME, MsFlags::empty()),
+    ("nolazytime", MsFlags::empty(), MsFlags::MS_LAZYTIME),
+    ("nosymfollow", MS_NOSYMFOLLOW, MsFlags::empty()),
+    ("symfollow", MsFlags::empty(), MS_NOSYMFOLLOW),
+    // mount(8): rw, suid, dev, exec, auto, nouser, async: the kernel's defaults.
+    ("defaults", MsFlags::empty(), MsFlags::empty()),
+];
+
+/// MS_NOSYMFOLLOW (Linux 5.10), which nix does not name.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// Options that mean something to mount(8) only (fstab and the mount helper), never to
+/// the kernel: accepted and left out, as mount(8) does.
+const USERSPACE_OPTIONS: &[&str] = &[
+    "auto", "noauto", "nofail", "user", "nouser", "users", "owner", "group", "_netdev",
+];
+
+/// MOUNT_ATTR_* bits (linux/mount.h).
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+/// The recursive options (runtime-spec 1.1, runc 1.1): (name, bits set, bits cleared).
+const RECURSIVE_OPTIONS: &[(&str, u64, u64)] = &[
+    ("rro", ATTR_RDONLY, 0),
+    ("rrw", 0, ATTR_RDONLY),
+    ("rnosuid", ATTR_NOSUID, 0),
+    ("rsuid", 0, ATTR_NOSUID),
+    ("rnodev", ATTR_NODEV, 0),
+    ("rdev", 0, ATTR_NODEV),
+    ("rnoexec", ATTR_NOEXEC, 0),
+    ("rexec", 0, ATTR_NOEXEC),
+    ("rnodiratime", ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, ATTR_NODIRATIME),
+    ("rnosymfollow", ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, ATTR_NOSYMFOLLOW),
+];
+
+/// The recursive access-time options: one mode replaces the others (the kernel takes
+/// them as an enum under MOUNT_ATTR__ATIME). atime and norelatime mean the kernel's
+/// default (relatime) and strictatime, as for mount(8).
+const RECURSIVE_ATIME: &[(&str, u64)] = &[
+    ("rnoatime", ATTR_NOATIME),
+    ("ratime", ATTR_RELATIME),
+    ("rrelatime", ATTR_RELATIME),
+    ("rnorelatime", ATTR_STRICTATIME),
+    ("rstrictatime", ATTR_STRICTATIME),
+    ("rnostrictatime", ATTR_RELATIME),
 ];
 
 /// Every option name rt understands (flags and propagation), for `rt features`.
 pub fn known_options() -> Vec<&'static str> {
     let mut names: Vec<_> = FLAG_OPTIONS.iter().map(|(n, _, _)| *n).collect();
     names.extend(PROPAGATIONS.iter().map(|(n, _)| *n));
+    names.extend(RECURSIVE_OPTIONS.iter().map(|(n, _, _)| *n));
+    names.extend(RECURSIVE_ATIME.iter().map(|(n, _)| *n));
+    names.extend(USERSPACE_OPTIONS);
     names
 }
 
@@ -69,12 +133,23 @@ pub fn parse_options(opts: &[String]) -> Options {
         cleared: MsFlags::empty(),
         propagation: Vec::new(),
         data: String::new(),
+        recursive_set: 0,
+        recursive_clear: 0,
     };
     let mut data = Vec::new();
     for opt in opts {
         let Some(&(_, set, clear)) = FLAG_OPTIONS.iter().find(|(n, _, _)| *n == opt) else {
             if let Some(p) = propagation(opt) {
                 o.propagation.push(p);
+            } else if let Some(&(_, set, clear)) =
+                RECURSIVE_OPTIONS.iter().find(|(n, _, _)| *n == opt)
+            {
+                o.recursive_set = (o.recursive_set | set) & !clear;
+                o.recursive_clear = (o.recursive_clear | clear) & !set;
+            } else if let Some(&(_, mode)) = RECURSIVE_ATIME.iter().find(|(n, _)| *n == opt) {
+                o.recursive_clear |= ATTR_ATIME_MASK;
+                o.recursive_set = (o.recursive_set & !ATTR_ATIME_MASK) | mode;
+            } else if USERSPACE_OPTIONS.contains(&opt.as_str()) || opt.starts_with("x-") {
             } else if !opt.is_empty() {
                 data.push(opt.as_str());
             }
@@ -207,6 +282,25 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
         change(&target, *p)
             .map_err(|e| Error::sys(what(&format!("set propagation {p:?} of")), e))?;
     }
+    if o.recursive_set != 0 || o.recursive_clear != 0 {
+        mounted()?;
+        let fd = reopened.take().expect("mounted() keeps the fd");
+        crate::sys::mount_setattr(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            true,
+            o.recursive_set,
+            o.recursive_clear,
+        )
+        .map_err(|e| {
+            Error::sys(
+                what(&format!(
+                    "mount_setattr(AT_RECURSIVE, set {:#x}, clear {:#x}) for the recursive options of",
+                    o.recursive_set, o.recursive_clear
+                )),
+                e,
+            )
+        })?;
+    }
     Ok(())
 }
 
@@ -226,5 +320,22 @@ mod tests {
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(opts(&["rbind"]).flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+    }
+
+    #[test]
+    fn recursive_and_mount8_options() {
+        let o = opts(&[
+            "rbind", "rro", "rnosuid", "rnoatime", "rdev", "nofail", "defaults",
+        ]);
+        assert_eq!(o.recursive_set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME);
+        assert_eq!(o.recursive_clear, ATTR_NODEV | ATTR_ATIME_MASK);
+        assert_eq!(o.data, "");
+        // The last access-time mode wins; rrw undoes rro.
+        let o = opts(&["rro", "rnoatime", "rstrictatime", "rrw"]);
+        assert_eq!(o.recursive_set, ATTR_STRICTATIME);
+        assert_eq!(o.recursive_clear, ATTR_ATIME_MASK | ATTR_RDONLY);
+        let o = opts(&["iversion", "nosymfollow", "x-systemd.automount"]);
+        assert_eq!(o.flags, MsFlags::MS_I_VERSION | MS_NOSYMFOLLOW);
+        assert_eq!(o.data, "");
     }
 }
