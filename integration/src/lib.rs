@@ -209,6 +209,11 @@ impl Output {
         self
     }
 
+    /// The lines of stdout, for exact checks of a script's output.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "--- stdout ---\n{}--- stderr ---\n{}",
@@ -314,6 +319,12 @@ impl Bundle {
     /// Host path of a path inside the rootfs copy (`p` absolute inside the container).
     pub fn path_in_rootfs(&self, p: &str) -> PathBuf {
         self.rootfs().join(p.trim_start_matches('/'))
+    }
+
+    /// Write config.json and return the bundle's directory, for a script.
+    pub fn saved(&self) -> String {
+        self.save();
+        self.dir.display().to_string()
     }
 
     /// Write config.json according to `source`.

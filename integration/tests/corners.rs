@@ -620,3 +620,232 @@ fn failing_start_container_hook_fails_start() {
     h.delete(&id2).ok();
     h.assert_nothing_left(&id2);
 }
+
+/// linux.memoryPolicy (runtime-spec 1.3): each mode, with a flag, as the program's
+/// /proc/self/numa_maps shows it; a node the host does not have fails create cleanly.
+#[test]
+fn memory_policy_modes() {
+    let h = Ctx::new("memory_policy_modes");
+    if !Path::new("/proc/self/numa_maps").exists()
+        || !Path::new("/sys/devices/system/node/node0").exists()
+    {
+        skip(
+            &h.name,
+            "this kernel has no NUMA (no /proc/self/numa_maps or node0)",
+        );
+        return;
+    }
+    for (mode, nodes, flags, want) in [
+        ("MPOL_DEFAULT", "", vec![], "default"),
+        ("MPOL_BIND", "0", vec![], "bind:0"),
+        (
+            "MPOL_BIND",
+            "0",
+            vec!["MPOL_F_STATIC_NODES"],
+            "bind=static:0",
+        ),
+        ("MPOL_INTERLEAVE", "0", vec![], "interleave:0"),
+        ("MPOL_PREFERRED", "0", vec![], "prefer:0"),
+        ("MPOL_LOCAL", "", vec![], "local"),
+    ] {
+        let id = h.id();
+        let mut b = h.bundle(&id);
+        b.config["linux"]["memoryPolicy"] = json!({ "mode": mode, "nodes": nodes, "flags": flags });
+        b.args(&["head", "-n1", "/proc/self/numa_maps"]);
+        let out = h.run(&id, &b);
+        let policy = out
+            .stdout
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(policy, want, "{mode} {flags:?}: {}", out.describe());
+        h.assert_nothing_left(&id);
+    }
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "99" });
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("node 99 does not exist"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// linux.netDevices (runtime-spec 1.3): one end of a veth pair is moved into the
+/// container's network namespace and renamed; it keeps its MTU and its permanent global
+/// address, and is up. A device that is not there fails create cleanly. All in a
+/// throwaway network namespace of the test's own (this kernel may have no `dummy`).
+#[test]
+fn net_devices_are_moved_in() {
+    let h = Ctx::new("net_devices_are_moved_in");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["netDevices"] = json!({ "rtv0": { "name": "eth-rt" } });
+    b.sh(
+        "cat /sys/class/net/eth-rt/mtu; ip -o -4 addr show dev eth-rt | \
+         sed 's/.*inet \\([^ ]*\\).*/\\1/'; ip link show eth-rt | grep -o 'UP' | head -1",
+    );
+    let missing = h.id();
+    let mut b2 = h.bundle(&missing);
+    b2.config["linux"]["netDevices"] = json!({ "rt-nodev0": {} });
+    b2.args(&["true"]);
+    let script = format!(
+        "unshare --net sh -c '\
+           ip link add rtv0 type veth peer name rtv1 && ip link set rtv0 mtu 1400 && \
+           ip addr add 192.0.2.10/24 dev rtv0 || exit 9; \
+           $RT run --bundle {b} {id}; echo run=$?; \
+           ip link show rtv0 >/dev/null 2>&1 || echo moved-out-of-here; \
+           $RT create --bundle {b2} {missing} 2>err; echo create=$?; cat err >&2'",
+        b = b.saved(),
+        b2 = b2.saved(),
+    );
+    let Some(out) = h.sh_in_throwaway_ns(&script, false) else {
+        return;
+    };
+    assert_eq!(
+        out.lines(),
+        [
+            "1400",
+            "192.0.2.10/24",
+            "UP",
+            "run=0",
+            "moved-out-of-here",
+            "create=1"
+        ],
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("no network device") && out.stderr.contains("rt-nodev0"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+    h.assert_nothing_left(&missing);
+}
+
+/// linux.intelRdt where no resctrl filesystem is mounted (this host has none, and most
+/// have no RDT): an error that says so, and nothing left. The write path is unit-tested
+/// against a fake resctrl tree (runtime/src/intelrdt.rs).
+#[test]
+fn intel_rdt_without_resctrl_is_an_error() {
+    let h = Ctx::new("intel_rdt_without_resctrl");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if mounts.lines().any(|l| l.contains(" - resctrl ")) {
+        skip(
+            &h.name,
+            "resctrl is mounted here: the refusal cannot be shown",
+        );
+        return;
+    }
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["linux"]["intelRdt"] = json!({ "closID": "gold", "l3CacheSchema": "L3:0=f" });
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("no resctrl filesystem is mounted"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// runtime-spec 1.3: a capability that cannot be mapped is logged as a warning and the
+/// container runs without it (it used to fail create).
+#[test]
+fn unknown_capability_is_a_warning() {
+    let h = Ctx::new("unknown_capability_is_a_warning");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = json!(["CAP_KILL", "CAP_NOT_A_CAPABILITY"]);
+    }
+    b.sh("grep CapEff /proc/self/status");
+    let out = h.run(&id, &b);
+    assert_eq!(out.code(), 0, "{}", out.describe());
+    // CAP_KILL (5) alone.
+    assert_eq!(
+        out.stdout,
+        "CapEff:\t0000000000000020\n",
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("level=warning") && out.stderr.contains("CAP_NOT_A_CAPABILITY"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// Two rlimits of one type: an error (the spec allows one per type), nothing left.
+#[test]
+fn duplicate_rlimit_is_an_error() {
+    let h = Ctx::new("duplicate_rlimit_is_an_error");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.config["process"]["rlimits"] = json!([
+        { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 },
+        { "type": "RLIMIT_NOFILE", "hard": 512, "soft": 512 }
+    ]);
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("RLIMIT_NOFILE is listed twice"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+}
+
+/// A file the rootfs already has where a linux.devices entry goes must be that device
+/// (runtime-spec: an error otherwise; it used to be replaced); the same device is kept
+/// and given the mode asked for.
+#[test]
+fn existing_file_at_a_device_path() {
+    let h = Ctx::new("existing_file_at_a_device_path");
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    fs::create_dir_all(b.path_in_rootfs("/probe")).unwrap();
+    fs::write(b.path_in_rootfs("/probe/file"), "data").unwrap();
+    b.config["linux"]["devices"] =
+        json!([{ "path": "/probe/file", "type": "c", "major": 1, "minor": 3 }]);
+    b.args(&["true"]);
+    let out = h.create(&id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr
+            .contains("/probe/file exists in the rootfs and is not the requested device"),
+        "{}",
+        out.describe()
+    );
+    h.assert_nothing_left(&id);
+    assert_eq!(
+        fs::read_to_string(b.path_in_rootfs("/probe/file")).unwrap(),
+        "data"
+    );
+    // The very device already there: kept, with the mode asked for.
+    let id2 = h.id();
+    let mut b2 = h.bundle(&id2);
+    fs::create_dir_all(b2.path_in_rootfs("/probe")).unwrap();
+    let st = std::process::Command::new("mknod")
+        .args(["-m", "600"])
+        .arg(b2.path_in_rootfs("/probe/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b2.config["linux"]["devices"] =
+        json!([{ "path": "/probe/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438 }]);
+    b2.sh("stat -c '%a %t:%T' /probe/null");
+    assert_eq!(h.run_ok(&id2, &b2), "666 1:3\n");
+    h.assert_nothing_left(&id2);
+}

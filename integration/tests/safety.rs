@@ -38,17 +38,6 @@ fn set_caps(b: &mut Bundle, caps: &[&str]) {
     b.config["process"]["capabilities"]["ambient"] = json!([]);
 }
 
-/// Write `b`'s config.json and return its directory, for a script.
-fn saved(b: &Bundle) -> String {
-    b.save();
-    b.dir.display().to_string()
-}
-
-/// The lines of a throwaway-namespace script's output, for exact checks.
-fn lines(out: &Output) -> Vec<&str> {
-    out.stdout.lines().collect()
-}
-
 #[test]
 fn cgroups_path_root_is_refused_and_kills_nothing() {
     let h = Ctx::new("cgroups_path_root_is_refused");
@@ -57,14 +46,14 @@ fn cgroups_path_root_is_refused_and_kills_nothing() {
         let id = h.id();
         let mut b = h.bundle(&id);
         b.config["linux"]["cgroupsPath"] = json!(path);
-        // The create must fail anyway (as in the report: an unknown capability); before
-        // the fix, its cleanup killed every process listed in the root cgroup.
-        set_caps(&mut b, &["CAP_KILL", "CAP_NOT_A_CAPABILITY"]);
-        b.args(&["true"]);
+        // The create must fail anyway, after the cgroup is joined (the report had an
+        // unknown capability; a missing program now): before the fix, its cleanup killed
+        // every process listed in the root cgroup.
+        b.args(&["/no/such/program"]);
         cases.push(format!(
             "$RT create --bundle {} {id} 2>>err; echo create=$?; \
              kill -0 $canary && echo canary-alive; [ -e {root}/{id} ] && echo state-left",
-            saved(&b),
+            b.saved(),
             root = h.root.display()
         ));
     }
@@ -78,7 +67,7 @@ fn cgroups_path_root_is_refused_and_kills_nothing() {
     let want = ["create=1", "canary-alive"].repeat(3);
     let mut want: Vec<&str> = want.to_vec();
     want.push("root-still-populated");
-    assert_eq!(lines(&out), want, "{}", out.describe());
+    assert_eq!(out.lines(), want, "{}", out.describe());
     for line in out.stderr.lines() {
         assert!(
             line.contains("linux.cgroupsPath") && line.contains("root of the cgroup hierarchy"),
@@ -107,7 +96,7 @@ fn shared_cgroup_processes_are_never_killed() {
     let failing = h.id();
     let mut b3 = h.bundle(&failing);
     b3.config["linux"]["cgroupsPath"] = json!("/shared");
-    set_caps(&mut b3, &["CAP_NOT_A_CAPABILITY"]);
+    b3.args(&["/no/such/program"]);
     let script = format!(
         "mkdir $CG/shared\n\
          sleep 1000 & canary=$!; echo $canary > $CG/shared/cgroup.procs\n\
@@ -122,15 +111,15 @@ fn shared_cgroup_processes_are_never_killed() {
          $RT delete --force {no_pidns}; echo delete2=$?; alive delete2\n\
          $RT create --bundle {b3} {failing} 2>err3; echo create3=$?; alive create3; procs 2\n\
          cat warn1 warn2 err3 >&2",
-        b1 = saved(&b1),
-        b2 = saved(&b2),
-        b3 = saved(&b3),
+        b1 = b1.saved(),
+        b2 = b2.saved(),
+        b3 = b3.saved(),
     );
     let Some(out) = h.sh_in_throwaway_ns(&script, true) else {
         return;
     };
     assert_eq!(
-        lines(&out),
+        out.lines(),
         [
             // the canary, the container's init and its background sleep
             "run1=0",
@@ -162,9 +151,10 @@ fn shared_cgroup_processes_are_never_killed() {
         .lines()
         .filter(|l| l.contains("container's cgroup is not empty"))
         .collect();
-    assert_eq!(warnings.len(), 2, "{}", out.describe());
+    // Both runs and the failing create (which gets as far as the cgroup).
+    assert_eq!(warnings.len(), 3, "{}", out.describe());
     assert!(
-        out.stderr.contains("CAP_NOT_A_CAPABILITY"),
+        out.stderr.contains("/no/such/program"),
         "{}",
         out.describe()
     );

@@ -43,7 +43,17 @@ pub fn document() -> Value {
             },
             "apparmor": { "enabled": lsm::apparmor_enabled() },
             "selinux": { "enabled": lsm::selinux_enabled() },
-            "intelRdt": { "enabled": false },
+            // linux.intelRdt works where resctrl is mounted (elsewhere it is refused).
+            "intelRdt": {
+                "enabled": crate::intelrdt::resctrl_root().ok().flatten().is_some(),
+                "schemata": true,
+                "enableMonitoring": true,
+            },
+            "netDevices": { "enabled": true },
+            "memoryPolicy": {
+                "modes": crate::process::mempolicy::MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+                "flags": crate::process::mempolicy::FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            },
             "mountExtensions": { "idmap": { "enabled": false } },
         },
         "annotations": {

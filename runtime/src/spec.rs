@@ -241,6 +241,47 @@ pub struct Linux {
     pub time_offsets: BTreeMap<String, TimeOffset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personality: Option<Personality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<MemoryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<IntelRdt>,
+    /// linux.netDevices (runtime-spec 1.3): host device name → its settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub net_devices: BTreeMap<String, NetDevice>,
+}
+
+/// linux.intelRdt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntelRdt {
+    #[serde(default, rename = "closID", skip_serializing_if = "Option::is_none")]
+    pub clos_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l3_cache_schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_bw_schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemata: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_monitoring: Option<bool>,
+}
+
+/// One entry of linux.netDevices.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetDevice {
+    /// The name in the container; the host's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// linux.memoryPolicy (runtime-spec 1.3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemoryPolicy {
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

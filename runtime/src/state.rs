@@ -57,6 +57,9 @@ pub struct State {
     pub created: String,
     pub cgroup: Cgroup,
     pub config: Spec,
+    /// The container's resctrl groups (linux.intelRdt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdt: Option<crate::intelrdt::Rdt>,
 }
 
 /// The OCI state, in runc's field order and format.

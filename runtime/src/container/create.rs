@@ -216,6 +216,7 @@ fn spawn(
         },
         mounts,
         devices: merge_devices(&linux.devices),
+        listed_devices: linux.devices.clone(),
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
         in_userns: spec.has_namespace("user"),
@@ -235,6 +236,7 @@ fn spawn(
         process.scheduler.as_ref(),
         linux.personality.as_ref(),
         process.exec_cpu_affinity.as_ref(),
+        linux.memory_policy.as_ref(),
     )?;
     let plan = InitPlan {
         id: opts.id.clone(),
@@ -278,6 +280,19 @@ fn spawn(
         cgroup.warn_if_not_empty();
         cgroup.set(&effective_resources(spec))?;
     }
+    crate::netdev::check(
+        &linux.net_devices,
+        linux
+            .namespaces
+            .iter()
+            .any(|n| n.kind == "network" && n.path.as_deref().is_none_or(str::is_empty)),
+    )?;
+    // Refused now when the host has no resctrl: nothing has started yet.
+    let rdt = linux
+        .intel_rdt
+        .as_ref()
+        .map(|r| crate::intelrdt::plan(r, &opts.id))
+        .transpose()?;
     let (parent_end, child_end) = channel::pair()?;
     let first = fork_init(&plan, parent_end, child_end)?;
     let (chan, c1) = first;
@@ -291,13 +306,14 @@ fn spawn(
         created: timefmt::rfc3339_nanos(SystemTime::now()),
         cgroup: cgroup.clone(),
         config: spec.clone(),
+        rdt: None,
     };
     let result = handshake(
         spec,
         plan.process.seccomp.as_ref(),
         &chan,
         c1,
-        cgroup,
+        (cgroup, rdt.as_ref()),
         late_join,
         &mut state,
         dir,
@@ -311,6 +327,11 @@ fn spawn(
         let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
         // A frozen process dies only once thawed.
         cgroup.kill_owned();
+        if let Some(r) = &state.rdt {
+            if let Err(e) = r.remove() {
+                log::warn!("cleanup after failed create: {e}");
+            }
+        }
     }
     // The intermediate child (if any) has exited or is about to; reap it either way.
     if state.pid != c1 || result.is_err() {
@@ -402,7 +423,7 @@ fn handshake(
     seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
-    cgroup: &Cgroup,
+    (cgroup, rdt): (&Cgroup, Option<&crate::intelrdt::Plan>),
     late_join: bool,
     state: &mut State,
     dir: &StateDir,
@@ -435,6 +456,11 @@ fn handshake(
                     // `create` returns (so `start` can come), only after the move.
                     cgroup.apply(state.pid)?;
                 }
+                if let Some(r) = rdt {
+                    state.rdt = Some(r.apply(state.pid)?);
+                }
+                // Before any hook: prestart hooks find the devices in the container.
+                crate::netdev::move_all(&linux.net_devices, state.pid)?;
                 // Visible to `rt state` (as "creating") while hooks and setup run.
                 dir.save(state)?;
             }

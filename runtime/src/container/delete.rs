@@ -70,6 +70,9 @@ pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
         );
     }
     state.cgroup.destroy()?;
+    if let Some(r) = &state.rdt {
+        r.remove()?;
+    }
     hooks::run_all_warn(
         "poststop",
         &state.config.hooks().poststop,

@@ -120,6 +120,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 process.scheduler.as_ref(),
                 linux.personality.as_ref(),
                 process.exec_cpu_affinity.as_ref(),
+                linux.memory_policy.as_ref(),
             )?,
             seccomp: linux.seccomp.as_ref().map(seccomp::plan).transpose()?,
             spec: process,
@@ -191,6 +192,10 @@ fn drive(
     state: &State,
 ) -> Result<i32> {
     cgroup.apply(c1)?;
+    // Its children (the process itself, with a pid namespace) inherit the group.
+    if let Some(r) = &state.rdt {
+        r.join(c1)?;
+    }
     chan.send(&Msg::Go)?;
     let mut pid = c1;
     let mut ready = false;

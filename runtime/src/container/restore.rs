@@ -219,6 +219,7 @@ fn restore_in(
         created: timefmt::rfc3339_nanos(SystemTime::now()),
         cgroup: cgroup.clone(),
         config: spec.clone(),
+        rdt: None,
     };
     if let Err(e) = dir.save(&state) {
         let _ = sys::kill(pid, libc::SIGKILL);

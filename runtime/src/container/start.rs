@@ -80,8 +80,10 @@ pub fn release(dir: &StateDir, state: &State) -> Result<()> {
     Ok(())
 }
 
-/// The init, alive or a zombie, still carries its own name: it never exec'd. A process
-/// already reaped tells nothing: the program may have run and exited.
+/// The init still carries its own name: it never exec'd (exec renames the process before
+/// it closes the close-on-exec fds, so once the fifo end is gone the name tells), and it
+/// is dying or dead. A process already reaped tells nothing: the program may have run and
+/// exited.
 fn died_before_exec(state: &State) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", state.pid)) else {
         return false;
@@ -92,7 +94,6 @@ fn died_before_exec(state: &State) -> bool {
     let comm = &stat[open + 1..close];
     let same = crate::state::proc_stat(state.pid).is_some_and(|(_, t)| t == state.pid_start_time);
     same && comm == crate::process::init::INIT_NAME
-        && !process_alive(state.pid, state.pid_start_time)
 }
 
 /// The init holds the fifo's only read end, close-on-exec: it goes away when the init has

@@ -4,7 +4,7 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::spec::{ExecCpuAffinity, IoPriority, Personality, Scheduler};
+use crate::spec::{ExecCpuAffinity, IoPriority, MemoryPolicy, Personality, Scheduler};
 
 #[derive(Debug, Clone, Default)]
 pub struct Attrs {
@@ -14,6 +14,7 @@ pub struct Attrs {
     personality: Option<libc::c_ulong>,
     affinity_final: Option<libc::cpu_set_t>,
     affinity_initial: Option<libc::cpu_set_t>,
+    mempolicy: Option<super::mempolicy::MemoryPolicy>,
 }
 
 /// struct sched_attr of sched_setattr(2).
@@ -35,8 +36,12 @@ pub fn plan(
     sched: Option<&Scheduler>,
     personality: Option<&Personality>,
     affinity: Option<&ExecCpuAffinity>,
+    memory_policy: Option<&MemoryPolicy>,
 ) -> Result<Attrs> {
-    let mut a = Attrs::default();
+    let mut a = Attrs {
+        mempolicy: super::mempolicy::plan(memory_policy)?,
+        ..Attrs::default()
+    };
     if let Some(io) = io {
         let class = match io.class.as_str() {
             "IOPRIO_CLASS_RT" => 1,
@@ -201,6 +206,9 @@ impl Attrs {
 
     /// Just before execve: what the program starts with.
     pub fn apply_final(&self) -> Result<()> {
+        if let Some(m) = &self.mempolicy {
+            m.apply()?;
+        }
         if let Some(p) = self.personality {
             // SAFETY: personality(2) takes an integer.
             if unsafe { libc::personality(p) } < 0 {
@@ -228,14 +236,14 @@ mod tests {
             priority: 3,
         };
         assert_eq!(
-            plan(Some(&io), None, None, None).unwrap().ioprio,
+            plan(Some(&io), None, None, None, None).unwrap().ioprio,
             Some(2 << 13 | 3)
         );
         let bad = IoPriority {
             class: "X".into(),
             priority: 0,
         };
-        assert!(plan(Some(&bad), None, None, None).is_err());
+        assert!(plan(Some(&bad), None, None, None, None).is_err());
         let set = cpu_set("final", "0-1,3").unwrap();
         // SAFETY: indexes below CPU_SETSIZE.
         let has = |c| unsafe { libc::CPU_ISSET(c, &set) };
@@ -246,7 +254,7 @@ mod tests {
             flags: vec![],
         };
         assert_eq!(
-            plan(None, None, Some(&p), None).unwrap().personality,
+            plan(None, None, Some(&p), None, None).unwrap().personality,
             Some(8)
         );
     }

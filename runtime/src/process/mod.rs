@@ -5,6 +5,7 @@ pub mod attrs;
 pub mod channel;
 pub mod finish;
 pub mod init;
+pub mod mempolicy;
 pub mod setns;
 
 use std::collections::BTreeMap;

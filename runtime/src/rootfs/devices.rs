@@ -35,18 +35,22 @@ pub fn defaults() -> Vec<Device> {
     .collect()
 }
 
-pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
+/// Make `devices` (the defaults merged with linux.devices). A file the rootfs already has
+/// where a device of `listed` (linux.devices) goes must be that device (runtime-spec: an
+/// error otherwise); a default device replaces whatever is there.
+pub fn create(root: &Root, devices: &[Device], listed: &[Device], in_userns: bool) -> Result<()> {
     for dev in devices {
         if in_userns {
             bind_host_device(root, dev)?;
         } else {
-            make_node(root, dev)?;
+            let strict = listed.iter().any(|l| l.path == dev.path);
+            make_node(root, dev, strict)?;
         }
     }
     Ok(())
 }
 
-fn make_node(root: &Root, dev: &Device) -> Result<()> {
+fn make_node(root: &Root, dev: &Device, strict: bool) -> Result<()> {
     let path = Path::new(&dev.path);
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Error::msg(format!(
@@ -68,8 +72,40 @@ fn make_node(root: &Root, dev: &Device) -> Result<()> {
     let dir = root.ensure(parent, Kind::Dir)?;
     let mode = Mode::from_bits_truncate(dev.file_mode.unwrap_or(0o666) & 0o7777);
     let devno = nix::sys::stat::makedev(dev.major as u64, dev.minor as u64);
-    // Replace whatever the rootfs has there (never following a symlink: unlinkat).
-    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let existing =
+        nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+    match existing {
+        Some(st) if strict => {
+            let same_type = st.st_mode & libc::S_IFMT == kind.bits();
+            let same_number = kind == SFlag::S_IFIFO || st.st_rdev == devno;
+            if !(same_type && same_number) {
+                return Err(Error::msg(format!(
+                    "linux.devices: {} exists in the rootfs and is not the requested device ({} {}:{}): mode {:o}, device {}:{}",
+                    dev.path,
+                    dev.kind,
+                    dev.major,
+                    dev.minor,
+                    st.st_mode,
+                    libc::major(st.st_rdev),
+                    libc::minor(st.st_rdev)
+                )));
+            }
+            // The right device already: it only gets the mode and owner asked for.
+            nix::sys::stat::fchmodat(
+                &dir,
+                name,
+                mode,
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(|e| Error::sys(format!("chmod {}", dev.path), e))?;
+            return chown_node(&dir, name, dev);
+        }
+        // Replace whatever the rootfs has there (never following a symlink: unlinkat).
+        Some(_) => {
+            let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        None => {}
+    }
     mknodat(&dir, name, kind, mode, devno).map_err(|e| {
         Error::sys(
             format!(
@@ -79,8 +115,12 @@ fn make_node(root: &Root, dev: &Device) -> Result<()> {
             e,
         )
     })?;
+    chown_node(&dir, name, dev)
+}
+
+fn chown_node(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, dev: &Device) -> Result<()> {
     fchownat(
-        &dir,
+        dir,
         name,
         dev.uid.map(Uid::from_raw),
         dev.gid.map(Gid::from_raw),

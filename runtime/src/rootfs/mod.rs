@@ -28,6 +28,8 @@ pub struct RootfsPlan {
     pub propagation: MsFlags,
     pub mounts: Vec<Mount>,
     pub devices: Vec<Device>,
+    /// linux.devices alone (a file already there must be the device asked for).
+    pub listed_devices: Vec<Device>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub in_userns: bool,
@@ -70,7 +72,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     }
     if !plan.dev_is_bind {
         log::debug!("rootfs: create devices");
-        devices::create(&root, &plan.devices, plan.in_userns)?;
+        devices::create(&root, &plan.devices, &plan.listed_devices, plan.in_userns)?;
         devices::symlinks(&root)?;
     }
     root.ensure(&plan.cwd, Kind::Dir)

@@ -25,11 +25,12 @@ pub fn plan(spec: Option<&Capabilities>) -> Result<Option<CapPlan>> {
     let parse = |field: &str, names: &[String]| -> Result<CapsHashSet> {
         let mut set = CapsHashSet::new();
         for name in names {
-            let cap = Capability::from_str(name).map_err(|_| {
-                Error::msg(format!(
-                    "process.capabilities.{field}: unknown capability {name:?}"
-                ))
-            })?;
+            // runtime-spec 1.3: a capability that cannot be mapped or granted is logged as
+            // a warning, and the container is created without it (runc does the same).
+            let Ok(cap) = Capability::from_str(name) else {
+                log::warn!("process.capabilities.{field}: unknown capability {name:?}, ignored");
+                continue;
+            };
             // A capability this kernel does not know cannot be granted; runc skips it too.
             if supported.contains(&cap) {
                 set.insert(cap);

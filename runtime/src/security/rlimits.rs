@@ -11,6 +11,14 @@ pub struct Limit {
 }
 
 pub fn plan(rlimits: &[Rlimit]) -> Result<Vec<(String, Limit)>> {
+    for (i, r) in rlimits.iter().enumerate() {
+        if rlimits[..i].iter().any(|o| o.kind == r.kind) {
+            return Err(Error::msg(format!(
+                "process.rlimits: {} is listed twice (the spec allows one entry per type)",
+                r.kind
+            )));
+        }
+    }
     rlimits
         .iter()
         .map(|r| {
