@@ -260,6 +260,15 @@ impl Containerd {
         );
     }
 
+    /// The bundle containerd makes for task `id`: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`,
+    /// containerd's own layout (`/run/containerd/...` on a real node).
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.ns)
+            .join(id)
+    }
+
     pub fn task_status(&self, id: &str) -> Option<String> {
         let out = self.ctr(&["task", "ls"]);
         out.stdout.lines().find_map(|l| {
@@ -306,10 +315,7 @@ impl Drop for Containerd {
         if std::thread::panicking() {
             print_log_tail(&self.dir.join("containerd.log"), 80);
             // The runtime's own log of each task still there (init errors land here).
-            let tasks = self
-                .dir
-                .join("state/io.containerd.runtime.v2.task")
-                .join(&self.ns);
+            let tasks = self.bundle_dir("");
             for task in fs::read_dir(tasks).into_iter().flatten().flatten() {
                 let log = fs::read_to_string(task.path().join("log.json")).unwrap_or_default();
                 if !log.is_empty() {

@@ -394,3 +394,311 @@ fn containers_of_one_pod_share_a_shim() {
         || c.shim_pids().is_empty().then_some(()),
     );
 }
+
+/// 64 hex characters, as CRI's container and exec ids (and Docker's) are.
+fn hex64(tag: u64) -> String {
+    let salt = u64::from(std::process::id());
+    format!("{tag:016x}{salt:016x}{:016x}{tag:016x}", !tag ^ salt)
+}
+
+/// Entries of the temporary directory that our shims `pids` left there (their console
+/// sockets' directories are named after the shim's pid).
+fn console_dirs_of(pids: &[i32]) -> Vec<String> {
+    let tmp = std::env::temp_dir();
+    fs::read_dir(&tmp)
+        .into_iter()
+        .chain(fs::read_dir("/tmp"))
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| pids.iter().any(|p| n.starts_with(&format!("rt-shim-{p}-"))))
+        .collect()
+}
+
+/// Run ctr with ARGS on a pty of its own (ctr -t needs a terminal): the child and the
+/// pty's master.
+fn ctr_on_a_pty(c: &Containerd, args: &[&str]) -> (std::process::Child, std::os::fd::OwnedFd) {
+    let (master, slave) = integration::console::open_pty(24, 80);
+    let mut cmd = c.ctr_command(args);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
+    cmd.stdout(Stdio::from(slave.try_clone().unwrap()));
+    cmd.stderr(Stdio::from(slave));
+    (cmd.spawn().unwrap(), master)
+}
+
+/// No console socket is left in the bundle nor in the temporary directory by `shims`.
+fn assert_no_console_socket_left(bundle: &std::path::Path, shims: &[i32]) {
+    let left: Vec<_> = fs::read_dir(bundle)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock"))
+        .collect();
+    assert!(left.is_empty(), "sockets left in the bundle: {left:?}");
+    let left = console_dirs_of(shims);
+    assert!(left.is_empty(), "console sockets left: {left:?}");
+}
+
+/// `kubectl exec -it` (CRI's exec with a terminal) with containerd's real layout: the
+/// bundle is `<state>/io.containerd.runtime.v2.task/<ns>/<64-hex container id>` and CRI's
+/// exec ids are 64 hex characters too, so a console socket named after the exec in the
+/// bundle is longer than a unix socket path may be (108 bytes, sun_path). The shim's
+/// console sockets live in a short temporary directory instead, removed once the runtime
+/// has sent the pty master, and when the runtime fails.
+#[test]
+fn tty_exec_with_64_hex_ids_in_containerds_layout() {
+    let c = Containerd::start("ttyexec64");
+    let (cid, eid, bad) = (hex64(1), hex64(2), hex64(3));
+    let bundle = c.bundle_dir(&cid);
+    let old = bundle.join(format!("{eid}.console.sock"));
+    assert!(
+        old.as_os_str().len() >= 108,
+        "the test needs a layout where {} does not fit in sun_path",
+        old.display()
+    );
+    c.run_detached(&cid, &["sleep", "1000"]);
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let (mut exec, master) = ctr_on_a_pty(
+        &c,
+        &[
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            &eid,
+            &cid,
+            "sh",
+            "-c",
+            "tty; sleep 0.5; stty size; exit 5",
+        ],
+    );
+    let status = wait_child(&mut exec, T, "ctr task exec -t");
+    let text = integration::console::read_pty(master, Duration::from_millis(500)).replace('\r', "");
+    assert_eq!(status.code(), Some(5), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("24 80\n"), "ResizePty applied: {text:?}");
+    assert_no_console_socket_left(&bundle, &shims);
+    // A tty exec the runtime refuses: its console socket goes too.
+    let (mut exec, _master) = ctr_on_a_pty(
+        &c,
+        &[
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            &bad,
+            &cid,
+            "/nonexistent",
+        ],
+    );
+    let status = wait_child(&mut exec, T, "ctr task exec -t /nonexistent");
+    assert!(!status.success(), "exec of /nonexistent succeeded");
+    assert_eq!(c.task_status(&cid).as_deref(), Some("RUNNING"));
+    assert_no_console_socket_left(&bundle, &shims);
+    c.remove(&cid);
+}
+
+/// A container with a terminal (`create --console-socket`, `kubectl run -it`) and a 64-hex
+/// id in containerd's layout: `<bundle>/init.console.sock` would not fit in sun_path either.
+#[test]
+fn tty_container_with_a_64_hex_id_in_containerds_layout() {
+    let c = Containerd::start("ttyinit64");
+    let cid = hex64(4);
+    let bundle = c.bundle_dir(&cid);
+    assert!(bundle.join("init.console.sock").as_os_str().len() >= 108);
+    let (run, master) = ctr_on_a_pty(
+        &c,
+        &[
+            "run",
+            "-t",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            &cid,
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && echo stdin-tty; exec sleep 1000",
+        ],
+    );
+    let mut run = ChildGuard(run);
+    poll(T, "the tty container to run", || {
+        if let Ok(Some(st)) = run.0.try_wait() {
+            let text = integration::console::read_pty(
+                master.try_clone().unwrap(),
+                Duration::from_millis(300),
+            );
+            panic!("ctr run -t {cid} exited ({st}): {text:?}");
+        }
+        (c.task_status(&cid).as_deref() == Some("RUNNING")).then_some(())
+    });
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    assert_no_console_socket_left(&bundle, &shims);
+    c.ctr(&["task", "kill", "-s", "SIGKILL", &cid]).ok();
+    wait_child(&mut run.0, T, "ctr run -t");
+    let text = integration::console::read_pty(master, Duration::from_millis(500)).replace('\r', "");
+    assert!(
+        text.contains("/dev/pts/") && text.contains("stdin-tty"),
+        "{text:?}"
+    );
+    c.remove(&cid);
+    assert!(console_dirs_of(&shims).is_empty());
+}
+
+/// An exec'd process killed by a real-time signal (SIGRTMIN+2 here): its exit is 128+N
+/// like any other. The crate's reaper decoded statuses with nix, which has no name for
+/// these signals: the process was reaped and its exit dropped, so no TaskExit came and
+/// `ctr task exec` waited for ever.
+#[test]
+fn an_exec_killed_by_a_real_time_signal_exits_128_plus_n() {
+    let c = Containerd::start("rtsig");
+    c.run_detached("s1", &["sleep", "1000"]);
+    let n = libc::SIGRTMIN() + 2;
+    let kill = format!("kill -{n} $$");
+    let out = c.ctr(&["task", "exec", "--exec-id", "x1", "s1", "sh", "-c", &kill]);
+    out.expect_code(128 + n);
+    assert_eq!(c.task_status("s1").as_deref(), Some("RUNNING"));
+    c.remove("s1");
+}
+
+/// The helper a misbehaving runtime left running (started by this test's wrapper), killed
+/// by its pid when dropped.
+struct Helper(std::path::PathBuf);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if let Ok(pid) = fs::read_to_string(&self.0) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: kill(2) of the process this test's wrapper script started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Our shim installed under the runc shim's name (ctr passes the runc options only to
+/// io.containerd.runc.v2), driving `odd-rt`: rt, except where a marker file in the test's
+/// directory makes it misbehave:
+/// - `odd-ps`: `ps` leaves a process behind holding its stdout (a helper it forks; its pid
+///   in `helper.pid`);
+/// - `odd-exec`: `exec --console-socket` exits 0 without connecting to the socket.
+///
+/// Task `o1` (`sleep 1000`) runs under it. Returns the wrapper's path.
+fn odd_runtime(c: &Containerd) -> String {
+    std::os::unix::fs::symlink(shim_bin(), c.dir.join("bin/containerd-shim-runc-v2")).unwrap();
+    let wrapper = c.dir.join("odd-rt");
+    let d = c.dir.display();
+    write_script(
+        &wrapper,
+        &format!(
+            "case \" $* \" in\n\
+             *\" ps \"*) if [ -e {d}/odd-ps ]; then\n\
+               {rt} \"$@\"; s=$?; sleep 1000 & echo $! > {d}/helper.pid; exit $s; fi ;;\n\
+             *\" exec \"*\" --console-socket \"*) [ -e {d}/odd-exec ] && exit 0 ;;\n\
+             esac\n\
+             exec {rt} \"$@\"",
+            rt = rt_bin().display()
+        ),
+    );
+    let wrapper = wrapper.display().to_string();
+    let root = c.dir.join("odd-root");
+    c.run_with_runc_options(&wrapper, &root, &["-d", IMAGE, "o1", "sleep", "1000"])
+        .ok();
+    wrapper
+}
+
+/// A runtime whose `ps` leaves a process behind holding its stdout: the shim used to read
+/// stdout to EOF before it waited for the runtime's exit, so Pids (and Stats, which reads
+/// `events --stats` the same way) hung for as long as that process lived. The call ends
+/// with the runtime's exit now, with what it wrote.
+#[test]
+fn a_runtime_leaving_a_process_on_its_stdout_does_not_hang_pids() {
+    let c = Containerd::start("oddps");
+    odd_runtime(&c);
+    let _helper = Helper(c.dir.join("helper.pid"));
+    fs::write(c.dir.join("odd-ps"), "").unwrap();
+    c.ps_shows_init("o1");
+    assert!(c.dir.join("helper.pid").exists(), "the odd ps ran");
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    c.remove("o1");
+}
+
+/// A runtime that exits 0 from a tty `exec` without ever connecting to the console socket:
+/// the shim used to block in accept() holding its task table, so that exec and every
+/// later call to the shim hung. The exec fails now, saying why, and the shim answers.
+#[test]
+fn a_runtime_that_never_connects_to_the_console_socket_does_not_wedge_the_shim() {
+    let c = Containerd::start("oddtty");
+    odd_runtime(&c);
+    fs::write(c.dir.join("odd-exec"), "").unwrap();
+    let (mut exec, master) =
+        ctr_on_a_pty(&c, &["task", "exec", "-t", "--exec-id", "t1", "o1", "sh"]);
+    let status = try_wait_child(
+        &mut exec,
+        T,
+        "ctr task exec -t (the runtime never connects)",
+    )
+    .unwrap_or_else(|e| {
+        // A wedged shim would hang the cleanup too: kill it, and remove the task the way
+        // containerd's cleanup after a dead shim does not (it knows nothing of this root).
+        for pid in c.shim_pids() {
+            // SAFETY: kill(2) of a shim of this test's containerd.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = Command::new(rt_bin())
+            .arg("--root")
+            .arg(c.dir.join("odd-root").join(&c.ns))
+            .args(["delete", "--force", "o1"])
+            .status();
+        panic!("{e}")
+    });
+    let text = integration::console::read_pty(master, Duration::from_millis(300));
+    assert!(!status.success(), "{text:?}");
+    assert!(
+        text.contains("without connecting to the console socket"),
+        "{text:?}"
+    );
+    assert_eq!(c.task_status("o1").as_deref(), Some("RUNNING"));
+    assert_no_console_socket_left(&c.bundle_dir("o1"), &c.shim_pids());
+    c.remove("o1");
+}
+
+/// Threads of process `pid` (/proc/PID/status).
+fn threads_of(pid: i32) -> usize {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_field(&status, "Threads")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The thread copying an exec's stdin FIFO into the process ends with the process: the
+/// shim holds the FIFO open for reading and writing, so its read never saw EOF and each
+/// exec with stdin (ctr always gives one; so does `kubectl exec -i`) left a thread blocked
+/// on it for the life of the shim.
+#[test]
+fn exec_stdin_copiers_end_with_their_process() {
+    let c = Containerd::start("stdincopy");
+    c.run_detached("i1", &["sleep", "1000"]);
+    let shims = c.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let exec = |n: usize| {
+        for i in 0..n {
+            let id = format!("x{n}-{i}");
+            c.ctr(&["task", "exec", "--exec-id", &id, "i1", "true"])
+                .ok();
+        }
+    };
+    // The shim's thread pools at their working size first.
+    exec(3);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = threads_of(shims[0]);
+    exec(10);
+    let settled = poll(T, "the exec's threads to end", || {
+        let now = threads_of(shims[0]);
+        (now <= before + 2).then_some(now)
+    });
+    eprintln!("shim threads: {before} before 10 execs, {settled} after");
+    c.remove("i1");
+}

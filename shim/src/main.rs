@@ -11,6 +11,7 @@ mod oom;
 mod runtime;
 mod service;
 mod stdio;
+mod wait;
 
 fn main() {
     // One malloc arena for all threads: the shim's threads mostly sleep, and an arena
@@ -35,9 +36,11 @@ fn main() {
             }
         });
     }
-    // Our own non-blocking logger replaces the crate's (see logger.rs).
+    // Our own non-blocking logger replaces the crate's (see logger.rs), and our own reaper
+    // the crate's SIGCHLD loop (see wait.rs).
     let config = containerd_shim::Config {
         no_setup_logger: true,
+        no_reaper: true,
         ..Default::default()
     };
     containerd_shim::run::<service::Service>("io.containerd.rt.v2", Some(config))

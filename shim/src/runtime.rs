@@ -3,12 +3,19 @@
 //! next to the shim, else on PATH) unless the runc options name another (`BinaryName`),
 //! so the same shim runs runc or crun too. A failed command's error is the last
 //! `level=error` message of its JSON log, which is what the user gets to see.
+//!
+//! A call ends with the runtime's exit: its stdout is read until EOF or until the runtime
+//! has exited (a process it left behind holding the pipe keeps no call waiting), and its
+//! exit status comes from the reaper or, failing that, from the child itself (wait.rs).
 
+use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
-use containerd_shim::monitor::{monitor_subscribe, wait_pid, Topic};
+use crate::wait::{self, ChildExit};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -74,16 +81,21 @@ impl Runtime {
         let what = format!("{} {}", self.binary.display(), args.join(" "));
         log::debug!("runtime: {what}");
         // Subscribe before spawning: the shim's reaper may collect the exit at once.
-        let exits =
-            monitor_subscribe(Topic::Pid).map_err(|e| format!("subscribe to exits: {e}"))?;
+        let exits = wait::subscribe()?;
         let mut child = c.spawn().map_err(|e| format!("{what}: spawn: {e}"))?;
-        let mut out = String::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            let _ = stdout.read_to_string(&mut out);
+        let mut exit = ChildExit::new(&child, exits);
+        let mut out = Vec::new();
+        let mut code = None;
+        if let Some(stdout) = child.stdout.take() {
+            code = read_until_exit(stdout, &mut child, &mut exit, &mut out)
+                .map_err(|e| format!("{what}: {e}"))?;
         }
-        let code = wait_pid(child.id() as i32, exits);
+        let code = match code {
+            Some(code) => code,
+            None => exit.wait(&mut child).map_err(|e| format!("{what}: {e}"))?,
+        };
         if code == 0 {
-            Ok(out)
+            Ok(String::from_utf8_lossy(&out).into_owned())
         } else {
             Err(self
                 .last_error()
@@ -128,6 +140,48 @@ impl Runtime {
     }
 }
 
+/// The runtime's stdout into `out` until EOF, or until the runtime has exited: what it
+/// wrote is in the pipe by then, and whoever else holds the pipe (a process it forked that
+/// inherited its stdout) is not waited for. The exit status when the exit ended the read.
+fn read_until_exit(
+    stdout: ChildStdout,
+    child: &mut Child,
+    exit: &mut ChildExit,
+    out: &mut Vec<u8>,
+) -> Result<Option<i32>> {
+    let mut pipe = File::from(OwnedFd::from(stdout));
+    // Our end only: reads return what is there, never block.
+    nix::fcntl::fcntl(
+        &pipe,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| format!("fcntl O_NONBLOCK on its stdout: {e}"))?;
+    loop {
+        let ready = wait::poll_in(&[pipe.as_fd()], Some(wait::TICK));
+        if !ready[0].is_empty() && drain(&mut pipe, out) {
+            return Ok(None);
+        }
+        if let Some(code) = exit.check(child, Duration::ZERO)? {
+            drain(&mut pipe, out);
+            return Ok(Some(code));
+        }
+    }
+}
+
+/// Read what the pipe holds; true at EOF (or on an error: nothing more will come).
+fn drain(pipe: &mut File, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 /// `rt` next to this shim (they are installed together), else `rt` on PATH.
 fn default_binary() -> PathBuf {
     if let Some(dir) = std::env::current_exe()
@@ -140,4 +194,94 @@ fn default_binary() -> PathBuf {
         }
     }
     PathBuf::from("rt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::tests::within;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A runtime that is a script in a directory of its own.
+    struct Fake {
+        dir: PathBuf,
+        rt: Runtime,
+    }
+
+    impl Fake {
+        fn new(name: &str, script: &str) -> Fake {
+            let dir =
+                std::env::temp_dir().join(format!("rt-shimtest-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let binary = dir.join("runtime");
+            let script = script.replace("DIR", &dir.display().to_string());
+            std::fs::write(&binary, format!("#!/bin/sh\n{script}")).unwrap();
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let rt = Runtime::new(
+                &binary.display().to_string(),
+                &dir.display().to_string(),
+                false,
+                &dir,
+                "ns",
+            );
+            Fake { dir, rt }
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            // The helper the script left running (ours: our script started it).
+            if let Ok(pid) = std::fs::read_to_string(self.dir.join("helper.pid")) {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    // SAFETY: kill(2) of the helper this test's script started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A runtime that leaves a process behind holding its stdout (a helper it forks, a hook
+    /// that daemonizes): the call ends with the runtime's exit and returns its output; it
+    /// used to read until the helper let go of the pipe.
+    #[test]
+    fn a_helper_holding_stdout_does_not_hold_the_call() {
+        let fake = Fake::new(
+            "helper",
+            "echo '[1,2]'\nsleep 1000 &\necho $! > DIR/helper.pid\nexit 0\n",
+        );
+        let rt = fake.rt.clone();
+        let out = within(Duration::from_secs(10), "runtime ps", move || {
+            rt.output(&["ps", "--format", "json", "c1"])
+        });
+        assert_eq!(out.as_deref(), Ok("[1,2]\n"));
+    }
+
+    /// The same with a runtime that fails: its error (from its JSON log) comes back.
+    #[test]
+    fn a_failing_runtime_with_a_helper_holding_stdout() {
+        let fake = Fake::new(
+            "helper-fails",
+            "echo '{\"level\":\"error\",\"msg\":\"no such container\"}' > DIR/log.json\n\
+             sleep 1000 &\necho $! > DIR/helper.pid\nexit 1\n",
+        );
+        let rt = fake.rt.clone();
+        let out = within(Duration::from_secs(10), "runtime ps", move || {
+            rt.output(&["ps", "c1"])
+        });
+        assert_eq!(out, Err("no such container".to_string()));
+    }
+
+    /// A plain call (stdio not captured): the exit status, with or without output.
+    #[test]
+    fn exit_statuses() {
+        let fake = Fake::new("status", "[ \"$7\" = ok ] && exit 0\nkill -s KILL $$\n");
+        let rt = fake.rt.clone();
+        let got = within(Duration::from_secs(10), "runtime calls", move || {
+            (rt.call(&["ok"]), rt.call(&["bad"]))
+        });
+        assert_eq!(got.0, Ok(String::new()));
+        assert!(got.1.unwrap_err().ends_with("exit status 137"));
+    }
 }

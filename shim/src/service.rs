@@ -25,6 +25,11 @@ use crate::oom::OomWatcher;
 use crate::runtime::Runtime;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 
+/// How long an exit of an unknown pid is kept for a process whose pid file is still to be
+/// read (that happens right after the runtime call that started it); older ones are of
+/// runtime processes, and would be taken for a later process that reuses the pid.
+const EARLY_EXIT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The CRI annotation naming a container's pod sandbox: one shim per pod.
 const SANDBOX_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
@@ -83,8 +88,9 @@ struct Restore {
 #[derive(Default)]
 struct Table {
     containers: HashMap<String, Container>,
-    /// Exits of pids not (yet) known: a process may die before its pid file is read.
-    early_exits: HashMap<i32, i32>,
+    /// Exits of pids not (yet) known: a process may die before its pid file is read. Every
+    /// runtime process's exit lands here too, so entries are kept only for EARLY_EXIT_TTL.
+    early_exits: HashMap<i32, (i32, std::time::Instant)>,
 }
 
 #[derive(Clone)]
@@ -159,7 +165,9 @@ impl Service {
             }
         }
         let Some((cid, eid)) = found else {
-            t.early_exits.insert(pid, code);
+            t.early_exits
+                .retain(|_, (_, at)| at.elapsed() < EARLY_EXIT_TTL);
+            t.early_exits.insert(pid, (code, std::time::Instant::now()));
             return;
         };
         let c = t.containers.get_mut(&cid).expect("found above");
@@ -186,7 +194,7 @@ impl Service {
                 c.execs[eid].pid
             }
         };
-        if let Some(code) = t.early_exits.remove(&pid) {
+        if let Some((code, _)) = t.early_exits.remove(&pid) {
             let c = t.containers.get_mut(cid).expect("present");
             let p = if eid.is_empty() {
                 &mut c.init
@@ -316,12 +324,18 @@ impl containerd_shim::Shim for Service {
 
     /// containerd cleans up after a shim that died: the container is removed the hard way.
     fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
+        // The runtime's exit comes from the reaper here too, at once.
+        if let Err(e) = crate::wait::start_reaper() {
+            log::warn!("{e}");
+        }
         let bundle = std::env::current_dir().unwrap_or_default();
         let rt = Runtime::new("", "", false, &bundle, &self.namespace);
         if let Err(e) = rt.call(&["delete", "--force", &self.id]) {
             log::warn!("delete --force {}: {e}", self.id);
         }
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        // Console sockets the dead shim left behind.
+        stdio::remove_stale_console_dirs();
         // The dead shim's socket, named in the bundle's address file — unless a shim still
         // answers on it (a pod's shim serving its other containers).
         if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
@@ -368,6 +382,11 @@ impl containerd_shim::Shim for Service {
             Err(e) => log::error!("no OOM events: {e}"),
         }
         s.clone().watch_exits();
+        if let Err(e) = crate::wait::start_reaper() {
+            log::error!("{e}");
+        }
+        // Console sockets a killed shim left behind.
+        stdio::remove_stale_console_dirs();
         s
     }
 }
@@ -537,7 +556,7 @@ impl containerd_shim::Task for Service {
         let pid_file = bundle.join(format!("{}.pid", req.exec_id));
         let (io, mut held) = stdio::open(&paths, &req.id, &self.namespace).map_err(err)?;
         let console = if paths.terminal {
-            Some(ConsoleSocket::new(&bundle, &req.exec_id).map_err(err)?)
+            Some(ConsoleSocket::new().map_err(err)?)
         } else {
             None
         };
@@ -791,11 +810,7 @@ impl containerd_shim::Task for Service {
         let t = self.lock();
         let p = proc_of(&t, &req.id, &req.exec_id)?;
         if req.stdin {
-            p.held
-                .stdin
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+            p.held.close_stdin();
         }
         Ok(api::Empty::default())
     }
@@ -1018,7 +1033,7 @@ impl Service {
     ) -> Result<(i32, Held), String> {
         let (io, mut held) = stdio::open(paths, id, &self.namespace)?;
         let console = if paths.terminal {
-            Some(ConsoleSocket::new(bundle, "init")?)
+            Some(ConsoleSocket::new()?)
         } else {
             None
         };

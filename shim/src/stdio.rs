@@ -4,17 +4,28 @@
 //! (`terminal`): the runtime sends its master over a console socket and the shim copies
 //! between it and the FIFOs. stdin always goes through a pipe the shim holds, so CloseIO
 //! can close it.
+//!
+//! The console socket is `<tmp>/rt-shim-<shim pid>-XXXXXX/pty.sock`, as runc's shim puts
+//! its own in a temporary directory: a name made of the bundle and the exec id (64 hex
+//! characters each under CRI, in containerd's `/run/containerd/io.containerd.runtime.v2.task/
+//! <namespace>/<id>/`) does not fit in a unix socket address (108 bytes). The directory goes
+//! as soon as the pty master came, or the runtime failed; a killed shim's are removed by the
+//! next shim that starts and by containerd's `delete` after it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::poll::PollFlags;
 
 use crate::runtime::{CallIo, Result};
+use crate::wait::poll_in;
 
 /// Copy buffer of the relay threads: a pipe or pty hands over a few KiB per read, and each
 /// thread's buffer is resident for as long as its process lives.
@@ -29,38 +40,97 @@ pub struct Paths {
     pub terminal: bool,
 }
 
-/// What the shim keeps of a process's stdio while it runs.
+/// What the shim keeps of a process's stdio while it runs; dropped (the process deleted),
+/// the thread copying its stdin ends.
 #[derive(Default)]
 pub struct Held {
     /// Our end of stdin (a pipe, or the pty master): dropped by CloseIO.
     pub stdin: Arc<Mutex<Option<File>>>,
     /// The pty master, for ResizePty.
     pub console: Option<Arc<File>>,
+    /// The write end of the stdin copier's stop pipe: closing it ends the copier.
+    stdin_stop: Mutex<Option<OwnedFd>>,
 }
 
-/// A console socket the runtime connects to (`--console-socket`).
+impl Held {
+    /// CloseIO: the process sees EOF on stdin and the copier stops.
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.stdin_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+}
+
+/// Names of console socket directories: `rt-shim-<shim pid>-XXXXXX`.
+const CONSOLE_DIR_PREFIX: &str = "rt-shim-";
+
+/// How long after the runtime's exit its connection to the console socket may take to show
+/// (it is queued before the runtime exits: this is only slack).
+const CONSOLE_CONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the pty master may take to come over an accepted connection (the runtime's
+/// process sends it before the runtime reports success).
+const CONSOLE_MASTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where console socket directories go: the temporary directory, unless its path leaves
+/// too little of a socket address's 108 bytes.
+fn console_base() -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if tmp.as_os_str().len() <= 48 {
+        tmp
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
+/// A console socket the runtime connects to (`--console-socket`), alone in a fresh
+/// directory of the temporary directory (removed with the socket on drop).
 pub struct ConsoleSocket {
     pub path: PathBuf,
+    dir: PathBuf,
     listener: UnixListener,
 }
 
 impl ConsoleSocket {
-    pub fn new(dir: &Path, name: &str) -> Result<ConsoleSocket> {
-        let path = dir.join(format!("{name}.console.sock"));
-        let _ = std::fs::remove_file(&path);
-        let listener =
-            UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
-        Ok(ConsoleSocket { path, listener })
+    pub fn new() -> Result<ConsoleSocket> {
+        let template =
+            console_base().join(format!("{CONSOLE_DIR_PREFIX}{}-XXXXXX", std::process::id()));
+        // Mode 0700: only we (and the runtime, run as us) get at the socket.
+        let dir = mkdtemp(&template)?;
+        let path = dir.join("pty.sock");
+        match UnixListener::bind(&path) {
+            Ok(listener) => Ok(ConsoleSocket {
+                path,
+                dir,
+                listener,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(format!("bind {}: {e}", path.display()))
+            }
+        }
     }
 
-    /// The pty master the runtime sends.
+    /// The pty master the runtime sent. Called once the runtime has exited: its connection
+    /// is queued by then, or never comes (no runtime is left to make it), and the master is
+    /// on it or comes shortly (the process it was made for sent it). The socket and its
+    /// directory go either way.
     pub fn receive(self) -> Result<File> {
+        let ready = poll_in(&[self.listener.as_fd()], Some(CONSOLE_CONNECT_GRACE));
+        if ready[0].is_empty() {
+            return Err("the runtime exited without connecting to the console socket".into());
+        }
+        self.listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("console socket: {e}"))?;
         let (conn, _) = self
             .listener
             .accept()
             .map_err(|e| format!("accept on the console socket: {e}"))?;
-        let _ = std::fs::remove_file(&self.path);
-        let fd = recv_fd(conn.as_raw_fd())?;
+        drop(self);
+        let fd = recv_fd(&conn, CONSOLE_MASTER_TIMEOUT)?;
         Ok(File::from(fd))
     }
 }
@@ -68,6 +138,45 @@ impl ConsoleSocket {
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// mkdtemp(3): a new directory (mode 0700) named after `template`, whose XXXXXX it fills.
+fn mkdtemp(template: &Path) -> Result<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let fail = |e: std::io::Error| format!("mkdtemp {}: {e}", template.display());
+    let mut bytes = std::ffi::CString::new(template.as_os_str().as_encoded_bytes())
+        .map_err(|e| fail(std::io::Error::other(e)))?
+        .into_bytes_with_nul();
+    // SAFETY: a NUL-terminated buffer that mkdtemp rewrites in place.
+    if unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) }.is_null() {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    bytes.pop();
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+/// Remove the console socket directories of shims that are gone (killed before they could
+/// remove their own); a live shim's stay.
+pub fn remove_stale_console_dirs() {
+    let Ok(entries) = std::fs::read_dir(console_base()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CONSOLE_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dead = !Path::new(&format!("/proc/{pid}")).exists();
+        if dead && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -87,7 +196,7 @@ pub fn open(paths: &Paths, id: &str, namespace: &str) -> Result<(CallIo, Held)> 
         let w = File::from(w);
         *held.stdin.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(w.try_clone().map_err(|e| format!("dup: {e}"))?);
-        copy_in_background(fifo, held.stdin.clone());
+        copy_in_background(fifo, &held)?;
         drop(w);
         io.stdin = Some(Stdio::from(r));
     }
@@ -126,7 +235,7 @@ pub fn attach_console(paths: &Paths, master: File, held: &mut Held) -> Result<()
         let fifo = open_fifo(&paths.stdin, false)?;
         let w = master.try_clone().map_err(|e| format!("dup: {e}"))?;
         *held.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
-        copy_in_background(fifo, held.stdin.clone());
+        copy_in_background(fifo, held)?;
     }
     if !paths.stdout.is_empty() {
         let mut out = open_fifo(&paths.stdout, true)?;
@@ -134,8 +243,14 @@ pub fn attach_console(paths: &Paths, master: File, held: &mut Held) -> Result<()
         std::thread::spawn(move || {
             let mut buf = [0u8; COPY_BUF];
             // EIO once every slave fd is closed: the process and its children are gone.
-            while let Ok(n) = m.read(&mut buf) {
-                if n == 0 || out.write_all(&buf[..n]).is_err() {
+            loop {
+                let n = match m.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                if out.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
@@ -163,24 +278,51 @@ pub fn resize(console: &File, width: u32, height: u32) -> Result<()> {
     Ok(())
 }
 
-/// FIFO → our end of stdin, until the FIFO ends or CloseIO drops our end.
-fn copy_in_background(mut from: File, to: Arc<Mutex<Option<File>>>) {
+/// FIFO → our end of stdin (`held.stdin`), until the FIFO ends, CloseIO closes our end, or
+/// `held` is dropped with its process. We hold the FIFO open for reading and writing (so
+/// that opening it never blocks), so its end is never seen as EOF: the stop pipe is the
+/// copier's way out, where a read would wait for ever.
+fn copy_in_background(from: File, held: &Held) -> Result<()> {
+    let (stop_r, stop_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    *held.stdin_stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_w);
+    let to = held.stdin.clone();
     std::thread::spawn(move || {
-        let mut buf = [0u8; COPY_BUF];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let mut guard = to.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(w) = guard.as_mut() else { break };
-            if w.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        // The client closed its stdin: the container sees EOF.
+        copy_until_stopped(from, &to, stop_r.as_fd());
+        // The client closed its stdin, or the process is gone: the container sees EOF.
         to.lock().unwrap_or_else(|e| e.into_inner()).take();
     });
+    Ok(())
+}
+
+/// The copier's loop: `from` into `to` until `from` ends or fails, `to` is gone or fails, or
+/// `stop` becomes readable or hangs up (its write end closed).
+fn copy_until_stopped(mut from: File, to: &Mutex<Option<File>>, stop: BorrowedFd<'_>) {
+    let mut buf = [0u8; COPY_BUF];
+    loop {
+        let ready = poll_in(&[from.as_fd(), stop], None);
+        if !ready[1].is_empty() {
+            return;
+        }
+        if ready[0].is_empty() {
+            continue;
+        }
+        if !ready[0].contains(PollFlags::POLLIN) {
+            // Hung up or in error with nothing to read.
+            return;
+        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        let mut guard = to.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = guard.as_mut() else { return };
+        if w.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
 }
 
 /// Open a FIFO without blocking on its other end (O_RDWR never blocks on a FIFO); the
@@ -269,23 +411,44 @@ fn spawn_binary_logger(
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // A logger that cannot be run is told here: with pre_exec, std learns it only after the
+    // fork, and then waits for the child, which the reaper may have reaped already.
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| format!("start the logger {}: {e}", path.display()))?;
     c.spawn()
         .map_err(|e| format!("start the logger {}: {e}", path.display()))?;
     drop((out_r, err_r, ready_w));
+    // Ready: fd 5 closed, by the logger or by its exit (our copy of the write end is gone).
     let mut ready = File::from(ready_r);
     let mut b = [0u8; 1];
-    let _ = ready.read(&mut b);
+    while let Err(e) = ready.read(&mut b) {
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+    }
     Ok((out_w, err_w))
 }
 
-fn recv_fd(sock: i32) -> Result<OwnedFd> {
+/// The fd that comes over `sock` within `timeout`.
+fn recv_fd(sock: &UnixStream, timeout: Duration) -> Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::FromRawFd;
+    let ready = poll_in(&[sock.as_fd()], Some(timeout));
+    if ready[0].is_empty() {
+        return Err(format!(
+            "no pty master on the console socket within {timeout:?}"
+        ));
+    }
     let mut data = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut data)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("recvmsg: {e}"))?;
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.map_err(|e| format!("recvmsg: {e}"))?,
+        }
+    };
     for c in msg.cmsgs().map_err(|e| format!("recvmsg: {e}"))? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
@@ -295,4 +458,130 @@ fn recv_fd(sock: i32) -> Result<OwnedFd> {
         }
     }
     Err("the runtime closed the console socket without sending the pty master".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::tests::within;
+
+    /// A FIFO as containerd makes stdin's, opened as the shim opens it (read and write).
+    fn fifo(name: &str) -> (PathBuf, File) {
+        let dir = std::env::temp_dir().join(format!("rt-shimtest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stdin");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let f = open_fifo(path.to_str().unwrap(), false).unwrap();
+        (dir, f)
+    }
+
+    /// The copier's ways out: the stop pipe closed (the process deleted, or CloseIO) ends
+    /// it though the FIFO never reports EOF (we hold it open for writing too); data is
+    /// copied until then.
+    #[test]
+    fn the_stdin_copier_stops_when_told_though_its_fifo_never_ends() {
+        let (dir, from) = fifo("copier");
+        let mut client = OpenOptions::new()
+            .write(true)
+            .open(dir.join("stdin"))
+            .unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let (stop_r, stop_w) = nix::unistd::pipe().unwrap();
+        let to = Arc::new(Mutex::new(Some(File::from(w))));
+        let copier = std::thread::spawn({
+            let to = to.clone();
+            move || copy_until_stopped(from, &to, stop_r.as_fd())
+        });
+        client.write_all(b"hi").unwrap();
+        let mut got = [0u8; 2];
+        File::from(r).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+        // The client goes: no EOF for us (we are a writer too), the copier waits on.
+        drop(client);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!copier.is_finished());
+        drop(stop_w);
+        within(Duration::from_secs(5), "the copier to stop", move || {
+            copier.join().unwrap()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Held dropped (its process deleted): the copier started for it ends, and so does
+    /// one whose stdin CloseIO closed.
+    #[test]
+    fn the_stdin_copier_ends_with_its_held_or_close_io() {
+        for close_io in [false, true] {
+            let (dir, from) = fifo(&format!("held-{close_io}"));
+            let (_r, w) = nix::unistd::pipe().unwrap();
+            let held = Held::default();
+            *held.stdin.lock().unwrap() = Some(File::from(w));
+            copy_in_background(from, &held).unwrap();
+            let to = held.stdin.clone();
+            if close_io {
+                held.close_stdin();
+            } else {
+                drop(held);
+            }
+            // The copier's last act: our end of stdin is dropped (the process sees EOF),
+            // and its clone of the Arc goes with the thread.
+            within(Duration::from_secs(5), "the copier to end", move || {
+                while Arc::strong_count(&to) > 1 + usize::from(close_io) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(to.lock().unwrap().is_none());
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// A console socket's path fits in a socket address whatever the bundle, and it goes
+    /// with its directory when dropped (the runtime failed) or once received from.
+    #[test]
+    fn console_sockets_are_short_and_removed() {
+        let c = ConsoleSocket::new().unwrap();
+        assert!(c.path.as_os_str().len() < 108, "{}", c.path.display());
+        let dir = c.dir.clone();
+        assert!(c.path.exists());
+        drop(c);
+        assert!(!dir.exists());
+        // A runtime that never connected: an error, not a wait for ever.
+        let c = ConsoleSocket::new().unwrap();
+        let dir = c.dir.clone();
+        let got = within(Duration::from_secs(10), "receive", move || {
+            c.receive().err()
+        });
+        assert!(got.unwrap().contains("without connecting"));
+        assert!(!dir.exists());
+        // One that connected and sent nothing, then went: an error too.
+        let c = ConsoleSocket::new().unwrap();
+        let conn = UnixStream::connect(&c.path).unwrap();
+        drop(conn);
+        let got = within(Duration::from_secs(10), "receive", move || {
+            c.receive().err()
+        });
+        assert!(
+            got.as_deref()
+                .is_some_and(|e| e.contains("without sending")),
+            "{got:?}"
+        );
+    }
+
+    /// What a killed shim left is removed; a live process's stays.
+    #[test]
+    fn stale_console_dirs_go() {
+        let base = console_base();
+        // A pid that is not running: above pid_max.
+        let stale = base.join(format!("{CONSOLE_DIR_PREFIX}99999999-abcdef"));
+        let live = base.join(format!("{CONSOLE_DIR_PREFIX}{}-abcdef", std::process::id()));
+        for d in [&stale, &live] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("pty.sock"), "").unwrap();
+        }
+        remove_stale_console_dirs();
+        assert!(!stale.exists());
+        assert!(live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
+    }
 }
