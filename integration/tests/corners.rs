@@ -685,24 +685,37 @@ fn net_devices_are_moved_in() {
     let h = Ctx::new("net_devices_are_moved_in");
     let id = h.id();
     let mut b = h.bundle(&id);
-    b.config["linux"]["netDevices"] = json!({ "rtv0": { "name": "eth-rt" } });
+    // A second device under a %d template: the kernel picks the number.
+    b.config["linux"]["netDevices"] =
+        json!({ "rtv0": { "name": "eth-rt" }, "rtv4": { "name": "net%d" } });
     b.sh(
         "cat /sys/class/net/eth-rt/mtu; ip -o -4 addr show dev eth-rt | \
-         sed 's/.*inet \\([^ ]*\\).*/\\1/'; ip link show eth-rt | grep -o 'UP' | head -1",
+         sed 's/.*inet \\([^ ]*\\).*/\\1/'; ip link show eth-rt | grep -o 'UP' | head -1; \
+         ls /sys/class/net | grep '^net'",
     );
     let missing = h.id();
     let mut b2 = h.bundle(&missing);
     b2.config["linux"]["netDevices"] = json!({ "rt-nodev0": {} });
     b2.args(&["true"]);
+    // A name the container's namespace already has (lo): an error, the device stays.
+    let clash = h.id();
+    let mut b3 = h.bundle(&clash);
+    b3.config["linux"]["netDevices"] = json!({ "rtv2": { "name": "lo" } });
+    b3.args(&["true"]);
     let script = format!(
         "unshare --net sh -c '\
            ip link add rtv0 type veth peer name rtv1 && ip link set rtv0 mtu 1400 && \
-           ip addr add 192.0.2.10/24 dev rtv0 || exit 9; \
+           ip addr add 192.0.2.10/24 dev rtv0 && \
+           ip link add rtv4 type veth peer name rtv5 || exit 9; \
            $RT run --bundle {b} {id}; echo run=$?; \
            ip link show rtv0 >/dev/null 2>&1 || echo moved-out-of-here; \
-           $RT create --bundle {b2} {missing} 2>err; echo create=$?; cat err >&2'",
+           $RT create --bundle {b2} {missing} 2>err; echo create=$?; cat err >&2; \
+           ip link add rtv2 type veth peer name rtv3 || exit 9; \
+           $RT create --bundle {b3} {clash} 2>err; echo clash=$?; cat err >&2; \
+           ip link show rtv2 >/dev/null && echo rtv2-stays'",
         b = b.saved(),
         b2 = b2.saved(),
+        b3 = b3.saved(),
     );
     let Some(out) = h.sh_in_throwaway_ns(&script, false) else {
         return;
@@ -713,9 +726,12 @@ fn net_devices_are_moved_in() {
             "1400",
             "192.0.2.10/24",
             "UP",
+            "net0",
             "run=0",
             "moved-out-of-here",
-            "create=1"
+            "create=1",
+            "clash=1",
+            "rtv2-stays"
         ],
         "{}",
         out.describe()
@@ -725,8 +741,14 @@ fn net_devices_are_moved_in() {
         "{}",
         out.describe()
     );
+    assert!(
+        out.stderr.contains("already has a device named"),
+        "{}",
+        out.describe()
+    );
     h.assert_nothing_left(&id);
     h.assert_nothing_left(&missing);
+    h.assert_nothing_left(&clash);
 }
 
 /// linux.intelRdt where no resctrl filesystem is mounted (this host has none, and most

@@ -208,6 +208,10 @@ fn spawn(
         rootfs: rootfs.to_path_buf(),
         bundle: bundle.to_path_buf(),
         readonly: spec.root.as_ref().is_some_and(|r| r.readonly),
+        propagation_given: linux
+            .rootfs_propagation
+            .as_deref()
+            .is_some_and(|p| !p.is_empty()),
         propagation: match linux.rootfs_propagation.as_deref() {
             None | Some("") => nix::mount::MsFlags::MS_SLAVE,
             Some(p) => mounts::propagation(p).ok_or_else(|| {

@@ -26,6 +26,9 @@ pub struct RootfsPlan {
     pub bundle: PathBuf,
     pub readonly: bool,
     pub propagation: MsFlags,
+    /// Whether linux.rootfsPropagation was given: only then is it applied to the new `/`
+    /// at the end (as runc), so that mounts' own propagation options stand otherwise.
+    pub propagation_given: bool,
     pub mounts: Vec<Mount>,
     pub devices: Vec<Device>,
     /// linux.devices alone (a file already there must be the device asked for).
@@ -332,13 +335,18 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
         mounts::change("/", flags).ctx(|| "remount / read-only (root.readonly)")?;
     }
     // Last: the new root could not be shared during pivot_root, and an unbindable one
-    // would refuse the binds of the read-only and masked paths above.
-    mounts::change("/", plan.propagation | MsFlags::MS_REC).ctx(|| {
-        format!(
-            "set the rootfsPropagation {:?} of the new /",
-            plan.propagation
-        )
-    })
+    // would refuse the binds of the read-only and masked paths above. Only when given (a
+    // mount's own propagation option stands otherwise), and not private: the root is
+    // already (its mount was made private before the bind), as runc reasons.
+    if plan.propagation_given && !plan.propagation.contains(MsFlags::MS_PRIVATE) {
+        mounts::change("/", plan.propagation).ctx(|| {
+            format!(
+                "set the rootfsPropagation {:?} of the new /",
+                plan.propagation
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// A tmpfs on /dev with the `ro` option.
