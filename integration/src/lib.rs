@@ -1330,6 +1330,23 @@ pub fn assert_exec_inside(out: &Output, pid1: &str) {
     );
 }
 
+/// `create` of `b` must fail with a one-line error holding each of `needles`, and leave
+/// nothing behind.
+#[track_caller]
+pub fn assert_create_fails_with(h: &Ctx, id: &str, b: &Bundle, needles: &[&str]) -> Output {
+    let out = h.create(id, b);
+    out.expect_error();
+    for n in needles {
+        assert!(
+            out.stderr.contains(n),
+            "{n:?} not in the error:\n{}",
+            out.describe()
+        );
+    }
+    h.assert_nothing_left(id);
+    out
+}
+
 /// `create` of `b` must be refused, as the runtime refuses what this host cannot do: exit 1
 /// with (for rt) a one-line message (runc may log several lines), nothing left behind.
 #[track_caller]

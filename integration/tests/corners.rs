@@ -152,16 +152,9 @@ fn proc_or_sys_symlink_is_refused() {
         fs::remove_dir_all(&p).unwrap();
         std::os::unix::fs::symlink(target, &p).unwrap();
         b.args(&["true"]);
-        let out = h.create(&id, &b);
-        out.expect_error();
-        assert!(
-            out.stderr.contains(&format!(
-                "{fstype} must be mounted on an ordinary directory"
-            )) && out.stderr.contains(&format!("/{dir} in rootfs")),
-            "{}",
-            out.describe()
-        );
-        h.assert_nothing_left(&id);
+        let what = format!("{fstype} must be mounted on an ordinary directory");
+        let path = format!("/{dir} in rootfs");
+        assert_create_fails_with(&h, &id, &b, &[&what, &path]);
     }
 }
 
@@ -306,16 +299,7 @@ fn no_mount_namespace_is_refused_clearly() {
     let mut b = h.bundle(&id);
     b.remove_namespace("mount");
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr.contains("linux.namespaces")
-            && out.stderr.contains("\\\"mount\\\"")
-            && out.stderr.contains("host"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["linux.namespaces", "\\\"mount\\\"", "host"]);
 }
 
 /// A mount namespace joined by path: the rootfs is set up inside it and the program runs
@@ -517,14 +501,7 @@ fn idmapped_mounts_are_refused() {
         let mut b = h.bundle(&id);
         b.mount(m);
         b.args(&["true"]);
-        let out = h.create(&id, &b);
-        out.expect_error();
-        assert!(
-            out.stderr.contains("idmapped mounts") && out.stderr.contains("/i"),
-            "{}",
-            out.describe()
-        );
-        h.assert_nothing_left(&id);
+        assert_create_fails_with(&h, &id, &b, &["idmapped mounts", "/i"]);
     }
 }
 
@@ -666,14 +643,7 @@ fn memory_policy_modes() {
     let mut b = h.bundle(&id);
     b.config["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "99" });
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr.contains("node 99 does not exist"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["node 99 does not exist"]);
 }
 
 /// linux.netDevices (runtime-spec 1.3): one end of a veth pair is moved into the
@@ -769,14 +739,7 @@ fn intel_rdt_without_resctrl_is_an_error() {
     let mut b = h.bundle(&id);
     b.config["linux"]["intelRdt"] = json!({ "closID": "gold", "l3CacheSchema": "L3:0=f" });
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr.contains("no resctrl filesystem is mounted"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["no resctrl filesystem is mounted"]);
 }
 
 /// runtime-spec 1.3: a capability that cannot be mapped is logged as a warning and the
@@ -818,14 +781,7 @@ fn duplicate_rlimit_is_an_error() {
         { "type": "RLIMIT_NOFILE", "hard": 512, "soft": 512 }
     ]);
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr.contains("RLIMIT_NOFILE is listed twice"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["RLIMIT_NOFILE is listed twice"]);
 }
 
 /// A file the rootfs already has where a linux.devices entry goes must be that device
@@ -841,15 +797,12 @@ fn existing_file_at_a_device_path() {
     b.config["linux"]["devices"] =
         json!([{ "path": "/probe/file", "type": "c", "major": 1, "minor": 3 }]);
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr
-            .contains("/probe/file exists in the rootfs and is not the requested device"),
-        "{}",
-        out.describe()
+    assert_create_fails_with(
+        &h,
+        &id,
+        &b,
+        &["/probe/file exists in the rootfs and is not the requested device"],
     );
-    h.assert_nothing_left(&id);
     assert_eq!(
         fs::read_to_string(b.path_in_rootfs("/probe/file")).unwrap(),
         "data"

@@ -564,7 +564,38 @@ fn features_describes_what_rt_implements() {
         v["linux"]["selinux"]["enabled"],
         std::path::Path::new("/sys/fs/selinux/enforce").exists()
     );
-    assert_eq!(v["linux"]["intelRdt"]["enabled"], false);
+    // intelRdt works where resctrl is mounted; it is refused elsewhere.
+    let resctrl = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" - resctrl "));
+    assert_eq!(v["linux"]["intelRdt"]["enabled"], resctrl);
+    assert_eq!(v["linux"]["intelRdt"]["schemata"], true);
+    assert_eq!(v["linux"]["intelRdt"]["enableMonitoring"], true);
+    assert_eq!(v["linux"]["netDevices"]["enabled"], true);
+    for m in [
+        "MPOL_DEFAULT",
+        "MPOL_BIND",
+        "MPOL_WEIGHTED_INTERLEAVE",
+        "MPOL_LOCAL",
+    ] {
+        assert!(
+            has("/linux/memoryPolicy/modes", m),
+            "memory policy mode {m}"
+        );
+    }
+    assert!(has("/linux/memoryPolicy/flags", "MPOL_F_STATIC_NODES"));
+    for o in [
+        "rro",
+        "rnosuid",
+        "rnoatime",
+        "nosymfollow",
+        "iversion",
+        "defaults",
+        "nofail",
+    ] {
+        assert!(has("/mountOptions", o), "mount option {o}");
+    }
     assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
 }
 

@@ -135,10 +135,7 @@ fn unknown_rlimit_type_is_an_error() {
     let mut b = h.bundle(&id);
     b.config["process"]["rlimits"] = json!([{ "type": "RLIMIT_FOO", "hard": 1, "soft": 1 }]);
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(out.stderr.contains("RLIMIT_FOO"), "{}", out.describe());
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["RLIMIT_FOO"]);
 }
 
 /// config/oom-score-unset: without oomScoreAdj the runtime leaves oom_score_adj alone (the
@@ -172,10 +169,7 @@ fn namespace_path_of_another_type() {
     let mut b = h.bundle(&id);
     b.namespace("uts", Some("/proc/self/ns/net"));
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(out.stderr.contains("uts"), "{}", out.describe());
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["uts"]);
 }
 
 /// linux/ns-duplicate: a namespace type listed twice is an error.
@@ -189,10 +183,7 @@ fn duplicate_namespace_is_an_error() {
         .unwrap()
         .push(json!({ "type": "network" }));
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(out.stderr.contains("network"), "{}", out.describe());
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["network"]);
 }
 
 /// linux/userns-no-chown: the rootfs and bind sources keep their owners.
@@ -317,14 +308,7 @@ fn unified_key_for_a_missing_controller() {
     let mut b = h.bundle(&id);
     b.config["linux"]["resources"] = json!({ "unified": { "rtnosuchcontroller.max": "1" } });
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr.contains("rtnosuchcontroller.max"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["rtnosuchcontroller.max"]);
 }
 
 /// linux/seccomp-listener-fail: failing to send to listenerPath is an error.
@@ -347,8 +331,5 @@ fn seccomp_listener_path_missing() {
         "syscalls": [{ "names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY" }]
     });
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(out.stderr.contains("no-such.sock"), "{}", out.describe());
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["no-such.sock"]);
 }
