@@ -679,6 +679,9 @@ fn net_devices_are_moved_in() {
            ip link add rtv4 type veth peer name rtv5 || exit 9; \
            $RT run --bundle {b} {id}; echo run=$?; \
            ip link show rtv0 >/dev/null 2>&1 || echo moved-out-of-here; \
+           i=0; while ip link show rtv1 >/dev/null 2>&1 && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+           ip link show rtv1 >/dev/null 2>&1 || echo destroyed-with-the-namespace; \
+           ip link show rtv0 >/dev/null 2>&1 && echo rtv0-came-back; \
            $RT create --bundle {b2} {missing} 2>err; echo create=$?; cat err >&2; \
            ip link add rtv2 type veth peer name rtv3 || exit 9; \
            $RT create --bundle {b3} {clash} 2>err; echo clash=$?; cat err >&2; \
@@ -699,6 +702,9 @@ fn net_devices_are_moved_in() {
             "net0",
             "run=0",
             "moved-out-of-here",
+            // Not moved back before deletion (the spec's rule): the veth went with the
+            // container's namespace, its peer too.
+            "destroyed-with-the-namespace",
             "create=1",
             "clash=1",
             "rtv2-stays"

@@ -198,9 +198,14 @@ fn user_namespace_chowns_nothing() {
     let mut b = h.bundle(&id);
     let src = h.subdir("userns-src");
     b.bind_host_dir(&src, "/data", false);
+    // The container's root (host uid 100000) cannot make it in a rootfs root owns.
+    fs::create_dir_all(b.path_in_rootfs("/data")).unwrap();
     b.namespace("user", None);
-    b.config["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 0, "size": 65536 }]);
-    b.config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 0, "size": 65536 }]);
+    // Shifted: a chown to realize the mapping would make the host's root files 100000's.
+    b.config["linux"]["uidMappings"] =
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    b.config["linux"]["gidMappings"] =
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     b.args(&["true"]);
     let owners = |p: &std::path::Path| {
         let m = fs::metadata(p).unwrap();
