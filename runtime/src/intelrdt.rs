@@ -40,10 +40,12 @@ pub struct Rdt {
 
 /// The resctrl mount of this mount namespace, if any.
 pub fn resctrl_root() -> Result<Option<PathBuf>> {
-    Ok(crate::mountinfo::reachable(crate::mountinfo::read_own()?)
-        .into_iter()
-        .find(|m| m.fstype == "resctrl")
-        .map(|m| m.mountpoint))
+    Ok(
+        crate::mountinfo::reachable(crate::mountinfo::read_own()?, |m| m.fstype == "resctrl")
+            .into_iter()
+            .next()
+            .map(|m| m.mountpoint),
+    )
 }
 
 pub fn plan(rdt: &spec::IntelRdt, id: &str) -> Result<Plan> {

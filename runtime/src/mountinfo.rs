@@ -1,6 +1,7 @@
 //! /proc/<pid>/mountinfo, one parsed line per mount (proc(5)):
 //! `id parent maj:min root mountpoint options [optional fields...] - fstype source superopts`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -54,38 +55,43 @@ fn parse_line(line: &str) -> Option<Mount> {
     })
 }
 
-/// The mounts that paths can still reach: a mount is hidden when another one, not below
-/// it in the mount tree, sits on its mount point or on a directory above it (a tmpfs
-/// mounted over /sys/fs/cgroup hides the cgroup hierarchies mounted there before).
-pub fn reachable(mounts: Vec<Mount>) -> Vec<Mount> {
-    let parent_of = |id: u64| mounts.iter().find(|m| m.id == id).map(|m| m.parent);
-    let is_ancestor = |anc: u64, of: &Mount| {
-        let mut id = of.parent;
-        for _ in 0..mounts.len() {
-            if id == anc {
-                return true;
-            }
-            match parent_of(id) {
-                Some(p) if p != id => id = p,
-                _ => return false,
+/// Those of `mounts` that `wanted` picks and that paths can still reach: a mount is
+/// hidden when another one, not below it in the mount tree, sits on its mount point or on
+/// a directory above it (a tmpfs mounted over /sys/fs/cgroup hides the cgroup hierarchies
+/// mounted there before). Only the picked mounts are checked, each against all: a host
+/// may have hundreds of mounts, and create asks this for its dozen cgroup hierarchies.
+pub fn reachable(mounts: Vec<Mount>, wanted: impl Fn(&Mount) -> bool) -> Vec<Mount> {
+    let parent: HashMap<u64, u64> = mounts.iter().map(|m| (m.id, m.parent)).collect();
+    let ancestors = |m: &Mount| {
+        let mut out = Vec::new();
+        let mut id = m.parent;
+        while !out.contains(&id) {
+            out.push(id);
+            match parent.get(&id) {
+                Some(&p) => id = p,
+                None => break,
             }
         }
-        false
+        out
     };
-    let hidden: Vec<bool> = mounts
+    let keep: Vec<bool> = mounts
         .iter()
         .map(|m| {
-            mounts.iter().any(|other| {
+            if !wanted(m) {
+                return false;
+            }
+            let above = ancestors(m);
+            !mounts.iter().any(|other| {
                 other.id != m.id
                     && m.mountpoint.starts_with(&other.mountpoint)
-                    && !is_ancestor(other.id, m)
+                    && !above.contains(&other.id)
             })
         })
         .collect();
     mounts
         .into_iter()
-        .zip(hidden)
-        .filter(|(_, h)| !h)
+        .zip(keep)
+        .filter(|(_, k)| *k)
         .map(|(m, _)| m)
         .collect()
 }
@@ -141,7 +147,10 @@ mod tests {
                     4 2 0:4 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
                     5 4 0:5 / /sys/fs/cgroup/named rw - cgroup cgroup rw,name=x\n\
                     6 1 0:6 / /proc rw - proc proc rw\n";
-        let ids: Vec<u64> = reachable(parse(text)).iter().map(|m| m.id).collect();
+        let ids: Vec<u64> = reachable(parse(text), |_| true)
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(ids, [1, 4, 5, 6]);
     }
 }

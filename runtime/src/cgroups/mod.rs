@@ -52,12 +52,9 @@ pub struct Cgroup {
 /// The cgroup hierarchies mounted on this host, from /proc/self/mountinfo.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     let mut out = Vec::new();
-    for m in crate::mountinfo::reachable(crate::mountinfo::read_own()?) {
-        let unified = match m.fstype.as_str() {
-            "cgroup2" => true,
-            "cgroup" => false,
-            _ => continue,
-        };
+    let cgroupfs = |m: &crate::mountinfo::Mount| matches!(m.fstype.as_str(), "cgroup" | "cgroup2");
+    for m in crate::mountinfo::reachable(crate::mountinfo::read_own()?, cgroupfs) {
+        let unified = m.fstype == "cgroup2";
         let subsystems = m
             .superopts
             .split(',')
