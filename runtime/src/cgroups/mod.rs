@@ -170,14 +170,7 @@ impl Cgroup {
         let mut attempt = 0;
         'again: loop {
             let mut missing = Vec::new();
-            let mut p = dir;
-            while !p.exists() {
-                missing.push(p.to_path_buf());
-                match p.parent() {
-                    Some(parent) => p = parent,
-                    None => break,
-                }
-            }
+            missing_up_to_existing(dir, &mut missing);
             for d in missing.iter().rev() {
                 match fs::create_dir(d) {
                     Ok(()) => self.created.insert(0, d.clone()),
@@ -198,14 +191,7 @@ impl Cgroup {
     pub fn as_planned(&self) -> Cgroup {
         let mut missing = Vec::new();
         for d in &self.dirs {
-            let mut p = d.path.as_path();
-            while !p.exists() && !missing.iter().any(|m: &PathBuf| m == p) {
-                missing.push(p.to_path_buf());
-                match p.parent() {
-                    Some(parent) => p = parent,
-                    None => break,
-                }
-            }
+            missing_up_to_existing(&d.path, &mut missing);
         }
         missing.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         Cgroup {
@@ -219,19 +205,29 @@ impl Cgroup {
     /// have made one of these directories meanwhile, nothing is killed: a directory still
     /// in use stays (rmdir refuses it).
     pub fn remove_leftover(&self) {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        if let Err((dir, e)) = self.remove_created(Instant::now() + Duration::from_secs(2)) {
+            log::warn!(
+                "delete: leave cgroup {}: rmdir: {}",
+                dir.display(),
+                crate::error::describe(e)
+            );
+        }
+    }
+
+    /// rmdir the directories rt made, deepest first. Only the container's own directory
+    /// is waited for (until `deadline`); a parent that still has children is shared with
+    /// another container, not ours to remove (cgroupfs says EBUSY, not ENOTEMPTY, for a
+    /// parent with children).
+    fn remove_created(&self, deadline: Instant) -> std::result::Result<(), (&Path, Errno)> {
         for dir in &self.created {
             let leaf = self.is_leaf(dir);
             match tree::rmdir(dir, if leaf { deadline } else { Instant::now() }) {
                 Ok(()) => {}
                 Err(Errno::ENOTEMPTY | Errno::EBUSY) if !leaf => {}
-                Err(e) => log::warn!(
-                    "delete: leave cgroup {}: rmdir: {}",
-                    dir.display(),
-                    crate::error::describe(e)
-                ),
+                Err(e) => return Err((dir, e)),
             }
         }
+        Ok(())
     }
 
     /// Move `pid` (and so its future children) into the container's cgroup everywhere.
@@ -263,19 +259,13 @@ impl Cgroup {
     /// container made below them, in every hierarchy (a process may have been moved to a
     /// sub-cgroup of one hierarchy only). Nothing when rt made none.
     pub fn owned_pids(&self) -> Vec<i32> {
-        let mut pids: Vec<i32> = self.owned_dirs().flat_map(tree::pids).collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        tree::pids(self.owned_dirs())
     }
 
     /// Every process in the container's cgroup tree, owned or not (to be filtered by the
     /// caller when the cgroup is shared).
     pub fn tree_pids(&self) -> Vec<i32> {
-        let mut pids: Vec<i32> = self.dirs.iter().flat_map(|d| tree::pids(&d.path)).collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        tree::pids(self.dirs.iter().map(|d| d.path.as_path()))
     }
 
     /// SIGKILL every process in the cgroups rt made, until they are empty (a process that
@@ -287,12 +277,7 @@ impl Cgroup {
         let mut thawed = false;
         loop {
             let tree: Vec<PathBuf> = self.owned_dirs().flat_map(tree::walk).collect();
-            let mut pids: Vec<i32> = tree
-                .iter()
-                .flat_map(|d| tree::procs(d).unwrap_or_default())
-                .collect();
-            pids.sort_unstable();
-            pids.dedup();
+            let pids = tree::procs_of(&tree);
             if pids.is_empty() || Instant::now() > deadline {
                 return tree;
             }
@@ -318,18 +303,8 @@ impl Cgroup {
             tree::rmdir(sub, deadline)
                 .map_err(|e| Error::sys(format!("rmdir sub-cgroup {}", sub.display()), e))?;
         }
-        for dir in &self.created {
-            let leaf = self.is_leaf(dir);
-            // Only the container's own directory is waited for; a parent that still
-            // has children is shared with another container, not ours to remove
-            // (cgroupfs says EBUSY, not ENOTEMPTY, for a parent with children).
-            match tree::rmdir(dir, if leaf { deadline } else { Instant::now() }) {
-                Ok(()) => {}
-                Err(Errno::ENOTEMPTY | Errno::EBUSY) if !leaf => {}
-                Err(e) => return Err(Error::sys(format!("rmdir cgroup {}", dir.display()), e)),
-            }
-        }
-        Ok(())
+        self.remove_created(deadline)
+            .map_err(|(dir, e)| Error::sys(format!("rmdir cgroup {}", dir.display()), e))
     }
 
     /// The directories where a freezer can stop the container's processes: the v1
@@ -427,6 +402,19 @@ fn thaw_dir(d: &Path) {
     };
     write("freezer.state", b"THAWED");
     write("cgroup.freeze", b"0");
+}
+
+/// Push onto `missing` the directories from `dir` up to the first that exists (deepest
+/// first), skipping those already there: what a mkdir -p of `dir` would make.
+fn missing_up_to_existing(dir: &Path, missing: &mut Vec<PathBuf>) {
+    let mut p = dir;
+    while !p.exists() && !missing.iter().any(|m| m == p) {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
 }
 
 /// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and refuses processes

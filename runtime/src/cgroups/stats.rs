@@ -372,29 +372,9 @@ fn v2_cpu(dir: &Path, cpu: &mut Cpu) -> Result<()> {
 
 /// A cpu or memory node list ("0-3,5") → each number.
 pub fn parse_cpu_list(text: &str) -> Result<Vec<u16>> {
-    let text = text.trim();
-    let mut out = Vec::new();
-    if text.is_empty() {
-        return Ok(out);
-    }
-    let num = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| Error::msg(format!("invalid cpu list {text:?}")))
-    };
-    for part in text.split(',') {
-        match part.split('-').collect::<Vec<_>>()[..] {
-            [one] => out.push(num(one)?),
-            [lo, hi] => {
-                let (lo, hi) = (num(lo)?, num(hi)?);
-                if lo > hi {
-                    return Err(Error::msg(format!("invalid cpu list {text:?}")));
-                }
-                out.extend(lo..=hi);
-            }
-            _ => return Err(Error::msg(format!("invalid cpu list {text:?}"))),
-        }
-    }
-    Ok(out)
+    let ids = crate::id_list::parse(text, 1 << 16)
+        .ok_or_else(|| Error::msg(format!("invalid cpu list {:?}", text.trim())))?;
+    Ok(ids.into_iter().map(|n| n as u16).collect())
 }
 
 fn v1_cpuset(dir: &Path) -> Result<CpuSet> {
@@ -733,7 +713,7 @@ pub fn all_pids(cg: &Cgroup) -> Result<Vec<i32>> {
         .ok_or_else(|| Error::msg("the container has no cgroup"))?;
     // The container's own directory must be readable; a sub-cgroup removed while we
     // walk is simply gone.
-    super::tree::procs(dir).map_err(|e| {
+    let mut pids = super::tree::procs(dir).map_err(|e| {
         Error::io(
             format!(
                 "unable to get all container pids: read {}",
@@ -742,7 +722,10 @@ pub fn all_pids(cg: &Cgroup) -> Result<Vec<i32>> {
             e,
         )
     })?;
-    Ok(super::tree::pids(dir))
+    for sub in super::tree::walk(dir).iter().skip(1) {
+        pids.extend(super::tree::procs(sub).unwrap_or_default());
+    }
+    Ok(pids)
 }
 
 #[cfg(test)]

@@ -52,12 +52,21 @@ fn walk_into(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every process in `dir` and its sub-cgroups (a sub-cgroup removed meanwhile is skipped).
-pub fn pids(dir: &Path) -> Vec<i32> {
-    walk(dir)
+/// Every process in `dirs` and their sub-cgroups, each once, in pid order.
+pub fn pids<'a>(dirs: impl Iterator<Item = &'a Path>) -> Vec<i32> {
+    procs_of(&dirs.flat_map(walk).collect::<Vec<_>>())
+}
+
+/// Every process listed in `dirs`' cgroup.procs, each once, in pid order (a sub-cgroup
+/// removed meanwhile is skipped).
+pub fn procs_of(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs
         .iter()
         .flat_map(|d| procs(d).unwrap_or_default())
-        .collect()
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// rmdir `dir`, retrying while the kernel still counts a process that is exiting (EBUSY)
