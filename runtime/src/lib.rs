@@ -8,6 +8,7 @@ pub mod criu;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod id_list;
 pub mod intelrdt;
 pub mod logging;
 pub mod mountinfo;

@@ -138,24 +138,9 @@ fn cpu_set(field: &str, list: &str) -> Result<libc::cpu_set_t> {
             "process.execCPUAffinity.{field}: bad CPU list {list:?}"
         ))
     };
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.parse::<usize>().map_err(|_| bad())?,
-                b.parse::<usize>().map_err(|_| bad())?,
-            ),
-            None => {
-                let n = part.parse::<usize>().map_err(|_| bad())?;
-                (n, n)
-            }
-        };
-        if lo > hi || hi >= libc::CPU_SETSIZE as usize {
-            return Err(bad());
-        }
-        for cpu in lo..=hi {
-            // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
-            unsafe { libc::CPU_SET(cpu, &mut set) };
-        }
+    for cpu in crate::id_list::parse(list, libc::CPU_SETSIZE as usize).ok_or_else(bad)? {
+        // SAFETY: `cpu` is below CPU_SETSIZE (id_list::parse's limit).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     Ok(set)
 }

@@ -93,16 +93,8 @@ fn parse_nodes(text: &str) -> Result<Vec<usize>> {
             "linux.memoryPolicy.nodes: cannot read {text:?} (e.g. \"0-3,7\")"
         ))
     };
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        if a > b || b >= 4096 {
-            return Err(bad());
-        }
-        out.extend(a..=b);
-    }
-    Ok(out)
+    // 4096: the kernel's largest MAX_NUMNODES.
+    crate::id_list::parse(text, 4096).ok_or_else(bad)
 }
 
 impl MemoryPolicy {
