@@ -16,6 +16,15 @@ use crate::error::{Error, Result};
 use crate::spec::Hook;
 use crate::sys;
 
+/// A hook's failure starts by naming the hook ("hooks.prestart[0] /bin/x: ..."), also when
+/// it comes from the init as text: that is how `create` tells it from other errors.
+const FAILURE_PREFIX: &str = "hooks.";
+
+/// Whether `e` is the failure of a hook run by [`run_all`] or [`run_all_in`].
+pub fn is_failure(e: &Error) -> bool {
+    e.to_string().starts_with(FAILURE_PREFIX)
+}
+
 /// Run `hooks` in order; the first failure stops the rest and is returned.
 pub fn run_all(phase: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
     run_all_in(phase, hooks, state_json, None)
@@ -31,7 +40,7 @@ pub fn run_all_in(
     for (i, hook) in hooks.iter().enumerate() {
         log::debug!("hooks: running {phase}[{i}] {}", hook.path);
         run(hook, state_json, env)
-            .map_err(|e| e.context(format!("hooks.{phase}[{i}] {}", hook.path)))?;
+            .map_err(|e| e.context(format!("{FAILURE_PREFIX}{phase}[{i}] {}", hook.path)))?;
     }
     Ok(())
 }

@@ -377,6 +377,25 @@ impl Spec {
         self.linux().namespaces.iter().any(|n| n.kind == kind)
     }
 
+    /// Whether the container gets a new namespace of `kind` (listed without a path).
+    pub fn creates_namespace(&self, kind: &str) -> bool {
+        self.linux()
+            .namespaces
+            .iter()
+            .any(|n| n.kind == kind && n.path.as_deref().is_none_or(str::is_empty))
+    }
+
+    /// rt sets up the rootfs, mounts and masked paths in the container's mount namespace;
+    /// without one they would land in the caller's, the host's.
+    pub fn require_mount_namespace(&self) -> Result<()> {
+        if !self.has_namespace("mount") {
+            bail!(
+                "linux.namespaces: no \"mount\" namespace: rt needs one (new or joined by path), since without it the container's rootfs, mounts and masked paths would be set up in the caller's own mount namespace, the host's; add {{\"type\": \"mount\"}}"
+            );
+        }
+        Ok(())
+    }
+
     /// Checks that need no system access. Rootfs, namespace paths and the like are checked
     /// where they are opened.
     pub fn validate(&self) -> Result<()> {

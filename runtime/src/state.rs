@@ -268,7 +268,7 @@ impl StateDir {
     pub fn status(&self, state: &State) -> Status {
         // Saved before the init finished its setup: create is still running (or died).
         if state.pid_start_time == 0 {
-            let alive = state.pid > 0 && proc_stat(state.pid).is_some_and(|(s, _)| s != 'Z');
+            let alive = state.pid > 0 && proc_stat(state.pid).is_some_and(|s| s.state != 'Z');
             return if alive {
                 Status::Creating
             } else {
@@ -294,7 +294,7 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
         return false;
     }
     match proc_stat(pid) {
-        Some((state, start)) => state != 'Z' && state != 'X' && start == start_time,
+        Some(s) => s.state != 'Z' && s.state != 'X' && s.start_time == start_time,
         None => false,
     }
 }
@@ -303,24 +303,38 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
 pub fn why_not_alive(pid: i32, start_time: u64) -> &'static str {
     match proc_stat(pid) {
         None => "is gone",
-        Some(('Z' | 'X', _)) => "has exited",
-        Some((_, start)) if start_time != 0 && start != start_time => {
+        Some(s) if matches!(s.state, 'Z' | 'X') => "has exited",
+        Some(s) if start_time != 0 && s.start_time != start_time => {
             "is gone (its pid is another process now)"
         }
         Some(_) => "died during create",
     }
 }
 
-/// (state letter, start time) from /proc/<pid>/stat.
-pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+/// What rt reads of /proc/<pid>/stat.
+pub struct ProcStat {
+    /// The command name (field 2, without its parentheses).
+    pub comm: String,
+    /// The state letter (field 3): R, S, D, Z, X...
+    pub state: char,
+    /// Start time in clock ticks after boot (field 22): with the pid, names one process.
+    pub start_time: u64,
+}
+
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
+    let (open, close) = (text.find('(')?, text.rfind(')')?);
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut fields = text.get(close + 2..)?.split(' ');
     let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3; start time is field 22.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    // The fields start at field 3; start time is field 22.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat {
+        comm,
+        state,
+        start_time,
+    })
 }
 
 fn user_name(uid: u32) -> String {
@@ -369,9 +383,11 @@ mod tests {
 
     #[test]
     fn own_stat() {
-        let (state, start) = proc_stat(std::process::id() as i32).unwrap();
+        let stat = proc_stat(std::process::id() as i32).unwrap();
+        let (state, start) = (stat.state, stat.start_time);
         assert!("RS".contains(state), "{state}");
         assert!(start > 0);
+        assert!(!stat.comm.is_empty());
         assert!(process_alive(std::process::id() as i32, start));
         assert!(!process_alive(std::process::id() as i32, start + 1));
     }

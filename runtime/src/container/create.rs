@@ -82,11 +82,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
         }
     }
     refuse_unimplemented(&spec)?;
-    if !spec.has_namespace("mount") {
-        bail!(
-            "linux.namespaces: no \"mount\" namespace: rt needs one (new or joined by path), since without it the container's rootfs, mounts and masked paths would be set up in the caller's own mount namespace, the host's; add {{\"type\": \"mount\"}}"
-        );
-    }
+    spec.require_mount_namespace()?;
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let mut cgroup = Cgroup::default();
     let mut init_pid = None;
@@ -284,13 +280,7 @@ fn spawn(
         cgroup.warn_if_not_empty();
         cgroup.set(&effective_resources(spec))?;
     }
-    crate::netdev::check(
-        &linux.net_devices,
-        linux
-            .namespaces
-            .iter()
-            .any(|n| n.kind == "network" && n.path.as_deref().is_none_or(str::is_empty)),
-    )?;
+    crate::netdev::check(&linux.net_devices, spec.creates_namespace("network"))?;
     // Refused now when the host has no resctrl: nothing has started yet.
     let rdt = linux
         .intel_rdt
@@ -317,14 +307,14 @@ fn spawn(
         plan.process.seccomp.as_ref(),
         &chan,
         c1,
-        (cgroup, rdt.as_ref()),
+        cgroup,
+        rdt.as_ref(),
         late_join,
         &mut state,
         dir,
     );
     if let Err(e) = &result {
-        // Hook errors name the hook ("hooks.createRuntime[0] ..."), from rt or the init.
-        if e.to_string().starts_with("hooks.") {
+        if hooks::is_failure(e) {
             *hook_failed = Some(state.hook_json(Status::Stopped));
         }
         let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
@@ -344,7 +334,7 @@ fn spawn(
     *init_pid = Some(state.pid);
     result?;
     state.pid_start_time = crate::state::proc_stat(state.pid)
-        .map(|(_, start)| start)
+        .map(|s| s.start_time)
         .ok_or_else(|| Error::msg(format!("container init {} exited during create", state.pid)))?;
     dir.save(&state)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -427,7 +417,8 @@ fn handshake(
     seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
-    (cgroup, rdt): (&Cgroup, Option<&crate::intelrdt::Plan>),
+    cgroup: &Cgroup,
+    rdt: Option<&crate::intelrdt::Plan>,
     late_join: bool,
     state: &mut State,
     dir: &StateDir,

@@ -74,12 +74,7 @@ pub fn kill(root: &std::path::Path, id: &str, signal: &str, all: bool) -> Result
 /// Whether the container has a pid namespace of its own, so that the init's death takes
 /// every other process of the container with it (the kernel kills them).
 pub fn init_kills_all(state: &State) -> bool {
-    state
-        .config
-        .linux()
-        .namespaces
-        .iter()
-        .any(|n| n.kind == "pid" && n.path.as_deref().is_none_or(str::is_empty))
+    state.config.creates_namespace("pid")
 }
 
 /// Signal every process of the container, and never anybody else's: everything in the

@@ -57,11 +57,7 @@ pub fn restore(root: &Path, a: &RestoreArgs) -> Result<i32> {
             rootfs.display()
         );
     }
-    if !spec.has_namespace("mount") {
-        bail!(
-            "linux.namespaces: no \"mount\" namespace: rt needs one (new or joined by path), since without it the container's rootfs, mounts and masked paths would be set up in the caller's own mount namespace, the host's; add {{\"type\": \"mount\"}}"
-        );
-    }
+    spec.require_mount_namespace()?;
     check_supported(&spec)?;
     if a.console_socket.is_some() {
         log::warn!("restore: --console-socket ignored: process.terminal is false");
@@ -208,7 +204,7 @@ fn restore_in(
         ))
     })?;
     let pid_start_time = crate::state::proc_stat(pid)
-        .map(|(_, start)| start)
+        .map(|s| s.start_time)
         .ok_or_else(|| Error::msg(format!("restored init {pid} exited during restore")))?;
     let state = State {
         id: a.id.clone(),

@@ -31,9 +31,10 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
 pub fn launch(dir: StateDir, state: &State) -> Result<()> {
     let notify = notify_socket::listen(&dir.path)?;
     release(&dir, state)?;
-    drop(dir); // other commands may look at the container from now on
-               // runtime-spec 1.3 (and runc): a failing poststart hook is an error that stops the
-               // container; `delete` then destroys it and runs the poststop hooks.
+    // Other commands may look at the container from now on.
+    drop(dir);
+    // runtime-spec 1.3 (and runc): a failing poststart hook is an error that stops the
+    // container; `delete` then destroys it and runs the poststop hooks.
     if let Err(e) = hooks::run_all(
         "poststart",
         &state.config.hooks().poststart,
@@ -85,15 +86,10 @@ pub fn release(dir: &StateDir, state: &State) -> Result<()> {
 /// is dying or dead. A process already reaped tells nothing: the program may have run and
 /// exited.
 fn died_before_exec(state: &State) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", state.pid)) else {
-        return false;
-    };
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return false;
-    };
-    let comm = &stat[open + 1..close];
-    let same = crate::state::proc_stat(state.pid).is_some_and(|(_, t)| t == state.pid_start_time);
-    same && comm == crate::process::init::INIT_NAME
+    crate::state::proc_stat(state.pid).is_some_and(|s| {
+        s.start_time == state.pid_start_time
+            && s.comm.as_bytes() == crate::process::init::INIT_NAME.to_bytes()
+    })
 }
 
 /// The init holds the fifo's only read end, close-on-exec: it goes away when the init has

@@ -131,25 +131,22 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        let payload = String::from_utf8_lossy(&buf[1..n]).into_owned();
-        let msg = match buf[0] {
-            b'G' => Msg::Go,
-            b'U' => Msg::UserNsReady,
-            b'M' => Msg::MapsWritten,
-            b'T' => Msg::TimeNsReady,
-            b't' => Msg::OffsetsWritten,
-            b'P' => Msg::InitPid(payload.parse().unwrap_or(-1)),
-            b'H' => Msg::RuntimeHooks,
-            b'h' => Msg::HooksDone,
-            b'R' => Msg::Ready,
-            b'C' => Msg::Created,
-            b'S' => Msg::State(payload),
-            b'L' => Msg::SeccompListener,
-            b'l' => Msg::ListenerSent,
-            b'F' => Msg::Failed(payload),
-            t => return Err(Error::msg(format!("init channel: unknown message tag {t}"))),
-        };
-        Ok(Some(msg))
+        decode(&buf[..n]).map(Some)
+    }
+
+    /// The next message, read with read(2) alone: for the init once its seccomp filter,
+    /// which may refuse recvmsg, is in place. Only for messages with a short payload (under
+    /// 64 bytes); None when the other side closed its end.
+    pub fn recv_short(&self) -> Result<Option<Msg>> {
+        let mut buf = [0u8; 64];
+        loop {
+            match nix::unistd::read(&self.fd, &mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => return decode(&buf[..n]).map(Some),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("read on init channel", e)),
+            }
+        }
     }
 
     /// Send a message with an fd attached (SCM_RIGHTS).
@@ -227,4 +224,26 @@ impl Channel {
             ))),
         }
     }
+}
+
+/// A message as it came off the socket: its tag byte, then its payload. `buf` is not empty.
+fn decode(buf: &[u8]) -> Result<Msg> {
+    let payload = String::from_utf8_lossy(&buf[1..]).into_owned();
+    Ok(match buf[0] {
+        b'G' => Msg::Go,
+        b'U' => Msg::UserNsReady,
+        b'M' => Msg::MapsWritten,
+        b'T' => Msg::TimeNsReady,
+        b't' => Msg::OffsetsWritten,
+        b'P' => Msg::InitPid(payload.parse().unwrap_or(-1)),
+        b'H' => Msg::RuntimeHooks,
+        b'h' => Msg::HooksDone,
+        b'R' => Msg::Ready,
+        b'C' => Msg::Created,
+        b'S' => Msg::State(payload),
+        b'L' => Msg::SeccompListener,
+        b'l' => Msg::ListenerSent,
+        b'F' => Msg::Failed(payload),
+        t => return Err(Error::msg(format!("init channel: unknown message tag {t}"))),
+    })
 }

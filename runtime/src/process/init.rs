@@ -85,10 +85,10 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
 /// The init's name until it execs the program (then the program's): `rt start` tells
 /// an init that died before exec (a startContainer hook, or exec, failed) from a program
 /// that ran and exited by it.
-pub const INIT_NAME: &str = "rt:[INIT]";
+pub const INIT_NAME: &std::ffi::CStr = c"rt:[INIT]";
 
 fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
-    sys::set_name(c"rt:[INIT]").ctx(|| "prctl(PR_SET_NAME)")?;
+    sys::set_name(INIT_NAME).ctx(|| "prctl(PR_SET_NAME)")?;
     nix::unistd::setsid().ctx(|| "setsid")?;
     {
         use std::os::fd::AsRawFd;
@@ -194,10 +194,8 @@ fn wait_for_start(plan: &InitPlan, chan: &Channel) -> Result<()> {
             Err(e) => return Err(Error::sys("poll exec.fifo", e)),
         }
         if !created && fds[1].any().unwrap_or(false) {
-            let mut tag = [0u8; 64];
-            match nix::unistd::read(chan.as_fd(), &mut tag) {
-                Ok(n) if n > 0 && tag[0] == b'C' => created = true,
-                Err(nix::errno::Errno::EINTR) => {}
+            match chan.recv_short() {
+                Ok(Some(Msg::Created)) => created = true,
                 // EOF (or anything else): rt died before the container was recorded.
                 _ => sys::exit_now(1),
             }
