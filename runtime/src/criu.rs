@@ -209,7 +209,7 @@ pub fn external_mounts(spec: &Spec, bundle: &Path, cgroup: &Cgroup) -> Result<Ve
         .iter()
         .any(|m| m.destination.trim_end_matches('/') == "/dev" && mounts::is_bind(m));
     if spec.has_namespace("user") && !dev_is_bind {
-        for d in crate::container::create::merge_devices(&linux.devices) {
+        for d in crate::rootfs::devices::with_defaults(&linux.devices) {
             out.push(ExtMount {
                 dest: clean_dest(&d.path),
                 source: PathBuf::from(&d.path),

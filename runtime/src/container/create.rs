@@ -204,19 +204,14 @@ fn spawn(
         rootfs: rootfs.to_path_buf(),
         bundle: bundle.to_path_buf(),
         readonly: spec.root.as_ref().is_some_and(|r| r.readonly),
-        propagation_given: linux
-            .rootfs_propagation
-            .as_deref()
-            .is_some_and(|p| !p.is_empty()),
         propagation: match linux.rootfs_propagation.as_deref() {
-            None | Some("") => nix::mount::MsFlags::MS_SLAVE,
-            Some(p) => mounts::propagation(p).ok_or_else(|| {
+            None | Some("") => None,
+            Some(p) => Some(mounts::propagation(p).ok_or_else(|| {
                 Error::msg(format!("linux.rootfsPropagation: unknown value {p:?}"))
-            })?,
+            })?),
         },
         mounts,
-        devices: merge_devices(&linux.devices),
-        listed_devices: linux.devices.clone(),
+        devices: linux.devices.clone(),
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
         in_userns: spec.has_namespace("user"),
@@ -531,16 +526,6 @@ fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {
         .collect();
     let path = format!("/proc/{pid}/{file}");
     fs::write(&path, &text).ctx(|| format!("write {text:?} to {path} (linux.{file})"))
-}
-
-/// The default devices, overridden by `linux.devices` entries of the same path.
-pub(crate) fn merge_devices(configured: &[crate::spec::Device]) -> Vec<crate::spec::Device> {
-    let mut out: Vec<_> = devices::defaults()
-        .into_iter()
-        .filter(|d| !configured.iter().any(|c| c.path == d.path))
-        .collect();
-    out.extend(configured.iter().cloned());
-    out
 }
 
 /// Socket activation: fds handed to rt via LISTEN_FDS go on to the container's program.

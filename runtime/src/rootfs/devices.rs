@@ -35,11 +35,22 @@ pub fn defaults() -> Vec<Device> {
     .collect()
 }
 
-/// Make `devices` (the defaults merged with linux.devices). A file the rootfs already has
-/// where a device of `listed` (linux.devices) goes must be that device (runtime-spec: an
-/// error otherwise); a default device replaces whatever is there.
-pub fn create(root: &Root, devices: &[Device], listed: &[Device], in_userns: bool) -> Result<()> {
-    for dev in devices {
+/// The default devices, overridden by `listed` (linux.devices) entries of the same path,
+/// then the rest of `listed`.
+pub fn with_defaults(listed: &[Device]) -> Vec<Device> {
+    let mut out: Vec<_> = defaults()
+        .into_iter()
+        .filter(|d| !listed.iter().any(|l| l.path == d.path))
+        .collect();
+    out.extend(listed.iter().cloned());
+    out
+}
+
+/// Make the default devices and `listed` (linux.devices). A file the rootfs already has
+/// where a listed device goes must be that device (runtime-spec: an error otherwise); a
+/// default device replaces whatever is there.
+pub fn create(root: &Root, listed: &[Device], in_userns: bool) -> Result<()> {
+    for dev in &with_defaults(listed) {
         if in_userns {
             bind_host_device(root, dev)?;
         } else {

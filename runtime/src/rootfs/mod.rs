@@ -25,14 +25,12 @@ pub struct RootfsPlan {
     pub rootfs: PathBuf,
     pub bundle: PathBuf,
     pub readonly: bool,
-    pub propagation: MsFlags,
-    /// Whether linux.rootfsPropagation was given: only then is it applied to the new `/`
-    /// at the end (as runc), so that mounts' own propagation options stand otherwise.
-    pub propagation_given: bool,
+    /// linux.rootfsPropagation, when given: only then is it applied to the new `/` at the
+    /// end (as runc), so that mounts' own propagation options stand otherwise.
+    pub propagation: Option<MsFlags>,
     pub mounts: Vec<Mount>,
+    /// linux.devices (the default devices are made too).
     pub devices: Vec<Device>,
-    /// linux.devices alone (a file already there must be the device asked for).
-    pub listed_devices: Vec<Device>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub in_userns: bool,
@@ -50,11 +48,11 @@ pub struct RootfsPlan {
 /// Steps that run with the host's filesystem still visible (before pivot_root).
 pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     // An unbindable / would refuse the binds still to come (the rootfs's own first): it
-    // stays a slave until the rootfs is /, then takes the configured propagation (enter).
-    let setup = if plan.propagation.contains(MsFlags::MS_UNBINDABLE) {
-        MsFlags::MS_SLAVE
-    } else {
-        plan.propagation
+    // stays a slave until the rootfs is /, then takes the configured propagation (finish).
+    // Without one, / is a slave: host mounts reach the container, none go back.
+    let setup = match plan.propagation {
+        Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
+        _ => MsFlags::MS_SLAVE,
     };
     log::debug!("rootfs: set / propagation {setup:?}");
     mounts::change("/", setup | MsFlags::MS_REC)
@@ -75,7 +73,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     }
     if !plan.dev_is_bind {
         log::debug!("rootfs: create devices");
-        devices::create(&root, &plan.devices, &plan.listed_devices, plan.in_userns)?;
+        devices::create(&root, &plan.devices, plan.in_userns)?;
         devices::symlinks(&root)?;
     }
     root.ensure(&plan.cwd, Kind::Dir)
@@ -338,13 +336,11 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
     // would refuse the binds of the read-only and masked paths above. Only when given (a
     // mount's own propagation option stands otherwise), and not private: the root is
     // already (its mount was made private before the bind), as runc reasons.
-    if plan.propagation_given && !plan.propagation.contains(MsFlags::MS_PRIVATE) {
-        mounts::change("/", plan.propagation).ctx(|| {
-            format!(
-                "set the rootfsPropagation {:?} of the new /",
-                plan.propagation
-            )
-        })?;
+    if let Some(p) = plan
+        .propagation
+        .filter(|p| !p.contains(MsFlags::MS_PRIVATE))
+    {
+        mounts::change("/", p).ctx(|| format!("set the rootfsPropagation {p:?} of the new /"))?;
     }
     Ok(())
 }
