@@ -13,6 +13,7 @@ pub mod console;
 pub mod containerd;
 pub mod docker;
 pub mod host;
+pub mod mountinfo;
 pub mod podman;
 
 use serde_json::{json, Value};
@@ -384,6 +385,15 @@ impl Bundle {
             ns["path"] = json!(p);
         }
         self.namespaces().push(ns);
+        self
+    }
+
+    /// A new user namespace whose ids 0-65535 are the host's `host_id` and up.
+    pub fn user_namespace(&mut self, host_id: u32) -> &mut Self {
+        self.namespace("user", None);
+        let map = json!([{ "containerID": 0, "hostID": host_id, "size": 65536 }]);
+        self.config["linux"]["uidMappings"] = map.clone();
+        self.config["linux"]["gidMappings"] = map;
         self
     }
 

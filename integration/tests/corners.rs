@@ -1,6 +1,7 @@
 //! The spec's corners (issue 14): valid, ordinary configs and client habits that rt got
 //! wrong, each with the behaviour the spec (or runc, where it is silent) asks for.
 
+use integration::mountinfo::{self, find_mount};
 use integration::*;
 use serde_json::{json, Value};
 use std::fs;
@@ -155,59 +156,6 @@ fn proc_or_sys_symlink_is_refused() {
         let what = format!("{fstype} must be mounted on an ordinary directory");
         let path = format!("/{dir} in rootfs");
         assert_create_fails_with(&h, &id, &b, &[&what, &path]);
-    }
-}
-
-/// The propagation of the container's `/`, as mountinfo's optional fields show it.
-fn root_propagation(mountinfo: &str) -> String {
-    let line = mountinfo
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some("/"))
-        .unwrap_or_else(|| panic!("no / in {mountinfo}"));
-    let optional: Vec<&str> = line
-        .split(" - ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .skip(6)
-        .collect();
-    if optional.iter().any(|o| o.starts_with("shared:")) {
-        "shared".into()
-    } else if optional.iter().any(|o| o.starts_with("master:")) {
-        "slave".into()
-    } else if optional.contains(&"unbindable") {
-        "unbindable".into()
-    } else {
-        "private".into()
-    }
-}
-
-/// Every rootfsPropagation value: the bind of the rootfs comes first (an unbindable / used
-/// to refuse it: EINVAL), then the container's / gets what the config asks for.
-#[test]
-fn rootfs_propagation_every_value() {
-    let h = Ctx::new("rootfs_propagation_every_value");
-    for (value, want) in [
-        ("private", "private"),
-        ("rprivate", "private"),
-        ("slave", "slave"),
-        ("rslave", "slave"),
-        ("shared", "shared"),
-        ("rshared", "shared"),
-        ("unbindable", "unbindable"),
-        ("runbindable", "unbindable"),
-    ] {
-        let id = h.id();
-        let mut b = h.bundle(&id);
-        b.config["linux"]["rootfsPropagation"] = json!(value);
-        b.sh("cat /proc/self/mountinfo");
-        let out = h.run(&id, &b);
-        assert_eq!(out.code(), 0, "{value}: {}", out.describe());
-        // A slave of a private host mount has no master: only a shared host / shows it.
-        let got = root_propagation(&out.stdout);
-        let ok = got == want || (want == "slave" && got == "private");
-        assert!(ok, "rootfsPropagation {value}: / is {got}\n{}", out.stdout);
-        h.assert_nothing_left(&id);
     }
 }
 
@@ -375,11 +323,7 @@ fn time_offsets_with_a_user_namespace() {
             "monotonic": { "secs": 7881, "nanosecs": 2718281 }
         });
         if userns {
-            b.namespace("user", None);
-            b.config["linux"]["uidMappings"] =
-                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-            b.config["linux"]["gidMappings"] =
-                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            b.user_namespace(100000);
             let st = std::process::Command::new("chown")
                 .args(["-R", "100000:100000"])
                 .arg(b.rootfs())
@@ -397,16 +341,6 @@ fn time_offsets_with_a_user_namespace() {
         );
         h.assert_nothing_left(&id);
     }
-}
-
-/// The options of the mount at `dest` in a mountinfo text (the per-mount ones, field 6).
-fn mount_options(mountinfo: &str, dest: &str) -> String {
-    mountinfo
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some(dest))
-        .and_then(|l| l.split(' ').nth(5))
-        .unwrap_or_else(|| panic!("no mount at {dest} in:\n{mountinfo}"))
-        .to_string()
 }
 
 /// Recursive mount attributes (runtime-spec 1.1): `rro`, `rnosuid`, `rnoexec`, `rnodev`,
@@ -437,13 +371,11 @@ fn recursive_mount_attributes_reach_submounts() {
         "a mount stayed writable:\n{}",
         out.stdout
     );
+    let mounts = mountinfo::parse(&out.stdout);
     for dest in ["/data", "/data/sub"] {
-        let opts = mount_options(&out.stdout, dest);
+        let m = find_mount(&mounts, dest);
         for want in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
-            assert!(
-                opts.split(',').any(|o| o == want),
-                "{dest}: {want} not in {opts}"
-            );
+            assert!(m.has_opt(want), "{dest}: {want} not in {m:?}");
         }
     }
     h.assert_nothing_left(&id);
@@ -476,9 +408,7 @@ fn mount8_options_and_nosymfollow() {
         out.describe()
     );
     assert!(
-        mount_options(&out.stdout, "/nosym")
-            .split(',')
-            .any(|o| o == "nosymfollow"),
+        find_mount(&mountinfo::parse(&out.stdout), "/nosym").has_opt("nosymfollow"),
         "{}",
         out.stdout
     );

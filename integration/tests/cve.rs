@@ -928,11 +928,7 @@ fn cve_2025_31133_dev_null_symlink_in_user_namespace() {
     let mut b = h.bundle(&id);
     without_dev_tmpfs(&mut b);
     std::os::unix::fs::symlink(&host_victim, b.path_in_rootfs("/dev/null")).unwrap();
-    b.namespace("user", None);
-    b.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    b.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    b.user_namespace(100000);
     b.config["linux"]["maskedPaths"] = json!(masked);
     if let Err(why) = host::user_namespaces() {
         // No user namespace, no attack: the refusal must not touch the symlink's target.

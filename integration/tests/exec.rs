@@ -255,11 +255,7 @@ fn exec_errors_exit_255_and_leave_nothing() {
 fn exec_into_a_user_namespace() {
     let h = Ctx::new("exec_into_a_user_namespace");
     let userns = |b: &mut Bundle| {
-        b.namespace("user", None);
-        b.config["linux"]["uidMappings"] =
-            json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
-        b.config["linux"]["gidMappings"] =
-            json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+        b.user_namespace(200000);
     };
     if let Err(why) = host::user_namespaces() {
         skip(

@@ -225,11 +225,7 @@ fn user_namespaces_missing(test: &str, h: &Ctx) -> Option<String> {
     skip(test, format!("{why}: only the refusal of one is checked"));
     let id = h.id();
     let mut b = h.bundle(&id);
-    b.namespace("user", None);
-    b.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    b.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    b.user_namespace(100000);
     b.args(&["true"]);
     assert_create_refused(h, &id, &b);
     Some(why)
@@ -249,11 +245,7 @@ fn user_namespace_mappings() {
         .status()
         .unwrap();
     assert!(st.success());
-    b.namespace("user", None);
-    b.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    b.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    b.user_namespace(100000);
     b.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; echo ready > /tmp/ready; exec sleep 100");
     h.run_detached(&id, &b).ok();
     let ready = b.path_in_rootfs("/tmp/ready");
@@ -290,11 +282,7 @@ fn user_namespace_id_inside() {
         .status()
         .unwrap();
     assert!(st.success());
-    b.namespace("user", None);
-    b.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    b.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    b.user_namespace(100000);
     b.sh("cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g");
     let out = h.run_ok(&id, &b);
     let lines: Vec<Vec<&str>> = out

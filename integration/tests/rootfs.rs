@@ -1,48 +1,11 @@
 //! Root filesystem: read-only root, mounts and their options, propagation, /dev, devices,
 //! masked and read-only paths, symlink-safe mount destinations, --no-pivot.
 
+use integration::mountinfo::{find_mount, parse as parse_mountinfo, MountInfo};
 use integration::*;
 use serde_json::json;
 use std::fs;
 use std::path::Path;
-
-/// One parsed /proc/self/mountinfo line.
-#[derive(Debug)]
-struct MountInfo {
-    mount_point: String,
-    opts: Vec<String>,
-    optional: Vec<String>,
-    fstype: String,
-    super_opts: Vec<String>,
-}
-
-fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            Some(MountInfo {
-                mount_point: f.get(4)?.to_string(),
-                opts: f.get(5)?.split(',').map(str::to_string).collect(),
-                optional: f[6..].iter().map(|s| s.to_string()).collect(),
-                fstype: r.first()?.to_string(),
-                super_opts: r
-                    .get(2)
-                    .map(|s| s.split(',').map(str::to_string).collect())
-                    .unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
-/// The last (topmost) mount at `mp`.
-fn find_mount<'a>(m: &'a [MountInfo], mp: &str) -> &'a MountInfo {
-    m.iter()
-        .rev()
-        .find(|x| x.mount_point == mp)
-        .unwrap_or_else(|| panic!("no mount at {mp} in {m:#?}"))
-}
 
 /// Split a run's output into the part before the `--mountinfo--` marker and the parsed
 /// mountinfo after it.
@@ -176,6 +139,8 @@ fn bind_mounts_ro_and_rw() {
     }
 }
 
+/// Every rootfsPropagation value. The bind of the rootfs comes first (an unbindable / used
+/// to refuse it: EINVAL), then the container's / gets what the config asks for.
 #[test]
 fn rootfs_propagation() {
     // Is the host mount holding our temp dir shared? A slave of a private mount is private.
@@ -189,7 +154,14 @@ fn rootfs_propagation() {
         best.optional.iter().any(|o| o.starts_with("shared:"))
     };
     for prop in [
-        "private", "rprivate", "slave", "rslave", "shared", "rshared",
+        "private",
+        "rprivate",
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "unbindable",
+        "runbindable",
     ] {
         let h = Ctx::new(&format!("rootfs_propagation_{prop}"));
         let id = h.id();
@@ -202,6 +174,7 @@ fn rootfs_propagation() {
         let has = |p: &str| root.optional.iter().any(|o| o.starts_with(p));
         match prop.trim_start_matches('r') {
             "private" => assert!(!has("shared:") && !has("master:"), "{prop}: {root:?}"),
+            "unbindable" => assert_eq!(root.propagation(), "unbindable", "{prop}: {root:?}"),
             "slave" => {
                 assert!(!has("shared:"), "{prop}: {root:?}");
                 if host_shared {

@@ -183,13 +183,7 @@ fn killed_create_leaves_no_process() {
                     "args": ["sh", "-c", format!("touch {}; exec sleep 2", started.display())] }),
         );
         b.args(&["sleep", "1000"]);
-        b.save();
-        let mut create = ChildGuard::spawn(&mut quiet(h.command(&[
-            "create",
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &id,
-        ])));
+        let mut create = spawn_create(&h, &id, &b);
         poll(Duration::from_secs(20), "the hook to start", || {
             started.exists().then_some(())
         });
@@ -200,22 +194,19 @@ fn killed_create_leaves_no_process() {
         let id = h.id();
         let mut b = h.bundle(&id);
         b.args(&["sleep", "1000"]);
-        b.save();
-        let mut create = ChildGuard::spawn(&mut quiet(h.command(&[
-            "create",
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &id,
-        ])));
+        let mut create = spawn_create(&h, &id, &b);
         std::thread::sleep(Duration::from_millis(delay_ms));
         kill_and_check(&h, &id, &mut create.0, &format!("after {delay_ms} ms"));
     }
 }
 
-fn quiet(mut c: std::process::Command) -> std::process::Command {
+/// `rt create` of `b` in the background, its output discarded.
+fn spawn_create(h: &Ctx, id: &str, b: &Bundle) -> ChildGuard {
+    b.save();
+    let mut c = h.command(&["create", "--bundle", b.dir.to_str().unwrap(), id]);
     c.stdout(std::process::Stdio::null());
     c.stderr(std::process::Stdio::null());
-    c
+    ChildGuard::spawn(&mut c)
 }
 
 /// SIGKILL the running `rt create`, then: no process of the container may outlive it
@@ -269,6 +260,18 @@ fn freezer(id: &str) -> Option<(PathBuf, &'static str)> {
         .then(|| (dir.join("cgroup.freeze"), "1"))
 }
 
+/// [`freezer`], or None after saying the test is skipped.
+fn freezer_or_skip(h: &Ctx, id: &str) -> Option<(PathBuf, &'static str)> {
+    let found = freezer(id);
+    if found.is_none() {
+        skip(
+            &h.name,
+            "this host has no freezer (no v1 freezer, no cgroup.freeze)",
+        );
+    }
+    found
+}
+
 /// A `cgroupsPath` naming a cgroup that exists and is frozen: the init would freeze as
 /// soon as it joined and create would wait for ever. Refused before joining, in one line,
 /// and the cgroup is left as it was.
@@ -276,11 +279,7 @@ fn freezer(id: &str) -> Option<(PathBuf, &'static str)> {
 fn frozen_cgroup_is_refused() {
     let h = Ctx::new("frozen_cgroup_is_refused");
     let id = h.id();
-    let Some((state_file, frozen)) = freezer(&id) else {
-        skip(
-            &h.name,
-            "this host has no freezer (no v1 freezer, no cgroup.freeze)",
-        );
+    let Some((state_file, frozen)) = freezer_or_skip(&h, &id) else {
         return;
     };
     let dir = state_file.parent().unwrap().to_path_buf();
@@ -317,11 +316,7 @@ fn frozen_cgroup_is_refused() {
 fn cgroup_frozen_during_create_fails() {
     let h = Ctx::new("cgroup_frozen_during_create");
     let id = h.id();
-    let Some((state_file, frozen)) = freezer(&id) else {
-        skip(
-            &h.name,
-            "this host has no freezer (no v1 freezer, no cgroup.freeze)",
-        );
+    let Some((state_file, frozen)) = freezer_or_skip(&h, &id) else {
         return;
     };
     let mut b = h.bundle(&id);
@@ -330,15 +325,7 @@ fn cgroup_frozen_during_create_fails() {
         &format!("echo {frozen} > {}", state_file.display()),
     );
     b.args(&["true"]);
-    let out = h.create(&id, &b);
-    out.expect_error();
-    assert!(
-        out.stderr
-            .contains("container's cgroup unexpectedly frozen"),
-        "{}",
-        out.describe()
-    );
-    h.assert_nothing_left(&id);
+    assert_create_fails_with(&h, &id, &b, &["container's cgroup unexpectedly frozen"]);
 }
 
 /// With --no-pivot the host's mounts stay in the container's mount namespace under the
