@@ -5,6 +5,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod criu;
+pub mod dbus;
 pub mod error;
 pub mod features;
 pub mod hooks;
