@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use rt::cgroups::Driver;
 use rt::cli::{CgroupManager, Cli, Command};
 use rt::container::create::{create, CreateOpts};
 use rt::container::run::{run, RunOpts};
@@ -62,27 +63,27 @@ fn dispatch(cli: Cli) -> Result<u8> {
         print!("{}", version());
         return Ok(0);
     }
-    if cli.systemd_cgroup || cli.cgroup_manager == CgroupManager::Systemd {
-        return Err(Error::msg(
-            "--systemd-cgroup / --cgroup-manager=systemd: the systemd cgroup driver is not supported yet; use cgroupfs paths",
-        ));
-    }
     let Some(command) = cli.command else {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return Ok(0);
     };
     let root = cli.root;
-    let no_cgroups = cli.cgroup_manager == CgroupManager::Disabled;
+    let cgroups = match cli.cgroup_manager {
+        CgroupManager::Disabled => Driver::Disabled,
+        CgroupManager::Systemd => Driver::Systemd,
+        CgroupManager::Cgroupfs if cli.systemd_cgroup => Driver::Systemd,
+        CgroupManager::Cgroupfs => Driver::Cgroupfs,
+    };
     match command {
         Command::Create(a) => {
-            create(&create_opts(&root, no_cgroups, a))?;
+            create(&create_opts(&root, cgroups, a))?;
         }
         Command::Start(a) => start::start(&root, &a.id)?,
         Command::Run(a) => {
             let opts = RunOpts {
                 create: CreateOpts {
                     force_terminal: a.tty,
-                    ..create_opts(&root, no_cgroups, a.create)
+                    ..create_opts(&root, cgroups, a.create)
                 },
                 detach: a.detach,
                 keep: a.keep,
@@ -128,10 +129,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => print_out(&features::json()),
         Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
         Command::Restore(a) => {
-            if no_cgroups {
-                return Err(Error::msg(
+            match cgroups {
+                Driver::Disabled => return Err(Error::msg(
                     "restore: --cgroup-manager=disabled is not supported (CRIU restores into cgroups)",
-                ));
+                )),
+                Driver::Systemd => return Err(Error::msg(
+                    "restore: the systemd cgroup driver is not supported for restore yet; restore with cgroupfs paths",
+                )),
+                Driver::Cgroupfs => {}
             }
             let status = rt::container::restore::restore(&root, &a)?;
             return Ok(status.clamp(0, 255) as u8);
@@ -140,10 +145,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
-fn create_opts(root: &std::path::Path, no_cgroups: bool, a: rt::cli::CreateArgs) -> CreateOpts {
+fn create_opts(root: &std::path::Path, cgroups: Driver, a: rt::cli::CreateArgs) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
-        no_cgroups,
+        cgroups,
         id: a.id,
         bundle: a.bundle,
         console_socket: a.console_socket,

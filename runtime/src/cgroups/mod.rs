@@ -2,10 +2,13 @@
 //! (one directory per hierarchy), cgroup v2 (one directory), or both on a hybrid host.
 //! Each controller is driven in the hierarchy that has it: a v1 hierarchy when one is
 //! mounted for it, else the unified one (so a hybrid host's v2-only controllers work too).
+//! Who makes the container's cgroup is the driver's choice: rt itself (cgroupfs), or
+//! systemd, as a transient unit (`systemd`); either way rt drives the cgroup files.
 
 pub mod devices_bpf;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod tree;
 pub mod v1;
 pub mod v2;
@@ -47,6 +50,36 @@ pub struct Cgroup {
     /// Directories rt made (the leaf and any parents that did not exist), deepest first:
     /// removed on delete so nothing is left behind.
     pub created: Vec<PathBuf>,
+    /// The systemd unit that holds the container, with the systemd driver: systemd makes
+    /// and removes its cgroup; rt starts and stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
+}
+
+/// Who makes the container's cgroup (`--cgroup-manager`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// rt makes the directories itself (runc's default).
+    #[default]
+    Cgroupfs,
+    /// systemd, as a transient unit (`--systemd-cgroup`).
+    Systemd,
+    /// No cgroup at all (`--cgroup-manager=disabled`, as crun).
+    Disabled,
+}
+
+/// The container's cgroup as `driver` places it (nothing with `Driver::Disabled`).
+pub fn plan_with(
+    driver: Driver,
+    hierarchies: &[Hierarchy],
+    cgroups_path: Option<&str>,
+    id: &str,
+) -> Result<Cgroup> {
+    match driver {
+        Driver::Cgroupfs => plan(hierarchies, cgroups_path, id),
+        Driver::Systemd => systemd::plan(hierarchies, cgroups_path, id),
+        Driver::Disabled => Ok(Cgroup::default()),
+    }
 }
 
 /// The cgroup hierarchies mounted on this host, from /proc/self/mountinfo.
@@ -150,6 +183,7 @@ pub fn plan(hierarchies: &[Hierarchy], cgroups_path: Option<&str>, id: &str) -> 
     Ok(Cgroup {
         dirs,
         created: Vec::new(),
+        systemd: None,
     })
 }
 
@@ -187,8 +221,11 @@ impl Cgroup {
     }
 
     /// This cgroup as `create` is about to make it: the directories that do not exist yet
-    /// (deepest first) are the ones it will make.
+    /// (deepest first) are the ones it will make. (A systemd unit's are known from the plan.)
     pub fn as_planned(&self) -> Cgroup {
+        if self.systemd.is_some() {
+            return self.clone();
+        }
         let mut missing = Vec::new();
         for d in &self.dirs {
             missing_up_to_existing(&d.path, &mut missing);
@@ -197,6 +234,7 @@ impl Cgroup {
         Cgroup {
             dirs: self.dirs.clone(),
             created: missing,
+            systemd: None,
         }
     }
 
@@ -205,6 +243,11 @@ impl Cgroup {
     /// have made one of these directories meanwhile, nothing is killed: a directory still
     /// in use stays (rmdir refuses it).
     pub fn remove_leftover(&self) {
+        if let Some(unit) = &self.systemd {
+            if let Err(e) = unit.stop() {
+                log::warn!("delete: {e}");
+            }
+        }
         if let Err((dir, e)) = self.remove_created(Instant::now() + Duration::from_secs(2)) {
             log::warn!(
                 "delete: leave cgroup {}: rmdir: {}",
@@ -228,6 +271,51 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Before the container's first process exists: make the directories and set the
+    /// limits. A systemd unit starts only with its first process: then all is done in
+    /// [`Cgroup::join_init`].
+    pub fn prepare(&mut self, r: &resources::Resources) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
+        self.create()?;
+        self.check_not_frozen()?;
+        self.warn_if_not_empty();
+        self.set(r)
+    }
+
+    /// Put the container's first process `pid` in its cgroup. With systemd: start the
+    /// unit with it, then move it into the hierarchies systemd leaves alone (v1 ones it
+    /// has no controller for), and write the limits to the cgroup files as well (runc
+    /// does too: systemd has no property for some, and rounds others).
+    pub fn join_init(&self, pid: i32, r: &resources::Resources) -> Result<()> {
+        let Some(unit) = &self.systemd else {
+            return self.apply(pid);
+        };
+        unit.start(pid, r)?;
+        for d in &self.dirs {
+            // A scope holds its processes wherever systemd made its directory.
+            if d.path.is_dir() && unit.name.ends_with(".scope") {
+                continue;
+            }
+            fs::create_dir_all(&d.path)
+                .map_err(|e| Error::io(format!("mkdir cgroup {}", d.path.display()), e))?;
+            inherit_cpuset_v1(&d.path, 0)?;
+            write(&d.path, "cgroup.procs", pid)?;
+        }
+        self.check_not_frozen()?;
+        self.set(r)
+    }
+
+    /// New limits for a running container (`rt update`): the systemd unit's properties
+    /// too, when there is one.
+    pub fn update(&self, r: &resources::Resources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            unit.set_properties(r)?;
+        }
+        self.set(r)
     }
 
     /// Move `pid` (and so its future children) into the container's cgroup everywhere.
@@ -302,6 +390,9 @@ impl Cgroup {
         for sub in tree.iter().rev().filter(|d| !self.is_leaf(d)) {
             tree::rmdir(sub, deadline)
                 .map_err(|e| Error::sys(format!("rmdir sub-cgroup {}", sub.display()), e))?;
+        }
+        if let Some(unit) = &self.systemd {
+            unit.stop()?;
         }
         self.remove_created(deadline)
             .map_err(|(dir, e)| Error::sys(format!("rmdir cgroup {}", dir.display()), e))

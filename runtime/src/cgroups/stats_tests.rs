@@ -202,6 +202,7 @@ fn v1_stats_from_files() {
             v1_dir(&hugetlb, "hugetlb"),
         ],
         created: Vec::new(),
+        systemd: None,
     };
     let s = stats(&cg).unwrap();
     let j = serde_json::to_string(&s).unwrap();
@@ -268,6 +269,7 @@ fn v2_stats_from_files() {
             subsystems: String::new(),
         }],
         created: Vec::new(),
+        systemd: None,
     };
     let s = stats(&cg).unwrap();
     assert_eq!(s.cpu.usage.total, 1_500_000);
@@ -313,6 +315,7 @@ fn missing_cgroup_is_an_error() {
     let cg = Cgroup {
         dirs: vec![v1_dir(Path::new("/nonexistent/rt-test/x"), "memory")],
         created: Vec::new(),
+        systemd: None,
     };
     assert!(stats(&cg).is_err());
 }

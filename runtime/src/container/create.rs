@@ -39,8 +39,9 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// --pidfd-socket: a pidfd of the init goes there once it is set up.
     pub pidfd_socket: Option<PathBuf>,
-    /// `--cgroup-manager=disabled`: no cgroup at all; linux.resources is ignored.
-    pub no_cgroups: bool,
+    /// Who makes the cgroup (`--systemd-cgroup`, `--cgroup-manager`); with
+    /// `Driver::Disabled` there is none and linux.resources is ignored.
+    pub cgroups: cgroups::Driver,
     /// `run -t`: a terminal whatever process.terminal says.
     pub force_terminal: bool,
     /// An already connected socket for the pty master, borrowed from the caller: `run`
@@ -155,9 +156,12 @@ fn spawn(
     }
     let ns = NamespacePlan::from_spec(spec)?;
     let hierarchies = cgroups::hierarchies()?;
-    if !opts.no_cgroups {
-        *cgroup = cgroups::plan(&hierarchies, linux.cgroups_path.as_deref(), &opts.id)?;
-    }
+    *cgroup = cgroups::plan_with(
+        opts.cgroups,
+        &hierarchies,
+        linux.cgroups_path.as_deref(),
+        &opts.id,
+    )?;
     let late_join = late_cgroup_join(cgroup, &ns);
     let hooks = spec.hooks();
 
@@ -266,14 +270,11 @@ fn spawn(
         },
     };
 
-    if !opts.no_cgroups {
+    if !cgroup.dirs.is_empty() {
         // Recorded first, so that `delete --force` finds what to remove when this create
         // is killed before it saves the state.
         dir.save_leftover_cgroup(&cgroup.as_planned())?;
-        cgroup.create()?;
-        cgroup.check_not_frozen()?;
-        cgroup.warn_if_not_empty();
-        cgroup.set(&effective_resources(spec))?;
+        cgroup.prepare(&effective_resources(spec))?;
     }
     crate::netdev::check(&linux.net_devices, spec.creates_namespace("network"))?;
     // Refused now when the host has no resctrl: nothing has started yet.
@@ -375,9 +376,10 @@ fn reap_within(pid: i32, timeout: std::time::Duration) {
 /// with the mounts. The cost: kernel memory the init uses for its setup is charged to
 /// rt's cgroup, not the container's (runc charges it to the container).
 /// Not with a new cgroup namespace, whose root is the cgroup its creator is in when it
-/// unshares (the first child, before any mount).
+/// unshares (the first child, before any mount). Nor with a systemd unit, whose cgroup
+/// exists only once systemd has started it, and the init's cgroup mount needs it.
 fn late_cgroup_join(cgroup: &Cgroup, ns: &NamespacePlan) -> bool {
-    !cgroup.dirs.is_empty() && !ns.creates("cgroup")
+    !cgroup.dirs.is_empty() && cgroup.systemd.is_none() && !ns.creates("cgroup")
 }
 
 /// Fork the first child; in the parent, come back with the channel and its pid.
@@ -418,8 +420,9 @@ fn handshake(
     state: &mut State,
     dir: &StateDir,
 ) -> Result<()> {
-    if !late_join {
-        cgroup.apply(c1)?;
+    let resources = effective_resources(spec);
+    if !late_join && !cgroup.dirs.is_empty() {
+        cgroup.join_init(c1, &resources)?;
     }
     chan.send(&Msg::Go)?;
     let linux = spec.linux();
@@ -444,7 +447,7 @@ fn handshake(
                 if late_join {
                     // Before this loop reads the init's next message: hooks run, and
                     // `create` returns (so `start` can come), only after the move.
-                    cgroup.apply(state.pid)?;
+                    cgroup.join_init(state.pid, &resources)?;
                 }
                 if let Some(r) = rdt {
                     state.rdt = Some(r.apply(state.pid)?);

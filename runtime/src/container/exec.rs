@@ -347,5 +347,6 @@ fn target_cgroup(cg: &Cgroup, requests: &[String]) -> Result<Cgroup> {
     Ok(Cgroup {
         dirs,
         created: Vec::new(),
+        systemd: None,
     })
 }

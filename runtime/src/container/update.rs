@@ -65,8 +65,8 @@ pub fn update(root: &Path, id: &str, req: &UpdateRequest) -> Result<()> {
     let merged = merge(&old, &changes);
     // Device rules are not re-applied (runc skips them too): rewriting them would cut the
     // container's device access for a moment.
-    if let Err(e) = state.cgroup.set(&without_devices(&merged)) {
-        if let Err(back) = state.cgroup.set(&without_devices(&old)) {
+    if let Err(e) = state.cgroup.update(&without_devices(&merged)) {
+        if let Err(back) = state.cgroup.update(&without_devices(&old)) {
             log::warn!(
                 "Setting back cgroup configs failed due to error: {back}, your state.json and actual configs might be inconsistent."
             );
