@@ -8,6 +8,7 @@ mod events;
 mod logger;
 mod metrics;
 mod oom;
+mod options;
 mod runtime;
 mod service;
 mod stdio;

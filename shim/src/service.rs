@@ -11,9 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use containerd_shim::api;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task as ev;
-use containerd_shim::protos::protobuf::{
-    well_known_types::timestamp::Timestamp, Message, MessageField,
-};
+use containerd_shim::protos::protobuf::{well_known_types::timestamp::Timestamp, MessageField};
 use containerd_shim::protos::shim::oci::CheckpointOptions;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{
@@ -22,6 +20,7 @@ use containerd_shim::{
 
 use crate::events::{Event, Publisher};
 use crate::oom::OomWatcher;
+use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 
@@ -228,29 +227,6 @@ impl Service {
             }
         });
     }
-}
-
-/// Options containerd packs in an Any, when they are of type `name` (else the defaults).
-fn options<M: Message + Default>(
-    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
-    name: &str,
-) -> M {
-    match any.as_ref() {
-        Some(a) if a.type_url.ends_with(name) => M::parse_from_bytes(&a.value).unwrap_or_default(),
-        _ => M::default(),
-    }
-}
-
-fn runc_options(
-    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
-) -> api::Options {
-    options(any, "containerd.runc.v1.Options")
-}
-
-fn checkpoint_options(
-    any: &MessageField<containerd_shim::protos::protobuf::well_known_types::any::Any>,
-) -> CheckpointOptions {
-    options(any, "containerd.runc.v1.CheckpointOptions")
 }
 
 /// `rt checkpoint` for containerd's request: the image goes to the options' image path
@@ -1090,6 +1066,7 @@ fn init_args(
 mod tests {
     use super::*;
     use containerd_shim::protos::protobuf::well_known_types::any::Any;
+    use containerd_shim::protos::protobuf::Message;
 
     /// The runc options containerd passes (ctr --runc-binary, the CRI runtime's options):
     /// BinaryName, Root and SystemdCgroup choose the runtime the shim drives.
