@@ -13,14 +13,16 @@ CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman time
 
-.PHONY: help build rootfs deps test test-v2 demo bench install clean
+.PHONY: help build rootfs deps test test-v2 test-systemd demo bench install clean
 
 help:
 	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
 	@echo "make rootfs    build the busybox rootfs in spec-examples/rootfs"
 	@echo "make deps      apt-get install what the tests need: $(DEPS)"
-	@echo "make test      deps + build + rootfs, cargo test, fmt, clippy and test-v2 (all run; fails at the end)"
+	@echo "make test      deps + build + rootfs, cargo test, fmt, clippy, test-v2 and test-systemd (all run; fails at the end)"
 	@echo "make test-v2   run the vm/payload-* checks in a throwaway cgroup v2 QEMU guest"
+	@echo "make test-systemd  the systemd cgroup driver with docker, containerd (ctr, CRI), podman and"
+	@echo "               the runtime itself, runc and rt, in a QEMU guest booting systemd (vm/systemd-test.sh)"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
 	@echo "make bench     compare rt, runc and crun (bench/cycle.py), and the shims' memory (bench/shim.py)"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
@@ -65,6 +67,7 @@ test: deps build rootfs
 	$(CARGO) fmt --all --check || failed="$$failed fmt"; \
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings || failed="$$failed clippy"; \
 	$(MAKE) test-v2 || failed="$$failed test-v2"; \
+	$(MAKE) test-systemd || failed="$$failed test-systemd"; \
 	echo "--- skipped checks (the host lacks what they need):"; \
 	grep '^SKIPPED ' $$log || echo "none"; rm -f $$log; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
@@ -78,6 +81,16 @@ test-v2: build rootfs
 	@failed=""; \
 	for p in smoke cgroups criu shim; do vm/guest.sh vm/payload-$$p || failed="$$failed $$p"; done; \
 	if [ -n "$$failed" ]; then echo "make test-v2: FAILED:$$failed"; exit 1; fi
+
+# The systemd cgroup driver where it matters: vm/sysguest.sh boots a QEMU guest with
+# systemd as PID 1 on cgroup v2 only, AppArmor, docker, containerd and podman (a Debian
+# image made once by mmdebstrap, cached in .cache/sysguest; both tools installed when
+# missing), and vm/payload-systemd/run.sh runs every scenario with runc and with rt; a
+# second boot with v1 controllers (systemd.unified_cgroup_hierarchy=0) runs the driver's
+# v1 scenario. RT_SYSGUEST_RUNTIMES=rt (or runc), RT_SYSGUEST_SCENARIOS="direct docker
+# containerd podman" and RT_SYSGUEST_SCENARIOS_V1=v1 (empty: no second boot) choose.
+test-systemd: build rootfs
+	@vm/systemd-test.sh
 
 # Runs spec-examples/$(EXAMPLE) with rt under a temporary --root, then removes
 # the container, its state and its cgroups (cgroupsPath /rt-examples/<name>).
