@@ -530,7 +530,8 @@ fn features_describes_what_rt_implements() {
     assert!(has("/linux/capabilities", "CAP_CHOWN"));
     assert_eq!(v["linux"]["cgroup"]["v1"], true);
     assert_eq!(v["linux"]["cgroup"]["v2"], true);
-    assert_eq!(v["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(v["linux"]["cgroup"]["systemd"], true);
+    assert_eq!(v["linux"]["cgroup"]["systemdUser"], false);
     assert_eq!(v["linux"]["seccomp"]["enabled"], true);
     for a in [
         "SCMP_ACT_ALLOW",
