@@ -46,10 +46,9 @@ ACCEL=${RT_VM_ACCEL:-auto}
 CARGO=${CARGO:-cargo}
 TRIPLE=x86_64-unknown-linux-gnu
 
-step() { echo "vm: $*" >&2; }
-die() { echo "vm: error: $*" >&2; exit 125; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+PREFIX=vm
+# shellcheck source=vm/lib.sh
+. "$here/lib.sh"
 
 [ $# -eq 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2; }
 PAYLOAD=$(cd "$1" 2>/dev/null && pwd) || die "no such payload directory: $1"
@@ -62,15 +61,6 @@ mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
 # ------------------------------------------------------------------ host tools --
-apt_install() {  # apt_install [APT-OPTS] PKG...: refresh the lists only if needed
-  local log=$CACHE/apt.log
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1 && return 0
-  apt-get update -q >>"$log" 2>&1 || true
-  apt-get install -y -q --no-install-recommends "$@" >>"$log" 2>&1 && return 0
-  tail -n 20 "$log" >&2
-  die "apt-get install $* failed (log: $log)"
-}
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
@@ -78,20 +68,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 exec 9>"$CACHE/.lock"
 flock 9
 
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  t=$(now)
-  # qemu-system-x86 should match an installed qemu-utils: where that one comes
-  # from backports and backports is in the sources, bookworm's qemu-system-x86
-  # may be refused ("Breaks"), so take it from backports too.
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo &&
-    apt-cache policy 2>/dev/null | grep -q "[an]=$codename-backports"; then
-    apt_install -t "$codename-backports" qemu-system-x86
-  else
-    apt_install qemu-system-x86
-  fi
-  step "installed qemu-system-x86 ($(since "$t"))"
-fi
+need_qemu
 installed busybox-static || { apt_install busybox-static; step "installed busybox-static"; }
 command -v xz >/dev/null || { apt_install xz-utils; step "installed xz-utils"; }
 
@@ -299,15 +276,7 @@ INITRD=$WORK/initrd.cpio
 step "initramfs $(du -m "$INITRD" | cut -f1) MB, modules: $(sed 's|.*/||; s|\.ko$||' "$R/etc/modules.order" | tr '\n' ' ')($(since "$t"))"
 
 # ------------------------------------------------------------------------ boot --
-if [ "$ACCEL" = auto ]; then
-  if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then ACCEL=kvm; else ACCEL=tcg; fi
-fi
-# shellcheck disable=SC2054  # the commas are QEMU option syntax
-case $ACCEL in
-  kvm) QACCEL=(-accel kvm -cpu host) ;;
-  tcg) QACCEL=(-accel tcg,thread=multi -cpu max) ;;
-  *) die "RT_VM_ACCEL must be auto, kvm or tcg" ;;
-esac
+qemu_accel "$ACCEL"
 QEMU=(qemu-system-x86_64 "${QACCEL[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none
   -kernel "$KERNEL" -initrd "$INITRD"
   -append "console=ttyS0 quiet panic=-1 cryptomgr.notests ${RT_VM_APPEND:-}")

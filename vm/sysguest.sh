@@ -68,10 +68,9 @@ PACKAGES=systemd,systemd-sysv,dbus,udev,linux-image-amd64,kmod,busybox-static,jq
 PACKAGES=$PACKAGES,runc,podman,conmon,catatonit,netavark,uidmap,python3,python3-grpcio
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
-step() { echo "sysguest: $*" >&2; }
-die() { echo "sysguest: error: $*" >&2; exit 125; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+PREFIX=sysguest
+# shellcheck source=vm/lib.sh
+. "$here/lib.sh"
 
 while getopts ":t:h" o; do
   case $o in
@@ -92,15 +91,6 @@ mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
 # ------------------------------------------------------------------ host tools --
-apt_install() {  # apt_install [APT-OPTS] PKG...: refresh the lists only if needed
-  local log=$CACHE/apt.log
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1 && return 0
-  apt-get update -q >>"$log" 2>&1 || true
-  apt-get install -y -q --no-install-recommends "$@" >>"$log" 2>&1 && return 0
-  tail -n 20 "$log" >&2
-  die "apt-get install $* failed (log: $log)"
-}
 
 # ----------------------------------------------------------------------- build --
 # Runs inside mmdebstrap (customize hook, $1 = the new root directory).
@@ -236,18 +226,7 @@ build() {
 
 exec 9>"$CACHE/.lock"
 flock 9
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  t=$(now)
-  # As vm/guest.sh: take qemu-system-x86 from backports where qemu-utils comes from there.
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo &&
-    apt-cache policy 2>/dev/null | grep -q "[an]=$codename-backports"; then
-    apt_install -t "$codename-backports" qemu-system-x86
-  else
-    apt_install qemu-system-x86
-  fi
-  step "installed qemu-system-x86 ($(since "$t"))"
-fi
+need_qemu
 # The recipe's fingerprint: a changed package list or hook rebuilds the image.
 RECIPE=$( { echo "$PACKAGES"; hook_script; } | sha256sum | cut -c1-16)
 if [ "$(cat "$CACHE/.done" 2>/dev/null)" != "$RECIPE" ]; then
@@ -274,14 +253,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 rm -f "$PAYLOAD/status" "$PAYLOAD/output.log"
-if [ "$ACCEL" = auto ]; then
-  if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then ACCEL=kvm; else ACCEL=tcg; fi
-fi
-# shellcheck disable=SC2054  # commas are QEMU option syntax
-case $ACCEL in
-  kvm) QACCEL=(-accel kvm -cpu host) ;;
-  *) QACCEL=(-accel tcg,thread=multi -cpu max) ;;
-esac
+qemu_accel "$ACCEL"
 # shellcheck disable=SC2054
 QEMU=(qemu-system-x86_64 "${QACCEL[@]}" -m "$MEM" -smp "$SMP"
   -nographic -no-reboot -nic none

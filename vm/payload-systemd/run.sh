@@ -69,6 +69,12 @@ unit_gone() {   # unit_gone UNIT: not loaded (not even failed or inactive)
   [ "$s" = not-found ] || [ -z "$s" ]
 }
 in_procs() { grep -qx "$2" "$1/cgroup.procs" 2>/dev/null; }   # in_procs CGDIR PID
+# in_scope UNIT SLICE PID: the unit is active, in SLICE, and PID is in its cgroup
+in_scope() {
+  eq "the scope is active" "$(systemctl is-active "$1")" active
+  eq "unit Slice" "$(prop "$1" Slice)" "$2"
+  is "the init ($3) is in the scope" in_procs "$CG/$2/$1" "$3"
+}
 cgroup_of() { sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null; }
 # no_leftovers WHAT UNIT-REGEX CGROUP-NAME-REGEX PROCESS-REGEX
 no_leftovers() {
@@ -275,9 +281,7 @@ docker_scenario() {
   pid=$(docker inspect -f '{{.State.Pid}}' $name)
   eq "the runtime" "$(docker inspect -f '{{.HostConfig.Runtime}}' $name)" "$R"
   unit=docker-$id.scope dir=$CG/system.slice/docker-$id.scope
-  eq "the scope is active" "$(systemctl is-active "$unit")" active
-  eq "unit Slice" "$(prop "$unit" Slice)" system.slice
-  is "the init ($pid) is in the scope" in_procs "$dir" "$pid"
+  in_scope "$unit" system.slice "$pid"
   eq "memory.max" "$(catf "$dir/memory.max")" 67108864
   eq "cpu.max" "$(catf "$dir/cpu.max")" "50000 100000"
   eq "pids.max" "$(catf "$dir/pids.max")" 50
@@ -510,9 +514,7 @@ podman_scenario() {
   pid=$(podman inspect -f '{{.State.Pid}}' $name)
   eq "the runtime" "$(podman inspect -f '{{.OCIRuntime}}' $name)" "$rtpath"
   unit=libpod-$id.scope dir=$CG/machine.slice/libpod-$id.scope
-  eq "the scope is active" "$(systemctl is-active "$unit")" active
-  eq "unit Slice" "$(prop "$unit" Slice)" machine.slice
-  is "the init ($pid) is in the scope" in_procs "$dir" "$pid"
+  in_scope "$unit" machine.slice "$pid"
   local cpid
   cpid=$(podman inspect -f '{{.State.ConmonPid}}' $name)
   note "conmon $cpid in $(cgroup_of "$cpid"); units: $(systemctl list-units --all --no-legend --plain | grep -E 'libpod|conmon' | tr '\n' ' ')"
