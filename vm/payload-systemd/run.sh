@@ -128,6 +128,15 @@ direct() {
   local io='' iofile=''
   if [ -e $CG/system.slice/io.bfq.weight ]; then io=',"blockIO":{"weight":500}'; iofile=io.bfq.weight
   elif [ -e $CG/system.slice/io.weight ]; then io=',"blockIO":{"weight":500}'; iofile=io.weight; fi
+  # A read throttle on the root disk (its MAJOR:MINOR from sysfs).
+  local disk major minor
+  disk=$(cat /sys/block/vda/dev 2>/dev/null)
+  major=${disk%:*} minor=${disk#*:}
+  if [ -n "$disk" ]; then
+    io=${io:-,\"blockIO\":\{\}}
+    io=$(jq -cn --argjson b "{${io#,}}" --argjson M "$major" --argjson m "$minor" \
+      '$b | .blockIO.throttleReadBpsDevice = [{"major": $M, "minor": $m, "rate": 1048576}] | ",\"blockIO\":\(.blockIO | tojson)"' -r)
+  fi
   bundle $b '.process.args = ["sleep", "1001"]
     | .linux.cgroupsPath = "system.slice:rtcheck:'$id'"
     | .linux.devices = [{"path": "/dev/rtdeny", "type": "c", "major": 1, "minor": 2, "fileMode": 438}]
@@ -175,6 +184,14 @@ direct() {
     io.weight) eq "io.weight (blockIO weight 500)" "$(catf $dir/io.weight)" "default 4950" ;;
     *) note "no io.weight or io.bfq.weight here: blockIO weight not checked" ;;
   esac
+  if [ -n "$disk" ]; then
+    contains "io.max (throttleReadBpsDevice on $disk)" "$(catf $dir/io.max)" "$disk rbps=1048576"
+    if [ "$R" = rt ]; then
+      contains "unit IOReadBandwidthMax" "$(prop $unit IOReadBandwidthMax)" "/dev/block/$disk 1048576"
+    else
+      note "runc: IOReadBandwidthMax=$(prop $unit IOReadBandwidthMax) (runc 1.1 sets no IO throttle property)"
+    fi
+  fi
 
   # Devices: allowed ones work, a node without an allow rule is refused (c 1:2
   # has no driver: were it allowed, opening it would fail with ENXIO instead).

@@ -3,7 +3,9 @@
 //! cgroup). rt still writes every cgroup file itself afterwards, so what the kernel
 //! enforces is exactly what the config says, also where systemd has no property.
 
-use crate::cgroups::resources::{blkio_weight_to_io, shares_to_weight, DeviceRule, Resources};
+use crate::cgroups::resources::{
+    blkio_weight_to_io, shares_to_weight, BlockIo, DeviceRule, Resources,
+};
 use crate::dbus::wire::{prop, Value};
 
 /// systemd's "infinity" for a `t` (u64) limit.
@@ -113,11 +115,72 @@ pub fn resources(r: &Resources, sd: Systemd, proc_devices: &str) -> Vec<Value> {
             set("BlockIOWeight", Value::U64(u64::from(w)));
         }
     }
+    if let Some(b) = &r.block_io {
+        block_io_devices(b, sd.v2, &mut set);
+    }
     if sd.v2 {
         unified(&r.unified, &mut set);
     }
     props.extend(devices(&r.devices, proc_devices));
     props
+}
+
+/// Per-device IO weights and throttles: `a(st)` lists of a device path (systemd takes
+/// `/dev/block/MAJOR:MINOR`) and a value. v1 systemd has no IOPS limits.
+fn block_io_devices(b: &BlockIo, v2: bool, set: &mut impl FnMut(&str, Value)) {
+    let entry = |major: i64, minor: i64, value: u64| {
+        Value::Struct(vec![
+            Value::Str(format!("/dev/block/{major}:{minor}")),
+            Value::U64(value),
+        ])
+    };
+    let weights: Vec<Value> = b
+        .weight_device
+        .iter()
+        .filter_map(|d| {
+            let w = d.weight.filter(|w| *w > 0)?;
+            let value = if v2 {
+                blkio_weight_to_io(w)
+            } else {
+                u64::from(w)
+            };
+            Some(entry(d.major, d.minor, value))
+        })
+        .collect();
+    let throttles = [
+        (
+            &b.throttle_read_bps_device,
+            "IOReadBandwidthMax",
+            Some("BlockIOReadBandwidth"),
+        ),
+        (
+            &b.throttle_write_bps_device,
+            "IOWriteBandwidthMax",
+            Some("BlockIOWriteBandwidth"),
+        ),
+        (&b.throttle_read_iops_device, "IOReadIOPSMax", None),
+        (&b.throttle_write_iops_device, "IOWriteIOPSMax", None),
+    ];
+    let weight_name = if v2 {
+        "IODeviceWeight"
+    } else {
+        "BlockIODeviceWeight"
+    };
+    let mut lists = vec![(Some(weight_name), weights)];
+    for (list, v2_name, v1_name) in throttles {
+        let name = if v2 { Some(v2_name) } else { v1_name };
+        lists.push((
+            name,
+            list.iter()
+                .map(|t| entry(t.major, t.minor, t.rate))
+                .collect(),
+        ));
+    }
+    for (name, entries) in lists {
+        if let Some(name) = name.filter(|_| !entries.is_empty()) {
+            set(name, Value::Array("(st)".into(), entries));
+        }
+    }
 }
 
 /// A limit in bytes or tasks: negative means none.
@@ -339,6 +402,67 @@ mod tests {
         let p = resources(&r, V2, "");
         assert_eq!(find(&p, "TasksMax"), Some(&Value::U64(INFINITY)));
         assert_eq!(find(&p, "MemoryHigh"), Some(&Value::U64(INFINITY)));
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn block_io_devices_as_lists() {
+        use crate::cgroups::resources::{ThrottleDevice, WeightDevice};
+        let r = Resources {
+            block_io: Some(BlockIo {
+                weight_device: vec![WeightDevice {
+                    major: 8,
+                    minor: 0,
+                    weight: Some(500),
+                    leaf_weight: None,
+                }],
+                throttle_read_bps_device: vec![ThrottleDevice {
+                    major: 8,
+                    minor: 0,
+                    rate: 1 << 20,
+                }],
+                throttle_write_iops_device: vec![ThrottleDevice {
+                    major: 8,
+                    minor: 16,
+                    rate: 100,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let entry = |dev: &str, v: u64| Value::Struct(vec![Value::Str(dev.into()), Value::U64(v)]);
+        let list = |e| Some(Value::Array("(st)".into(), vec![e]));
+        let p = resources(&r, V2, "");
+        assert_eq!(
+            find(&p, "IODeviceWeight").cloned(),
+            list(entry("/dev/block/8:0", 4950))
+        );
+        assert_eq!(
+            find(&p, "IOReadBandwidthMax").cloned(),
+            list(entry("/dev/block/8:0", 1 << 20))
+        );
+        assert_eq!(
+            find(&p, "IOWriteIOPSMax").cloned(),
+            list(entry("/dev/block/8:16", 100))
+        );
+        assert_eq!(find(&p, "IOWriteBandwidthMax"), None);
+        // v1: the BlockIO names, the weight as given, and no IOPS limits.
+        let p = resources(
+            &r,
+            Systemd {
+                version: 252,
+                v2: false,
+            },
+            "",
+        );
+        assert_eq!(
+            find(&p, "BlockIODeviceWeight").cloned(),
+            list(entry("/dev/block/8:0", 500))
+        );
+        assert_eq!(
+            find(&p, "BlockIOReadBandwidth").cloned(),
+            list(entry("/dev/block/8:0", 1 << 20))
+        );
         assert_eq!(p.len(), 2);
     }
 
