@@ -601,6 +601,15 @@ v1_scenario() {
   runs "delete --force" 0 "${X[@]}" delete --force $id
   is "the unit is gone" wait_for 10 unit_gone $unit
   eq "no scope directory in any hierarchy" "$(find $CG -name "rtcheck-$id.scope")" ""
+  # The slice directories in the hierarchies systemd leaves alone were the runtime's.
+  local left
+  left=$(for h in cpuset freezer net_cls,net_prio perf_event hugetlb rdma misc; do
+    [ -d $CG/$h/rta.slice ] && echo $h/rta.slice; done)
+  if [ "$R" = rt ]; then
+    eq "no slice directory rt made is left (cpuset, freezer, ...)" "$left" ""
+  else
+    note "runc leaves: $(echo $left)"
+  fi
   systemctl stop rta.slice 2>/dev/null
   find $CG -depth -type d -name 'rta*.slice' -exec rmdir {} + 2>/dev/null   # the slices rt made for cpuset & co
 }

@@ -497,7 +497,7 @@ fn thaw_dir(d: &Path) {
 
 /// Push onto `missing` the directories from `dir` up to the first that exists (deepest
 /// first), skipping those already there: what a mkdir -p of `dir` would make.
-fn missing_up_to_existing(dir: &Path, missing: &mut Vec<PathBuf>) {
+pub(super) fn missing_up_to_existing(dir: &Path, missing: &mut Vec<PathBuf>) {
     let mut p = dir;
     while !p.exists() && !missing.iter().any(|m| m == p) {
         missing.push(p.to_path_buf());

@@ -8,7 +8,7 @@ pub mod naming;
 pub mod properties;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -62,13 +62,37 @@ fn placed(hierarchies: &[Hierarchy], placement: naming::Placement) -> Result<Cgr
             subsystems: h.subsystems.clone(),
         })
         .collect();
+    // The unit's directories are the container's. On v1, so are the slice directories rt
+    // is about to make in the hierarchies systemd leaves alone (it makes those for the
+    // unit in its own): removed on delete once empty. Deepest first.
+    let mut created: Vec<PathBuf> = dirs.iter().map(|d| d.path.clone()).collect();
+    let unmanaged = dirs
+        .iter()
+        .filter(|d| !d.unified && !managed_by_systemd(&d.subsystems));
+    for d in unmanaged {
+        let mut missing = Vec::new();
+        super::missing_up_to_existing(&d.path, &mut missing);
+        created.extend(missing.into_iter().filter(|m| *m != d.path));
+    }
+    created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     Ok(Cgroup {
-        created: dirs.iter().map(|d| d.path.clone()).collect(),
+        created,
         dirs,
         systemd: Some(Unit {
             name: placement.unit,
             slice: placement.slice,
         }),
+    })
+}
+
+/// Whether systemd makes the unit's directory in a v1 hierarchy: its own (name=systemd)
+/// and those of the controllers it drives (a delegated unit gets them all).
+fn managed_by_systemd(subsystems: &str) -> bool {
+    subsystems.split(',').any(|c| {
+        matches!(
+            c,
+            "name=systemd" | "cpu" | "cpuacct" | "blkio" | "memory" | "devices" | "pids"
+        )
     })
 }
 
@@ -309,6 +333,35 @@ mod tests {
             (unit.name.as_str(), unit.slice.as_str()),
             ("pre-c1.scope", "a-b.slice")
         );
+    }
+
+    #[test]
+    fn v1_slices_rt_makes_are_its_own() {
+        let root = std::env::temp_dir().join(format!("rt-sd-v1-{}", std::process::id()));
+        let h = |name: &str, subsystems: &str| Hierarchy {
+            mountpoint: root.join(name),
+            unified: false,
+            subsystems: subsystems.into(),
+        };
+        let hs = [h("memory", "memory"), h("freezer", "freezer")];
+        for name in ["memory", "freezer"] {
+            fs::create_dir_all(root.join(name)).unwrap();
+        }
+        let p = naming::parse(Some("a-b.slice:pre:c1"), "c1").unwrap();
+        let cg = placed(&hs, p).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        // systemd makes memory's slices; freezer's are rt's, removed after the unit's.
+        let unit = "a.slice/a-b.slice/pre-c1.scope";
+        assert_eq!(
+            cg.created,
+            [
+                root.join("memory").join(unit),
+                root.join("freezer").join(unit),
+                root.join("freezer/a.slice/a-b.slice"),
+                root.join("freezer/a.slice"),
+            ]
+        );
+        assert!(cg.is_owned());
     }
 
     #[test]
