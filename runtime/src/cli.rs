@@ -29,31 +29,24 @@ pub struct Cli {
     /// enable debug logging
     #[arg(long, global = true)]
     pub debug: bool,
-    /// enable systemd cgroup support (not supported yet: refused with an error)
+    /// use the systemd cgroup driver (cgroupsPath "slice:prefix:name", a transient scope)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// cgroup manager, as crun's flag: 'cgroupfs' (default), or 'disabled' to create
-    /// containers without cgroups (linux.resources and cgroupsPath are then ignored)
+    /// cgroup manager, as crun's flag: 'cgroupfs' (default), 'systemd' (as
+    /// --systemd-cgroup), or 'disabled' to create containers without cgroups
+    /// (linux.resources and cgroupsPath are then ignored)
     #[arg(
         long = "cgroup-manager",
         global = true,
         value_enum,
         default_value = "cgroupfs"
     )]
-    pub cgroup_manager: CgroupManager,
+    pub cgroup_manager: crate::cgroups::Driver,
     /// print the version
     #[arg(short = 'v', long)]
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// How containers get their cgroups (`--cgroup-manager`, named as crun names it).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CgroupManager {
-    Cgroupfs,
-    Systemd,
-    Disabled,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use rt::cgroups::Driver;
-use rt::cli::{CgroupManager, Cli, Command};
+use rt::cli::{Cli, Command};
 use rt::container::create::{create, CreateOpts};
 use rt::container::run::{run, RunOpts};
 use rt::container::{delete, kill, query, start};
@@ -68,11 +68,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         return Ok(0);
     };
     let root = cli.root;
+    // runc's --systemd-cgroup is crun's --cgroup-manager=systemd.
     let cgroups = match cli.cgroup_manager {
-        CgroupManager::Disabled => Driver::Disabled,
-        CgroupManager::Systemd => Driver::Systemd,
-        CgroupManager::Cgroupfs if cli.systemd_cgroup => Driver::Systemd,
-        CgroupManager::Cgroupfs => Driver::Cgroupfs,
+        Driver::Cgroupfs if cli.systemd_cgroup => Driver::Systemd,
+        other => other,
     };
     match command {
         Command::Create(a) => {

@@ -56,8 +56,8 @@ pub struct Cgroup {
     pub systemd: Option<systemd::Unit>,
 }
 
-/// Who makes the container's cgroup (`--cgroup-manager`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Who makes the container's cgroup (`--cgroup-manager`, named as crun names them).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Driver {
     /// rt makes the directories itself (runc's default).
     #[default]
@@ -296,8 +296,8 @@ impl Cgroup {
         };
         unit.start(pid, r)?;
         for d in &self.dirs {
-            // A scope holds its processes wherever systemd made its directory.
-            if d.path.is_dir() && unit.name.ends_with(".scope") {
+            // A scope holds its processes wherever systemd makes its directory.
+            if unit.is_scope() && systemd::makes_dir(d) {
                 continue;
             }
             fs::create_dir_all(&d.path)

@@ -163,6 +163,7 @@ fn spawn(
         &opts.id,
     )?;
     let late_join = late_cgroup_join(cgroup, &ns);
+    let resources = effective_resources(spec);
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -274,7 +275,7 @@ fn spawn(
         // Recorded first, so that `delete --force` finds what to remove when this create
         // is killed before it saves the state.
         dir.save_leftover_cgroup(&cgroup.as_planned())?;
-        cgroup.prepare(&effective_resources(spec))?;
+        cgroup.prepare(&resources)?;
     }
     crate::netdev::check(&linux.net_devices, spec.creates_namespace("network"))?;
     // Refused now when the host has no resctrl: nothing has started yet.
@@ -303,9 +304,12 @@ fn spawn(
         plan.process.seccomp.as_ref(),
         &chan,
         c1,
-        cgroup,
+        &Join {
+            cgroup,
+            resources: &resources,
+            late: late_join,
+        },
         rdt.as_ref(),
-        late_join,
         &mut state,
         dir,
     );
@@ -407,6 +411,13 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
     Ok((parent_end, pid))
 }
 
+/// How the init joins its cgroup: with these limits, and late or not (`late_cgroup_join`).
+struct Join<'a> {
+    cgroup: &'a Cgroup,
+    resources: &'a Resources,
+    late: bool,
+}
+
 /// The parent's side of the handshake, message by message.
 #[allow(clippy::too_many_arguments)]
 fn handshake(
@@ -414,15 +425,14 @@ fn handshake(
     seccomp: Option<&crate::security::seccomp::SeccompPlan>,
     chan: &Channel,
     c1: i32,
-    cgroup: &Cgroup,
+    join: &Join,
     rdt: Option<&crate::intelrdt::Plan>,
-    late_join: bool,
     state: &mut State,
     dir: &StateDir,
 ) -> Result<()> {
-    let resources = effective_resources(spec);
-    if !late_join && !cgroup.dirs.is_empty() {
-        cgroup.join_init(c1, &resources)?;
+    let cgroup = join.cgroup;
+    if !join.late {
+        cgroup.join_init(c1, join.resources)?;
     }
     chan.send(&Msg::Go)?;
     let linux = spec.linux();
@@ -444,10 +454,10 @@ fn handshake(
                 if pid > 0 {
                     state.pid = pid;
                 }
-                if late_join {
+                if join.late {
                     // Before this loop reads the init's next message: hooks run, and
                     // `create` returns (so `start` can come), only after the move.
-                    cgroup.join_init(state.pid, &resources)?;
+                    cgroup.join_init(state.pid, join.resources)?;
                 }
                 if let Some(r) = rdt {
                     state.rdt = Some(r.apply(state.pid)?);

@@ -66,9 +66,7 @@ fn placed(hierarchies: &[Hierarchy], placement: naming::Placement) -> Result<Cgr
     // is about to make in the hierarchies systemd leaves alone (it makes those for the
     // unit in its own): removed on delete once empty. Deepest first.
     let mut created: Vec<PathBuf> = dirs.iter().map(|d| d.path.clone()).collect();
-    let unmanaged = dirs
-        .iter()
-        .filter(|d| !d.unified && !managed_by_systemd(&d.subsystems));
+    let unmanaged = dirs.iter().filter(|d| !makes_dir(d));
     for d in unmanaged {
         let mut missing = Vec::new();
         super::missing_up_to_existing(&d.path, &mut missing);
@@ -85,19 +83,21 @@ fn placed(hierarchies: &[Hierarchy], placement: naming::Placement) -> Result<Cgr
     })
 }
 
-/// Whether systemd makes the unit's directory in a v1 hierarchy: its own (name=systemd)
-/// and those of the controllers it drives (a delegated unit gets them all).
-fn managed_by_systemd(subsystems: &str) -> bool {
-    subsystems.split(',').any(|c| {
-        matches!(
-            c,
-            "name=systemd" | "cpu" | "cpuacct" | "blkio" | "memory" | "devices" | "pids"
-        )
-    })
+/// Whether systemd makes the unit's directory in this hierarchy: the unified one, its own
+/// v1 one (name=systemd) and those of the v1 controllers it drives (a delegated unit gets
+/// them all). rt makes it in the others (cpuset, freezer, ...).
+pub(super) fn makes_dir(d: &CgroupDir) -> bool {
+    d.unified
+        || d.subsystems.split(',').any(|c| {
+            matches!(
+                c,
+                "name=systemd" | "cpu" | "cpuacct" | "blkio" | "memory" | "devices" | "pids"
+            )
+        })
 }
 
 impl Unit {
-    fn is_scope(&self) -> bool {
+    pub(super) fn is_scope(&self) -> bool {
         self.name.ends_with(".scope")
     }
 
@@ -118,12 +118,7 @@ impl Unit {
         } else {
             props.push(prop("Wants", Value::Str(self.slice.clone())));
         }
-        let systemd = properties::Systemd {
-            version: bus.version(),
-            v2,
-        };
-        let proc_devices = fs::read_to_string("/proc/devices").unwrap_or_default();
-        props.extend(properties::resources(r, systemd, &proc_devices));
+        props.extend(bus.resource_properties(r, v2));
         log::debug!(
             "systemd: start {} in {} for pid {pid}",
             self.name,
@@ -175,12 +170,7 @@ impl Unit {
     /// New limits (`rt update`): systemd learns them as runtime properties of the unit.
     pub fn set_properties(&self, r: &Resources) -> Result<()> {
         let mut bus = Manager::connect()?;
-        let systemd = properties::Systemd {
-            version: bus.version(),
-            v2: super::is_v2_unified_host(),
-        };
-        let proc_devices = fs::read_to_string("/proc/devices").unwrap_or_default();
-        let props = properties::resources(r, systemd, &proc_devices);
+        let props = bus.resource_properties(r, super::is_v2_unified_host());
         if props.is_empty() {
             return Ok(());
         }
@@ -252,6 +242,16 @@ impl Manager {
             })
             .unwrap_or_default();
         leading_number(&text)
+    }
+
+    /// `r` as properties this systemd knows (its version decides which).
+    fn resource_properties(&mut self, r: &Resources, v2: bool) -> Vec<Value> {
+        let systemd = properties::Systemd {
+            version: self.version(),
+            v2,
+        };
+        let proc_devices = fs::read_to_string("/proc/devices").unwrap_or_default();
+        properties::resources(r, systemd, &proc_devices)
     }
 
     /// Wait for systemd's JobRemoved signal for `job`; its result ("done", "failed", ...).
