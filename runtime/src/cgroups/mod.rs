@@ -701,7 +701,7 @@ impl Cgroup {
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         if self.dirs.is_empty() {
             return Err(Error::msg(
-                "pause/resume: the container has no cgroup (created with --cgroup-manager=disabled)",
+                "pause/resume: the container has no cgroup (created with --cgroup-manager=disabled, or by a user without a delegated cgroup)",
             ));
         }
         let deadline = Instant::now() + Duration::from_secs(10);
