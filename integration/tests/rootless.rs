@@ -476,3 +476,93 @@ fn ping_without_capabilities_through_ping_group_range() {
     let out = run_as(&user, &h, &id, &b);
     assert!(out.stdout.starts_with("socket: "), "{}", out.describe());
 }
+
+/// podman rootless (its default mode) with `--runtime` rt: its own storage in the user's
+/// home, cgroupfs (no systemd here) or none, run/exec/stop, a volume, `--userns=keep-id`.
+/// podman runs rt as root of a user namespace it made from the user's subordinate ids.
+#[test]
+fn podman_rootless_runs_rt() {
+    if !can_run("podman_rootless_runs_rt") {
+        return;
+    }
+    let user = TestUser::new();
+    let h = Ctx::new("podman_rootless");
+    let tar = h.dir.join("rootfs.tar");
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(rootfs_src())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar the rootfs: {out:?}");
+    let vol = user.home.join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("f"), "from-host\n").unwrap();
+    user.give(&vol);
+    let podman = format!(
+        "podman --runtime $RT --cgroup-manager cgroupfs --events-backend file --storage-driver vfs"
+    );
+    let run = "--network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096";
+    let img = "localhost/busybox:rt";
+    let sh = |script: &str| user.sh(&h, &format!("P=\"{podman}\"; {script}"));
+    sh(&format!("$P import {} {img}", tar.display())).ok();
+
+    let out = sh(&format!(
+        "$P run --rm {run} {img} sh -c 'id -u; cat /proc/self/uid_map'"
+    ));
+    out.ok();
+    let lines = out.lines();
+    assert_eq!(lines[0], "0", "{}", out.describe());
+    let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(words(lines[1]), ["0", &user.uid.to_string(), "1"]);
+    assert_eq!(
+        words(lines[2]),
+        ["1", &user.subid_start.to_string(), "65536"]
+    );
+
+    sh(&format!(
+        "$P run -d --name c1 {run} -v {}:/vol {img} sleep 100",
+        vol.display()
+    ))
+    .ok();
+    let runtime = sh("$P inspect c1 --format '{{.OCIRuntime}}'");
+    assert_eq!(
+        runtime.stdout.trim(),
+        rt_bin().display().to_string(),
+        "{}",
+        runtime.describe()
+    );
+    let exec = sh("$P exec c1 sh -c 'cat /vol/f; echo w > /vol/w; echo exec-ok'");
+    exec.ok();
+    assert_eq!(
+        exec.lines(),
+        ["from-host", "exec-ok"],
+        "{}",
+        exec.describe()
+    );
+    use std::os::unix::fs::MetadataExt;
+    // The container's root is the user: what it writes is the user's.
+    assert_eq!(fs::metadata(vol.join("w")).unwrap().uid(), user.uid);
+    let ps = sh("$P ps --format '{{.Names}} {{.Status}}'");
+    assert!(ps.stdout.starts_with("c1 Up"), "{}", ps.describe());
+    sh("$P stop -t 1 c1").ok();
+    let state = sh("$P inspect c1 --format '{{.State.Status}}'");
+    assert_eq!(state.stdout.trim(), "exited", "{}", state.describe());
+    sh("$P rm c1").ok();
+
+    // keep-id: the user is itself inside, with podman's three-range map.
+    let out = sh(&format!(
+        "$P run --rm {run} --userns=keep-id -v {}:/vol {img} sh -c 'id -u; stat -c %u /vol/f'",
+        vol.display()
+    ));
+    out.ok();
+    let uid = user.uid.to_string();
+    assert_eq!(
+        out.lines(),
+        [uid.as_str(), uid.as_str()],
+        "{}",
+        out.describe()
+    );
+}

@@ -222,7 +222,8 @@ fn spawn(
         devices: linux.devices.clone(),
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
-        in_userns: spec.has_namespace("user"),
+        // rt itself may be in one: podman runs it as root of its own user namespace.
+        in_userns: spec.has_namespace("user") || crate::rootless::is_rootless(),
         new_cgroupns: ns.creates("cgroup"),
         hierarchies,
         cgroup: cgroup.clone(),
