@@ -187,6 +187,26 @@ fn rootless_lifecycle_exec_ps_kill_delete() {
         pause.expect_error();
         assert!(pause.stderr.contains("no cgroup"), "{}", pause.describe());
     }
+    // criu needs the host's root: refused before anything is done.
+    let img = h.dir.join("checkpoint-image");
+    let ck = user.rt(
+        &h,
+        &[
+            "checkpoint",
+            "--image-path",
+            &img.display().to_string(),
+            &id,
+        ],
+    );
+    ck.expect_error();
+    assert!(
+        ck.stderr.contains("checkpoint: not possible without root"),
+        "{}",
+        ck.describe()
+    );
+    assert!(!img.exists(), "checkpoint made {}", img.display());
+    let st = user.rt(&h, &["state", &id]);
+    assert!(st.stdout.contains("\"running\""), "{}", st.describe());
     user.rt(&h, &["kill", "--all", &id, "KILL"]).ok();
     poll(Duration::from_secs(5), "stopped", || {
         let out = user.rt(&h, &["state", &id]);

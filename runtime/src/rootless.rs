@@ -26,6 +26,14 @@ fn in_user_namespace() -> bool {
     }
 }
 
+/// A command that cannot work without the host's root: one line before anything is done.
+pub fn refuse(what: &str, why: &str) -> Result<()> {
+    if is_rootless() {
+        crate::bail!("{what}: not possible without root ({why})");
+    }
+    Ok(())
+}
+
 /// `--root` when not given: /run/rt for root; for anyone else their own
 /// `$XDG_RUNTIME_DIR/rt` (as runc uses `$XDG_RUNTIME_DIR/runc`), so two users' containers
 /// never share a state directory.
