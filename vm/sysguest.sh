@@ -63,9 +63,11 @@ MIRROR=${RT_SYSGUEST_MIRROR:-$(host_mirror)}
 MIRROR=${MIRROR:-http://deb.debian.org}
 # podman: conmon is its container monitor, catatonit its --init, netavark its
 # network backend (a --network none container needs none, but podman looks for
-# one), uidmap its user namespaces; python3-grpcio for the CRI client (pod.py).
+# one), uidmap its user namespaces; python3-grpcio for the CRI client (pod.py);
+# libpam-systemd and dbus-user-session give a user their systemd manager and bus
+# (the rootless scenario's delegated cgroup).
 PACKAGES=systemd,systemd-sysv,dbus,udev,linux-image-amd64,kmod,busybox-static,jq,iproute2,procps,docker.io,containerd,apparmor
-PACKAGES=$PACKAGES,runc,podman,conmon,catatonit,netavark,uidmap,python3,python3-grpcio
+PACKAGES=$PACKAGES,runc,podman,conmon,catatonit,netavark,uidmap,python3,python3-grpcio,libpam-systemd,dbus-user-session
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 PREFIX=sysguest

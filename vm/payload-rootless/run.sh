@@ -120,6 +120,8 @@ B=$(bundle life "$(sh_args 'sleep 100 & exec sleep 101')" '{"pids": {"limit": 20
 as_user "$RT create -b $B life && $RT start life" || bad "life did not start"
 n=$(as_user "$RT ps --format json life" | tr ',' '\n' | grep -c '[0-9]')
 eq "ps lists the cgroup's 2 processes" 2 "$n"
+eq "exec joins the user's cgroup (2 sleeps and the exec'd grep)" 3 \
+  "$(as_user "$RT exec life sh -c 'grep -c . /sys/fs/cgroup/cgroup.procs'" 2>&1)"
 as_user "$RT update --pids-limit 15 life"
 eq "update by the user" 15 "$(cat $CG/rtuser/life/pids.max 2>&1)"
 check "events --stats reads the user's cgroup" sh -c "su rtuser -s /bin/sh -c '$RT events --stats life' | grep -q '\"pids\":{\"current\":2'"

@@ -15,6 +15,8 @@
 #               as its BinaryName, plain runc), then the CRI (pod.py) with a
 #               pod slice as the kubelet's systemd driver names it.
 #   podman      podman's defaults (cgroup manager systemd), --runtime.
+#   rootless    an ordinary user's runtime in a scope its systemd user manager
+#               delegates: the container's cgroup below it, limits enforced.
 #   v1          (a second boot, systemd.unified_cgroup_hierarchy=0) the driver
 #               with v1 controllers: properties, v1 files, the init in every
 #               hierarchy, pause, update, exec, delete.
@@ -27,7 +29,7 @@ set -u
 P=/payload
 [ ! -f $P/env ] || . $P/env
 RUNTIMES=${RT_SYSGUEST_RUNTIMES:-runc rt}
-SCENARIOS=${RT_SYSGUEST_SCENARIOS:-direct docker containerd podman}
+SCENARIOS=${RT_SYSGUEST_SCENARIOS:-direct docker containerd podman rootless}
 CG=/sys/fs/cgroup
 W=/tmp/rtcheck
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -551,6 +553,57 @@ podman_scenario() {
   eq "no container left" "$(podman ps -aq)" ""
 }
 
+# -------------------------------------------------------------------- rootless --
+# An ordinary user whose systemd user manager (user@UID.service, Delegate=yes) gives it a
+# cgroup subtree: in a scope of its own (systemd-run --user --scope), the user's shell
+# moves to a leaf, and the runtime, run by the user with a rootless config, makes the
+# container's cgroup below the scope: the limits are written and enforced there.
+RLU=rtcheck-user
+rootless_scenario() {
+  local R=$1 rtpath uid b=$W/rl-$1
+  rtpath=$(command -v "$R")
+  id -u $RLU >/dev/null 2>&1 || useradd -m -s /bin/bash $RLU
+  uid=$(id -u $RLU)
+  runs "start the user's systemd manager" 0 systemctl start user@$uid.service ||
+    { note "$(journalctl -b --no-pager -n 25 -u user@$uid.service -u user-runtime-dir@$uid.service | tr '\n' '|')"; return; }
+  local ucg=$CG/user.slice/user-$uid.slice/user@$uid.service
+  note "delegated to the user: $(catf $ucg/cgroup.controllers)"
+  rm -rf $b; mkdir -p $b; chown $RLU: $b
+  runs "spec --rootless as the user" 0 runuser -u $RLU -- sh -c "cd $b && $rtpath spec --rootless" || return
+  jq --arg root $W/rootfs '.root.path = $root | .process.terminal = false
+      | .process.args = ["sh", "-c", "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max; (for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done) 2>/dev/null; sleep 2; grep ^max /sys/fs/cgroup/pids.events"]
+      | .linux.resources = {"pids": {"limit": 8}, "memory": {"limit": 33554432}}
+      | .linux.cgroupsPath = "CGPATH"' $b/config.json >$b/c.json && mv $b/c.json $b/config.json
+  chown -R $RLU: $b
+  # As the user, in a delegated scope: move to a leaf, put the container next to it.
+  cat >$b/go.sh <<SCRIPT
+S=\$(sed -n 's/^0:://p' /proc/self/cgroup)
+mkdir $CG\$S/shell && echo \$\$ > $CG\$S/shell/cgroup.procs || exit 9
+sed -i "s|CGPATH|\$S/ctr|" $b/config.json
+echo "scope=\$S"
+$rtpath --root /run/user/$uid/rtcheck run -b $b rl-$R; echo "run=\$?"
+test -d $CG\$S/ctr && echo "left=yes" || echo "left=no"
+SCRIPT
+  chmod 755 $b/go.sh
+  runs "rootless run in a delegated user scope" 0 runuser -u $RLU -- env XDG_RUNTIME_DIR=/run/user/$uid \
+    systemd-run --user --scope --quiet -p Delegate=yes --unit rtcheck-rl-$R.scope $b/go.sh
+  note "$(echo "$out" | tr '\n' ' ')"
+  contains "the init's pids.max" "$out" $'\n8\n'
+  contains "the init's memory.max" "$out" 33554432
+  case $out in *$'\nmax '[1-9]*) ok "forks past pids.max refused (pids.events)" ;; *) bad "no fork refused: [$out]" ;; esac
+  contains "run: exit status 0" "$out" "run=0"
+  contains "the container's cgroup is removed" "$out" "left=no"
+  lacks "no 'resources ignored' warning" "$out" "resources ignored"
+  if [ "$R" = rt ]; then
+    # rt does not drive the user's own systemd manager: one line, nothing left.
+    runs "--systemd-cgroup as the user" 1 runuser -u $RLU -- env XDG_RUNTIME_DIR=/run/user/$uid \
+      "$rtpath" --root /run/user/$uid/rtcheck --systemd-cgroup run -b $b rl2-$R
+    contains "--systemd-cgroup refused, naming the flag" "$out" "--systemd-cgroup: a container of a user other than root"
+    eq "no state left" "$(ls /run/user/$uid/rtcheck 2>/dev/null)" ""
+  fi
+  systemctl stop user@$uid.service
+}
+
 # -------------------------------------------------------------------------- v1 --
 # The driver on a systemd host with v1 controllers (booted by vm/systemd-test.sh
 # with systemd.unified_cgroup_hierarchy=0): the scope spans the hierarchies systemd
@@ -625,6 +678,7 @@ leftovers() {
       'sleep 1003|sleep 2147483647|sleep 1000$|containerd-shim-r.*-address /tmp/rtcheck' ;;
     podman) no_leftovers afterwards 'libpod-' 'libpod-' 'sleep 1004' ;;
     v1) no_leftovers afterwards 'rtcheck-' 'rtcheck-' 'sleep 1005' ;;
+    rootless) no_leftovers afterwards 'rtcheck-rl' 'rtcheck-rl' 'rtcheck-rl|/rl-r' ;;
   esac
 }
 # Then whatever is left is removed, so that the next scenario starts clean.
@@ -641,6 +695,8 @@ clean() {
       for p in $(pgrep -f "containerd-shim-r.*-address $CTD/"); do kill -9 "$p"; done
       systemctl stop 'ctr-ctr*.scope' 'cri-containerd-*.scope' kubepods.slice >/dev/null 2>&1 ;;
     podman) t podman rm -f -t 0 rtcheck-p-$R >/dev/null 2>&1 ;;
+    rootless)
+      uid=$(id -u $RLU 2>/dev/null) && systemctl stop user@$uid.service >/dev/null 2>&1 ;;
     v1)
       t "$R" --root /run/rtcheck-$R --systemd-cgroup delete --force rtv1-$R >/dev/null 2>&1
       rm -rf /run/rtcheck-$R
@@ -659,6 +715,7 @@ for R in $RUNTIMES; do
       containerd) containerd_scenario "$R" ;;
       podman) podman_scenario "$R" ;;
       v1) v1_scenario "$R" ;;
+      rootless) rootless_scenario "$R" ;;
       *) bad "unknown scenario" ;;
     esac
     leftovers "$s"
