@@ -99,6 +99,22 @@ pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns_fd: RawFd) -> Resu
     setattr(fd, recursive, &attr)
 }
 
+/// Change the propagation (MS_SLAVE, MS_PRIVATE…) of the mount `fd` refers to, and of
+/// every mount below it when `recursive`; the only way to reach a detached tree.
+pub fn mount_setattr_propagation(
+    fd: RawFd,
+    recursive: bool,
+    propagation: u64,
+) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    setattr(fd, recursive, &attr)
+}
+
 /// Whether this kernel has mount_setattr(2) (Linux 5.12, the same release as idmapped
 /// mounts): asked on fd -1, it answers EBADF when it exists, ENOSYS when not. Nothing is
 /// changed either way.

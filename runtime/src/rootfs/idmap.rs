@@ -144,6 +144,18 @@ pub fn prepare(spec: &Spec, mounts_: &[Mount], bundle: &Path) -> Result<Detached
                 src.display()
             )
         })?;
+        // A clone of a shared mount is a peer of it: a mount the container made below its
+        // volume would show on the host. A slave, as rt's other binds are (the container's
+        // / is made rslave before them), gets the host's mounts and sends none back; the
+        // mount's own propagation options apply once it is attached.
+        sys::mount_setattr_propagation(tree.as_raw_fd(), true, libc::MS_SLAVE).ctx(
+            || {
+                format!(
+                    "{field}: mount_setattr(AT_RECURSIVE, propagation MS_SLAVE) on the clone of source {}",
+                    src.display()
+                )
+            },
+        )?;
         let recursive = has_option(m) == Some("ridmap");
         sys::mount_setattr_idmap(tree.as_raw_fd(), recursive, userns.as_raw_fd()).map_err(|e| {
             let why = match e {
