@@ -277,7 +277,7 @@ fn features_report_idmap() {
 /// namespace (0 → 200000), and an app container that joins it by path, with the
 /// sandbox's network, ipc and uts namespaces, and no mappings of its own. Its volume, the
 /// host's root files, is idmapped 0 → 200000: root's inside, and root's writes are the
-/// host root's again.
+/// host root's again; idmapped without a mapping, it takes the joined namespace's.
 #[test]
 fn pod_sandbox_userns_joined_with_an_idmapped_volume() {
     let h = Ctx::new("pod_sandbox_userns");
@@ -303,19 +303,23 @@ fn pod_sandbox_userns_joined_with_an_idmapped_volume() {
     // The uts namespace is the sandbox's: its hostname is not the app's to set.
     ab.config.as_object_mut().unwrap().remove("hostname");
     mount_point(&ab, "/volume");
+    mount_point(&ab, "/joined");
     ab.mount(idmapped(
         "/volume",
         &vol,
         &["rbind", "idmap"],
         Some(mapping(0, 200000, 65536)),
     ));
+    // No mapping of its own: the one of the user namespace the container joins.
+    ab.mount(idmapped("/joined", &vol, &["rbind", "idmap"], None));
     ab.sh(
-        "stat -c '%u:%g' /volume /volume/config; echo app > /volume/written; \
+        "stat -c '%u:%g' /joined/config /volume /volume/config; echo app > /volume/written; \
            cat /proc/self/uid_map; readlink /proc/self/ns/user; readlink /proc/self/ns/net; id -u",
     );
     let out = h.run_ok(&app, &ab);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[..2], ["0:0", "0:0"], "{out}");
+    assert_eq!(lines[..3], ["0:0", "0:0", "0:0"], "{out}");
+    let lines = &lines[1..];
     let sandbox_map = fs::read_to_string(format!("/proc/{spid}/uid_map")).unwrap();
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
