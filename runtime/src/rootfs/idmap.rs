@@ -10,7 +10,7 @@
 //! fd, and the helper processes that hold the mapping namespaces are killed and reaped
 //! before `prepare` returns.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -98,11 +98,12 @@ enum MapSource {
     Joined(String),
 }
 
-/// Clone and idmap the source of every mount of `mounts` that asks for it.
-pub fn prepare(spec: &Spec, mounts_: &[Mount], bundle: &Path) -> Result<Detached> {
+/// Clone and idmap the source of every mount of `list` that asks for it.
+pub fn prepare(spec: &Spec, list: &[Mount], bundle: &Path) -> Result<Detached> {
     let mut out = Detached::default();
+    // One user namespace per distinct mapping, for this create only.
     let mut namespaces: BTreeMap<MapSource, OwnedFd> = BTreeMap::new();
-    for (i, m) in mounts_.iter().enumerate() {
+    for (i, m) in list.iter().enumerate() {
         if !requested(m) {
             continue;
         }
@@ -120,15 +121,9 @@ pub fn prepare(spec: &Spec, mounts_: &[Mount], bundle: &Path) -> Result<Detached
             ))
         })?;
         let userns = match namespaces.entry(source) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let fd = match e.key() {
-                    MapSource::Maps(uid, gid) => helper_namespace(uid, gid)
-                        .map_err(|e| e.context(format!("{field}: user namespace for the mapping")))?,
-                    MapSource::Joined(path) => fs::File::open(path)
-                        .map(OwnedFd::from)
-                        .ctx(|| format!("{field}: open the container's user namespace {path} for its mapping"))?,
-                };
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let fd = open_namespace(e.key()).map_err(|e| e.context(&field))?;
                 e.insert(fd)
             }
         };
@@ -180,6 +175,18 @@ pub fn prepare(spec: &Spec, mounts_: &[Mount], bundle: &Path) -> Result<Detached
         out.0.insert(i, tree);
     }
     Ok(out)
+}
+
+/// A user namespace holding the mapping of `source`.
+fn open_namespace(source: &MapSource) -> Result<OwnedFd> {
+    match source {
+        MapSource::Maps(uid, gid) => {
+            helper_namespace(uid, gid).map_err(|e| e.context("user namespace for the mapping"))
+        }
+        MapSource::Joined(path) => fs::File::open(path)
+            .map(OwnedFd::from)
+            .ctx(|| format!("open the container's user namespace {path} for its mapping")),
+    }
 }
 
 /// The mount's own mappings; else the container's: those of its new user namespace, or
