@@ -340,3 +340,102 @@ fn pod_sandbox_userns_joined_with_an_idmapped_volume() {
     h.delete_force(&sandbox).ok();
     h.assert_nothing_left(&sandbox);
 }
+
+/// The pod case driven through containerd 1.6 and our shim with `ctr` (its CRI passes no
+/// user namespace options): a sandbox with `--uidmap`/`--gidmap` (containerd chowns its
+/// snapshot to the range), and an app container that joins its user, network, ipc and uts
+/// namespaces (`--with-ns`) with a volume bound `rbind:idmap`, taking the joined
+/// namespace's mapping. The app's rootfs (`--rootfs`, a copy the host's root owns) has
+/// the mount points containerd's default spec needs.
+#[test]
+fn pod_through_containerd_with_an_idmapped_volume() {
+    use integration::containerd::{Containerd, IMAGE, RUNTIME};
+    let h = Ctx::new("pod_through_containerd");
+    if !supported(&h, true) {
+        return;
+    }
+    if Command::new("ctr").arg("--version").output().is_err() {
+        skip(&h.name, "no ctr (apt-get install containerd)");
+        return;
+    }
+    // Started, with the image imported; stopped and cleaned up when dropped.
+    let c = Containerd::start("userns-pod");
+    c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--uidmap",
+        "0:200000:65536",
+        "--gidmap",
+        "0:200000:65536",
+        IMAGE,
+        "sandbox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let spid: i32 = c
+        .ctr(&["task", "ls"])
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("sandbox"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .expect("the sandbox's pid in ctr task ls");
+    let ns = |t: &str| format!("/proc/{spid}/ns/{t}");
+    let vol = h.subdir("volume");
+    fs::write(vol.join("config"), "from the host\n").unwrap();
+    let rootfs = h.dir.join("app-rootfs");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs_src())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for d in ["run", "volume"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let with_ns: Vec<String> = [
+        ("user", "user"),
+        ("network", "net"),
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+    ]
+    .iter()
+    .map(|(ty, file)| format!("{ty}:{}", ns(file)))
+    .collect();
+    let mount = format!(
+        "type=bind,src={},dst=/volume,options=rbind:idmap",
+        vol.display()
+    );
+    let rootfs_s = rootfs.display().to_string();
+    let mut args = vec!["run", "--rm", "--runtime", RUNTIME, "--mount", &mount];
+    for n in &with_ns {
+        args.extend(["--with-ns", n.as_str()]);
+    }
+    args.extend([
+        "--rootfs",
+        &rootfs_s,
+        "app",
+        "sh",
+        "-c",
+        "stat -c %u:%g /volume/config; echo app > /volume/written; cat /proc/self/uid_map; \
+         readlink /proc/self/ns/user",
+    ]);
+    let out = c.ctr(&args);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0:0", "{}", out.describe());
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"],
+        "{}",
+        out.describe()
+    );
+    let user_ns = fs::read_link(ns("user")).unwrap();
+    assert_eq!(lines[2], user_ns.to_string_lossy(), "{}", out.describe());
+    assert_eq!(owner(&vol.join("written")), (0, 0));
+    c.remove("sandbox");
+}
