@@ -15,6 +15,7 @@ pub mod docker;
 pub mod host;
 pub mod mountinfo;
 pub mod podman;
+pub mod user;
 
 use serde_json::{json, Value};
 use std::ffi::CString;

@@ -17,9 +17,10 @@ To start a new instance of a container:\n\n    # rt run [ -b bundle ] <container
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = "/run/rt")]
-    pub root: PathBuf,
+    /// root directory for storage of container state (this should be located in tmpfs);
+    /// default /run/rt, or $XDG_RUNTIME_DIR/rt when run by a user other than root
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// set the log file to write rt logs to (default is '/dev/stderr')
     #[arg(long, global = true)]
     pub log: Option<String>,

@@ -67,7 +67,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return Ok(0);
     };
-    let root = cli.root;
+    let root = cli.root.unwrap_or_else(rt::rootless::default_state_root);
     // runc's --systemd-cgroup is crun's --cgroup-manager=systemd.
     let cgroups = match cli.cgroup_manager {
         Driver::Cgroupfs if cli.systemd_cgroup => Driver::Systemd,

@@ -621,11 +621,13 @@ impl Cgroup {
         let Some(dir) = self.dirs.iter().find(|d| d.unified) else {
             return Ok(());
         };
+        let needed = v2::needed(r);
         let wanted: Vec<&str> = if self.is_v2() {
             V2_CONTROLLERS.to_vec()
         } else {
-            v2::needed(r)
-                .into_iter()
+            needed
+                .iter()
+                .copied()
                 .filter(|c| self.v1_dir(c).is_none())
                 .collect()
         };
@@ -651,7 +653,14 @@ impl Cgroup {
             for c in &wanted {
                 let has = |list: &str| list.split_whitespace().any(|x| x == *c);
                 if has(&available) && !has(&enabled) {
-                    write(a, "cgroup.subtree_control", format!("+{c}"))?;
+                    match write(a, "cgroup.subtree_control", format!("+{c}")) {
+                        // Wanted for stats only: a subtree delegated to a user may not
+                        // enable some (cpuset needs the host's root), and no limit needs it.
+                        Err(e) if !needed.contains(c) => {
+                            log::debug!("cgroup: {c} not enabled (no limit needs it): {e}")
+                        }
+                        r => r?,
+                    }
                 }
             }
         }
@@ -701,7 +710,7 @@ impl Cgroup {
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         if self.dirs.is_empty() {
             return Err(Error::msg(
-                "pause/resume: the container has no cgroup (created with --cgroup-manager=disabled)",
+                "pause/resume: the container has no cgroup (created with --cgroup-manager=disabled, or by a user without a delegated cgroup)",
             ));
         }
         let deadline = Instant::now() + Duration::from_secs(10);

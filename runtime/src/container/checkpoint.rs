@@ -15,6 +15,7 @@ use crate::state::{StateDir, Status};
 
 pub fn checkpoint(root: &Path, a: &CheckpointArgs) -> Result<()> {
     crate::state::validate_id(&a.id)?;
+    crate::rootless::refuse("checkpoint", "criu needs the host's root")?;
     let opts = Options::from_args(&a.criu)?;
     if a.page_server.is_some() {
         bail!("--page-server is not supported by rt");

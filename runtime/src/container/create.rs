@@ -23,7 +23,7 @@ use crate::process::channel::{self, Channel, Msg};
 use crate::process::{init, InitPlan, ProcessPlan};
 use crate::rootfs::{devices, idmap, mounts, RootfsPlan};
 use crate::security::{capabilities, rlimits};
-use crate::spec::{IdMapping, Spec};
+use crate::spec::Spec;
 use crate::state::{State, StateDir, Status};
 use crate::{hooks, sys, timefmt};
 
@@ -162,8 +162,11 @@ fn spawn(
         linux.cgroups_path.as_deref(),
         &opts.id,
     )?;
+    let mut resources = effective_resources(spec);
+    if crate::rootless::is_rootless() {
+        crate::rootless::fit_cgroup(cgroup, &mut resources, linux.resources.is_some())?;
+    }
     let late_join = late_cgroup_join(cgroup, &ns);
-    let resources = effective_resources(spec);
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -221,7 +224,8 @@ fn spawn(
         devices: linux.devices.clone(),
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
-        in_userns: spec.has_namespace("user"),
+        // rt itself may be in one: podman runs it as root of its own user namespace.
+        in_userns: spec.has_namespace("user") || crate::rootless::is_rootless(),
         new_cgroupns: ns.creates("cgroup"),
         hierarchies,
         cgroup: cgroup.clone(),
@@ -258,6 +262,7 @@ fn spawn(
             && hooks.start_container.is_empty()),
         exec_fifo,
         new_keyring: !opts.no_new_keyring,
+        rootless: crate::rootless::is_rootless(),
         process: ProcessPlan {
             caps: capabilities::plan(process.capabilities.as_ref())?,
             rlimits: rlimits::plan(&process.rlimits)?,
@@ -445,8 +450,7 @@ fn handshake(
         log::debug!("create: init says {msg:?}");
         match msg {
             Some(Msg::UserNsReady) => {
-                write_id_map(c1, "uid_map", &linux.uid_mappings)?;
-                write_id_map(c1, "gid_map", &linux.gid_mappings)?;
+                crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings)?;
                 chan.send(&Msg::MapsWritten)?;
             }
             Some(Msg::TimeNsReady) => {
@@ -533,15 +537,6 @@ fn write_time_offsets(
     }
     let path = format!("/proc/{pid}/timens_offsets");
     fs::write(&path, &text).ctx(|| format!("write {text:?} to {path} (linux.timeOffsets)"))
-}
-
-fn write_id_map(pid: i32, file: &str, map: &[IdMapping]) -> Result<()> {
-    let text: String = map
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-        .collect();
-    let path = format!("/proc/{pid}/{file}");
-    fs::write(&path, &text).ctx(|| format!("write {text:?} to {path} (linux.{file})"))
 }
 
 /// Socket activation: fds handed to rt via LISTEN_FDS go on to the container's program.

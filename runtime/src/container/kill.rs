@@ -89,15 +89,45 @@ pub fn signal_all(state: &State, sig: i32) {
         }
         return;
     }
-    let alive = crate::state::process_alive(state.pid, state.pid_start_time);
-    if let Some(ns) = pid_namespace(state.pid).filter(|_| alive && init_kills_all(state)) {
-        for pid in state.cgroup.tree_pids() {
-            if pid != state.pid && pid_namespace(pid).as_ref() == Some(&ns) {
-                let _ = sys::kill(pid, sig);
-            }
+    for pid in pidns_members(state) {
+        if pid != state.pid {
+            let _ = sys::kill(pid, sig);
         }
     }
     let _ = signal_init(state, sig);
+}
+
+/// The processes of a container that has a pid namespace of its own, found without a
+/// cgroup rt owns: those of its cgroup tree (or, with no cgroup at all, as a rootless
+/// container may have, of the whole host) that are in the init's pid namespace.
+/// Nothing when the init is gone or shares the host's pid namespace.
+pub fn pidns_members(state: &State) -> Vec<i32> {
+    let alive = crate::state::process_alive(state.pid, state.pid_start_time);
+    let Some(ns) = pid_namespace(state.pid).filter(|_| alive && init_kills_all(state)) else {
+        return Vec::new();
+    };
+    let candidates = if state.cgroup.dirs.is_empty() {
+        all_pids()
+    } else {
+        state.cgroup.tree_pids()
+    };
+    candidates
+        .into_iter()
+        .filter(|&pid| pid_namespace(pid).as_ref() == Some(&ns))
+        .collect()
+}
+
+/// Every process of the host that /proc shows.
+fn all_pids() -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The pid namespace `pid` is in, as /proc names it ("pid:[4026531836]").

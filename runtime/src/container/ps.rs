@@ -1,4 +1,4 @@
-//! `rt ps`: the processes of a container's cgroup, as a JSON array of pids or as the
+//! `rt ps`: the processes of a container's cgroup (or pid namespace, when it has no cgroup), as a JSON array of pids or as the
 //! host's `ps` output filtered to them (runc's behaviour and messages).
 
 use std::io::{Read, Write};
@@ -18,6 +18,15 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let state = dir.load()?;
     if dir.status(&state) == Status::Stopped && !state.cgroup.dirs.iter().any(|d| d.path.exists()) {
         return Ok(Vec::new());
+    }
+    if state.cgroup.dirs.is_empty() {
+        // No cgroup (rootless, or --cgroup-manager=disabled): the init's pid namespace
+        // tells who belongs; without one, the init alone.
+        let members = super::kill::pidns_members(&state);
+        if !members.is_empty() || dir.status(&state) == Status::Stopped {
+            return Ok(members);
+        }
+        return Ok(vec![state.pid]);
     }
     all_pids(&state.cgroup)
 }

@@ -34,6 +34,7 @@ const PID_FILE: &str = "criu-restore.pid";
 /// Returns rt's exit status: 0 detached, else the restored program's (128+N if killed).
 pub fn restore(root: &Path, a: &RestoreArgs) -> Result<i32> {
     crate::state::validate_id(&a.id)?;
+    crate::rootless::refuse("restore", "criu needs the host's root")?;
     let opts = Options::from_args(&a.criu)?;
     if !opts.image_dir.is_dir() {
         bail!(

@@ -48,9 +48,19 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     if plan.ns.creates("user") {
         log::debug!("init: new user namespace");
+        // Without root, rt writes the maps as the same user, which /proc allows only
+        // while this process is dumpable (else its files are the host root's), and so
+        // does newuidmap. Nothing of the container is here yet to be read.
+        let unprivileged = plan.rootless;
+        if unprivileged {
+            sys::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?;
+        }
         namespaces::create(CloneFlags::CLONE_NEWUSER)?;
         chan.send(&Msg::UserNsReady)?;
         chan.expect(Msg::MapsWritten)?;
+        if unprivileged {
+            sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
+        }
     }
     if plan.ns.creates("user") || plan.ns.join_of("user").is_some() {
         // Become the namespace's root, so the rest runs with its full capabilities.

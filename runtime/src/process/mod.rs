@@ -34,6 +34,8 @@ pub struct InitPlan {
     /// The read end of exec.fifo, opened by the parent: `start` writes a byte into it.
     pub exec_fifo: OwnedFd,
     pub new_keyring: bool,
+    /// rt runs without the host root's privileges ([`crate::rootless::is_rootless`]).
+    pub rootless: bool,
     /// The program the init becomes.
     pub process: ProcessPlan,
 }

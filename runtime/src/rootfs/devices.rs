@@ -140,9 +140,35 @@ fn chown_node(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, dev: &Device) 
     .map_err(|e| Error::sys(format!("chown {}", dev.path), e))
 }
 
+/// In a user namespace no device node can be made: the host's node of the same path is
+/// bind-mounted, and it must be the device the config names.
 fn bind_host_device(root: &Root, dev: &Device) -> Result<()> {
-    let target = root.ensure(Path::new(&dev.path), Kind::File)?;
     let host = PathBuf::from(&dev.path);
+    let why = match nix::sys::stat::stat(&host) {
+        Err(e) => Some(crate::error::describe(e)),
+        Ok(st) => {
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            let want = match dev.kind.as_str() {
+                "b" => SFlag::S_IFBLK,
+                "p" => SFlag::S_IFIFO,
+                _ => SFlag::S_IFCHR,
+            };
+            let (major, minor) = (
+                nix::sys::stat::major(st.st_rdev) as i64,
+                nix::sys::stat::minor(st.st_rdev) as i64,
+            );
+            let same = kind == want
+                && (want == SFlag::S_IFIFO || (major, minor) == (dev.major, dev.minor));
+            (!same).then(|| format!("the host's is not {} {}:{}", dev.kind, dev.major, dev.minor))
+        }
+    };
+    if let Some(why) = why {
+        return Err(Error::msg(format!(
+            "linux.devices: {}: in a user namespace devices cannot be made, only bind-mounted from the host's {}: {why}",
+            dev.path, dev.path
+        )));
+    }
+    let target = root.ensure(Path::new(&dev.path), Kind::File)?;
     nix::mount::mount(
         Some(&host),
         &fd_path(&target),

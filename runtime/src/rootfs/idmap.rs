@@ -109,10 +109,10 @@ pub fn prepare(spec: &Spec, list: &[Mount], bundle: &Path) -> Result<Detached> {
         }
         let field = format!("mounts[{i}] ({})", m.destination);
         validate(spec, i, m)?;
-        let euid = nix::unistd::geteuid();
-        if !euid.is_root() {
+        if crate::rootless::is_rootless() {
             bail!(
-                "{field}: idmapped mounts need rt to run as root (euid {euid}): only the host's root may idmap a host filesystem"
+                "{field}: idmapped mounts need rt to run as the host's root (it runs as euid {}, or in a user namespace): only the host's root may idmap a host filesystem",
+                nix::unistd::geteuid()
             );
         }
         let source = map_source(spec, m).ok_or_else(|| {

@@ -73,7 +73,14 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let root = Root::open(&plan.rootfs)?;
     for (i, m) in plan.mounts.iter().enumerate() {
         log::debug!("rootfs: mount {} ({:?})", m.destination, m.kind);
-        mount_entry(&root, plan, i, m)?;
+        mount_entry(&root, plan, i, m).map_err(|e| {
+            // Most filesystems refuse a mount from a user namespace (EPERM): say where.
+            if plan.in_userns {
+                e.context(format!("mounts[{i}], in a user namespace"))
+            } else {
+                e
+            }
+        })?;
     }
     if !plan.dev_is_bind {
         log::debug!("rootfs: create devices");

@@ -9,12 +9,22 @@ use crate::sys;
 
 /// Switch to the configured user. Call with keep-caps on, so the capability sets survive.
 pub fn switch(user: &User) -> Result<()> {
-    sys::setgroups(&user.additional_gids).ctx(|| {
-        format!(
-            "setgroups {:?} (process.user.additionalGids)",
-            user.additional_gids
-        )
-    })?;
+    match sys::setgroups(&user.additional_gids) {
+        // A user namespace whose gid map its unprivileged creator wrote itself denies
+        // setgroups for good; with no groups asked for there is nothing to drop.
+        Err(nix::errno::Errno::EPERM) if user.additional_gids.is_empty() => {}
+        r => r.ctx(|| {
+            format!(
+                "setgroups {:?} (process.user.additionalGids{})",
+                user.additional_gids,
+                if user.additional_gids.is_empty() {
+                    ""
+                } else {
+                    "; without root, groups beyond your own need a gid range mapped by newgidmap"
+                }
+            )
+        })?,
+    }
     let gid = Gid::from_raw(user.gid);
     setresgid(gid, gid, gid).ctx(|| format!("setresgid {} (process.user.gid)", user.gid))?;
     let uid = Uid::from_raw(user.uid);
