@@ -521,9 +521,9 @@ fn podman_rootless_runs_rt() {
     fs::create_dir_all(&vol).unwrap();
     fs::write(vol.join("f"), "from-host\n").unwrap();
     user.give(&vol);
-    let podman = format!(
+    let podman =
         "podman --runtime $RT --cgroup-manager cgroupfs --events-backend file --storage-driver vfs"
-    );
+            .to_string();
     let run = "--network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096";
     let img = "localhost/busybox:rt";
     let sh = |script: &str| user.sh(&h, &format!("P=\"{podman}\"; {script}"));
