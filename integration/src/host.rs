@@ -354,6 +354,31 @@ pub fn user_namespaces() -> Result<(), String> {
         .map_err(|e| format!("root cannot make a user namespace: {e}"))
 }
 
+/// Can this kernel make idmapped mounts (mount_setattr, Linux 5.12)? Asked with fd -1, the
+/// call says EBADF when it exists, ENOSYS when not; nothing changes either way.
+pub fn idmapped_mounts() -> Result<(), String> {
+    // struct mount_attr: attr_set (MOUNT_ATTR_IDMAP), attr_clr, propagation, userns_fd.
+    let attr: [u64; 4] = [0x0010_0000, 0, 0, u64::MAX];
+    // SAFETY: an empty path with AT_EMPTY_PATH and a mount_attr of the size passed; fd -1
+    // refers to nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    match (r, std::io::Error::last_os_error().raw_os_error()) {
+        (-1, Some(libc::ENOSYS)) => {
+            Err("kernel without mount_setattr (idmapped mounts need Linux 5.12)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Can a process without CAP_SYS_ADMIN make a user namespace (as a container's process
 /// does)? Debian's `kernel.unprivileged_userns_clone`, `user.max_user_namespaces` or an LSM
 /// may forbid it. Probed as uid 65534 with no capabilities: Ok, or why not.

@@ -519,10 +519,9 @@ fn features_describes_what_rt_implements() {
     for o in ["ro", "rbind", "nosuid", "rprivate", "strictatime"] {
         assert!(has("/mountOptions", o), "mount option {o}");
     }
-    assert!(
-        !has("/mountOptions", "idmap"),
-        "idmapped mounts are not implemented"
-    );
+    for o in ["idmap", "ridmap"] {
+        assert!(has("/mountOptions", o), "mount option {o}");
+    }
     for ns in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
         assert!(has("/linux/namespaces", ns), "namespace {ns}");
     }
@@ -593,7 +592,11 @@ fn features_describes_what_rt_implements() {
     ] {
         assert!(has("/mountOptions", o), "mount option {o}");
     }
-    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    // Idmapped bind mounts, wherever the kernel has mount_setattr.
+    assert_eq!(
+        v["linux"]["mountExtensions"]["idmap"]["enabled"],
+        host::idmapped_mounts().is_ok()
+    );
 }
 
 #[test]

@@ -410,6 +410,25 @@ fn what_needs_privilege_fails_clearly_and_leaves_nothing() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.describe());
     assert!(!h.root.join(&id).exists());
+    // An idmapped bind: only the host's root may idmap a host filesystem.
+    let id = h.id();
+    let mut b = rootless_bundle(&h, &user, &id, "true");
+    let vol = user.home.join("idmap-vol");
+    fs::create_dir_all(&vol).unwrap();
+    user.give(&vol);
+    b.mount(
+        json!({ "destination": "/mnt", "type": "bind", "source": vol,
+                    "options": ["rbind", "idmap"] }),
+    );
+    let out = run_as(&user, &h, &id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr
+            .contains("(/mnt): idmapped mounts need rt to run as the host's root"),
+        "{}",
+        out.describe()
+    );
+    assert!(!h.root.join(&id).exists());
     let listed = user.rt(&h, &["list", "-q"]);
     assert!(listed.stdout.trim().is_empty(), "{}", listed.describe());
     let mounts_after = fs::read_to_string("/proc/self/mountinfo")
@@ -521,9 +540,9 @@ fn podman_rootless_runs_rt() {
     fs::create_dir_all(&vol).unwrap();
     fs::write(vol.join("f"), "from-host\n").unwrap();
     user.give(&vol);
-    let podman = format!(
+    let podman =
         "podman --runtime $RT --cgroup-manager cgroupfs --events-backend file --storage-driver vfs"
-    );
+            .to_string();
     let run = "--network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096";
     let img = "localhost/busybox:rt";
     let sh = |script: &str| user.sh(&h, &format!("P=\"{podman}\"; {script}"));

@@ -54,7 +54,8 @@ pub fn document() -> Value {
                 "modes": crate::process::mempolicy::MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
                 "flags": crate::process::mempolicy::FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            // Idmapped bind mounts need mount_setattr (Linux 5.12).
+            "mountExtensions": { "idmap": { "enabled": crate::sys::has_mount_setattr() } },
         },
         "annotations": {
             "io.github.rt.version": env!("CARGO_PKG_VERSION"),

@@ -54,7 +54,7 @@ pub struct Mount {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
-    /// Idmapped mounts (runtime-spec 1.2): parsed so that rt can refuse them.
+    /// Idmapped mounts (runtime-spec 1.2): the mapping the mount is given (rootfs/idmap.rs).
     #[serde(default, rename = "uidMappings", skip_serializing_if = "Vec::is_empty")]
     pub uid_mappings: Vec<IdMapping>,
     #[serde(default, rename = "gidMappings", skip_serializing_if = "Vec::is_empty")]
@@ -454,10 +454,11 @@ impl Spec {
                 bail!("process.cwd: {:?} is not an absolute path", p.cwd);
             }
         }
-        for m in &self.mounts {
+        for (i, m) in self.mounts.iter().enumerate() {
             if m.destination.is_empty() {
                 bail!("mounts: a mount has an empty destination");
             }
+            crate::rootfs::idmap::validate(self, i, m)?;
         }
         Ok(())
     }

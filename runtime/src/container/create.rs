@@ -21,7 +21,7 @@ use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, Msg};
 use crate::process::{init, InitPlan, ProcessPlan};
-use crate::rootfs::{devices, mounts, RootfsPlan};
+use crate::rootfs::{devices, idmap, mounts, RootfsPlan};
 use crate::security::{capabilities, rlimits};
 use crate::spec::Spec;
 use crate::state::{State, StateDir, Status};
@@ -208,6 +208,8 @@ fn spawn(
         mounts.push(mount);
         extra_env.push(env);
     }
+    // Here, with the host's privileges: the init could not idmap a host filesystem.
+    let idmapped = idmap::prepare(spec, &spec.mounts, bundle)?;
     let rootfs_plan = RootfsPlan {
         rootfs: rootfs.to_path_buf(),
         bundle: bundle.to_path_buf(),
@@ -234,6 +236,7 @@ fn spawn(
             .mounts
             .iter()
             .any(|m| m.destination.trim_end_matches('/') == "/dev" && mounts::is_bind(m)),
+        idmapped,
     };
     let attrs = crate::process::attrs::plan(
         process.io_priority.as_ref(),

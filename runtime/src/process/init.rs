@@ -108,6 +108,8 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
         ];
         keep.extend(plan.process.console_socket.as_ref().map(|s| s.as_raw_fd()));
+        // The idmapped trees still to attach (close-on-exec: the program never has them).
+        keep.extend(plan.rootfs.idmapped.raw_fds());
         sys::close_fds_except(3 + plan.process.preserve_fds as i32, &keep)
             .ctx(|| "close inherited fds")?;
     }

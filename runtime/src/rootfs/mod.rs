@@ -3,6 +3,7 @@
 //! masked and read-only paths and a read-only root.
 
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod no_pivot;
 pub mod path;
@@ -20,7 +21,7 @@ use crate::spec::{Device, Mount};
 use path::{fd_path, Kind, Root};
 
 /// Everything the init needs to build the rootfs, computed by the parent.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RootfsPlan {
     pub rootfs: PathBuf,
     pub bundle: PathBuf,
@@ -43,6 +44,9 @@ pub struct RootfsPlan {
     pub dev_is_bind: bool,
     /// SELinux context given to the filesystems mounted for the container.
     pub mount_label: Option<String>,
+    /// The idmapped mounts, made by the parent (see idmap.rs): detached trees by index in
+    /// `mounts`, attached by the init in their turn.
+    pub idmapped: idmap::Detached,
 }
 
 /// Steps that run with the host's filesystem still visible (before pivot_root).
@@ -69,7 +73,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let root = Root::open(&plan.rootfs)?;
     for (i, m) in plan.mounts.iter().enumerate() {
         log::debug!("rootfs: mount {} ({:?})", m.destination, m.kind);
-        mount_entry(&root, plan, m).map_err(|e| {
+        mount_entry(&root, plan, i, m).map_err(|e| {
             // Most filesystems refuse a mount from a user namespace (EPERM): say where.
             if plan.in_userns {
                 e.context(format!("mounts[{i}], in a user namespace"))
@@ -88,14 +92,12 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     Ok(())
 }
 
-fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
-    // Refused rather than mounted without the mapping the config asks for.
-    if !m.uid_mappings.is_empty()
-        || !m.gid_mappings.is_empty()
-        || m.options.iter().any(|o| o == "idmap" || o == "ridmap")
-    {
+fn mount_entry(root: &Root, plan: &RootfsPlan, index: usize, m: &Mount) -> Result<()> {
+    // Never mounted without the mapping the config asks for.
+    let detached = plan.idmapped.get(index);
+    if idmap::requested(m) && detached.is_none() {
         return Err(Error::msg(format!(
-            "mounts: {}: idmapped mounts (idmap, ridmap, uidMappings, gidMappings) are not supported by rt",
+            "mounts[{index}] ({}): idmapped, but the parent prepared no idmapped tree for it",
             m.destination
         )));
     }
@@ -144,6 +146,9 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
         }
         _ => m,
     };
+    if let Some(tree) = detached {
+        return mounts::attach_one(root, m, tree, source.as_deref(), kind);
+    }
     match mounts::mount_one(root, m, source.as_deref(), kind) {
         // sysfs cannot be mounted in a user namespace that does not own the network
         // namespace: give the container a recursive read-only bind of the host's /sys.

@@ -77,6 +77,9 @@ const USERSPACE_OPTIONS: &[&str] = &[
     "auto", "noauto", "nofail", "user", "nouser", "users", "owner", "group", "_netdev",
 ];
 
+/// Options that ask for an idmapped mount (idmap.rs): never handed to mount(2).
+const IDMAP_OPTIONS: &[&str] = &["idmap", "ridmap"];
+
 /// MOUNT_ATTR_* bits (linux/mount.h).
 const ATTR_RDONLY: u64 = 0x1;
 const ATTR_NOSUID: u64 = 0x2;
@@ -124,6 +127,7 @@ pub fn known_options() -> Vec<&'static str> {
     names.extend(RECURSIVE_OPTIONS.iter().map(|(n, _, _)| *n));
     names.extend(RECURSIVE_ATIME.iter().map(|(n, _)| *n));
     names.extend(USERSPACE_OPTIONS);
+    names.extend(IDMAP_OPTIONS);
     names
 }
 
@@ -149,7 +153,10 @@ pub fn parse_options(opts: &[String]) -> Options {
             } else if let Some(&(_, mode)) = RECURSIVE_ATIME.iter().find(|(n, _)| *n == opt) {
                 o.recursive_clear |= ATTR_ATIME_MASK;
                 o.recursive_set = (o.recursive_set & !ATTR_ATIME_MASK) | mode;
-            } else if USERSPACE_OPTIONS.contains(&opt.as_str()) || opt.starts_with("x-") {
+            } else if USERSPACE_OPTIONS.contains(&opt.as_str())
+                || IDMAP_OPTIONS.contains(&opt.as_str())
+                || opt.starts_with("x-")
+            {
             } else if !opt.is_empty() {
                 data.push(opt.as_str());
             }
@@ -230,6 +237,29 @@ pub fn locked_flags(target: &Path) -> MsFlags {
 /// Mount `m` onto its destination, resolved inside the rootfs. `kind` says what to create
 /// there if it is missing.
 pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> Result<()> {
+    place(root, m, source, kind, None)
+}
+
+/// Like [`mount_one`] for a bind, but what goes onto the destination is `tree`, a detached
+/// mount the parent prepared (an idmapped clone of `source`); then the same flags,
+/// propagation and recursive options as any bind.
+pub fn attach_one(
+    root: &Root,
+    m: &Mount,
+    tree: &std::os::fd::OwnedFd,
+    source: Option<&Path>,
+    kind: Kind,
+) -> Result<()> {
+    place(root, m, source, kind, Some(tree))
+}
+
+fn place(
+    root: &Root,
+    m: &Mount,
+    source: Option<&Path>,
+    kind: Kind,
+    tree: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
     let dest = Path::new(&m.destination);
     let fd = root
         .ensure(dest, kind)
@@ -258,8 +288,16 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
     };
     if is_bind(m) {
         let bind = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
-        mount(source, &target, None::<&str>, bind, None::<&str>)
-            .map_err(|e| Error::sys(what("mount"), e))?;
+        match tree {
+            // Onto the very directory `fd` holds: no path is looked up again.
+            Some(tree) => crate::sys::move_mount_onto(
+                std::os::fd::AsRawFd::as_raw_fd(tree),
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+            )
+            .map_err(|e| Error::sys(what("move_mount of the idmapped clone of"), e))?,
+            None => mount(source, &target, None::<&str>, bind, None::<&str>)
+                .map_err(|e| Error::sys(what("mount"), e))?,
+        }
         // A bind mount takes its flags only through a remount.
         let extra = o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() || !o.cleared.is_empty() {
@@ -269,6 +307,11 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
                 | MsFlags::MS_REMOUNT;
             change(&target, flags).map_err(|e| Error::sys(what("remount"), e))?;
         }
+    } else if tree.is_some() {
+        return Err(Error::msg(format!(
+            "mounts: {}: only bind mounts can be idmapped",
+            m.destination
+        )));
     } else {
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
         let src = source
