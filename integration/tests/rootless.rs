@@ -429,6 +429,20 @@ fn what_needs_privilege_fails_clearly_and_leaves_nothing() {
         out.describe()
     );
     assert!(!h.root.join(&id).exists());
+    // The systemd driver would need the user's own manager: refused before anything.
+    let id = h.id();
+    let b = rootless_bundle(&h, &user, &id, "true");
+    b.save();
+    let dir = b.dir.display().to_string();
+    let out = user.rt(&h, &["--systemd-cgroup", "run", "--bundle", &dir, &id]);
+    out.expect_error();
+    assert!(
+        out.stderr
+            .contains("--systemd-cgroup: a container of a user other than root"),
+        "{}",
+        out.describe()
+    );
+    assert!(!h.root.join(&id).exists());
     let listed = user.rt(&h, &["list", "-q"]);
     assert!(listed.stdout.trim().is_empty(), "{}", listed.describe());
     let mounts_after = fs::read_to_string("/proc/self/mountinfo")

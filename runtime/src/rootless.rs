@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{access, AccessFlags};
 
 use crate::cgroups::resources::Resources;
-use crate::cgroups::{self, Cgroup};
+use crate::cgroups::{self, Cgroup, Driver};
 use crate::error::Result;
 
 /// Whether rt runs without the host root's privileges: as another user, or as root of a
@@ -46,6 +46,16 @@ pub fn default_state_root() -> PathBuf {
     PathBuf::from("/run/rt")
 }
 
+/// The cgroup drivers a rootless rt has: cgroupfs (in a delegated subtree) and none.
+pub fn check_driver(driver: Driver) -> Result<()> {
+    if driver == Driver::Systemd {
+        crate::bail!(
+            "--systemd-cgroup: a container of a user other than root would need the user's own systemd manager, which rt does not drive yet; use --cgroup-manager=cgroupfs with a delegated cgroupsPath, or disabled"
+        );
+    }
+    Ok(())
+}
+
 /// Fit the planned cgroup to what this user may do. Without root a cgroup is only usable
 /// where it was delegated: on a cgroup v2 host, a directory (or the nearest existing parent
 /// of it) that the user may write, as a systemd user session or an administrator's
@@ -57,11 +67,6 @@ pub fn fit_cgroup(cgroup: &mut Cgroup, resources: &mut Resources, configured: bo
     resources.devices.clear();
     if cgroup.dirs.is_empty() {
         return Ok(());
-    }
-    if cgroup.systemd.is_some() {
-        crate::bail!(
-            "--systemd-cgroup: a container of a user other than root would need the user's own systemd manager, which rt does not drive yet; use --cgroup-manager=cgroupfs with a delegated cgroupsPath, or disabled"
-        );
     }
     let why_not = if !cgroups::is_v2_unified_host() {
         Some("cgroup v1 cannot be delegated to a user".to_string())

@@ -155,6 +155,9 @@ fn spawn(
         process.console_size = crate::console::caller_window_size().or(process.console_size);
     }
     let ns = NamespacePlan::from_spec(spec)?;
+    if crate::rootless::is_rootless() {
+        crate::rootless::check_driver(opts.cgroups)?;
+    }
     let hierarchies = cgroups::hierarchies()?;
     *cgroup = cgroups::plan_with(
         opts.cgroups,
