@@ -96,6 +96,19 @@ pub fn rootfs_src() -> PathBuf {
     p
 }
 
+/// The test rootfs as a tar file at `dest` (for `podman import`, `docker import`).
+pub fn rootfs_tarball(dest: &Path) {
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs_src())
+        .arg("-cf")
+        .arg(dest)
+        .arg(".")
+        .output()
+        .expect("spawn tar");
+    assert!(out.status.success(), "tar the rootfs: {out:?}");
+}
+
 static SUBREAPER: Once = Once::new();
 
 /// Make the test process a child subreaper, so that detached containers (whose runtime

@@ -34,15 +34,7 @@ impl Podman {
             cgroup_parent: tag,
         };
         let tar = p.dir.join("rootfs.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs_src())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tar the rootfs: {out:?}");
+        rootfs_tarball(&tar);
         let tar = tar.to_string_lossy().into_owned();
         p.podman(&["import", "--change", "CMD [\"/bin/sh\"]", &tar, IMAGE])
             .ok();

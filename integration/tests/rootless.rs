@@ -8,15 +8,15 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-/// Whether an unprivileged process may make a user namespace here; says why not.
-fn can_run(test: &str) -> bool {
-    match host::unprivileged_user_namespaces() {
-        Ok(()) => true,
-        Err(why) => {
-            skip(test, why);
-            false
-        }
+/// A user made for the test and the test's context (dropped first: its containers go
+/// before the user does), or None, after saying why, when an unprivileged process may
+/// not make a user namespace here.
+fn setup(test: &str, ctx: &str) -> Option<(TestUser, Ctx)> {
+    if let Err(why) = host::unprivileged_user_namespaces() {
+        skip(test, why);
+        return None;
     }
+    Some((TestUser::new(), Ctx::new(ctx)))
 }
 
 /// A bundle owned by `user`, its config written by `rt spec --rootless` run as the user,
@@ -46,11 +46,12 @@ fn run_as(user: &TestUser, h: &Ctx, id: &str, b: &Bundle) -> Output {
 
 #[test]
 fn spec_rootless_maps_the_caller_and_asks_for_nothing_privileged() {
-    if !can_run("spec_rootless_maps_the_caller_and_asks_for_nothing_privileged") {
+    let Some((user, h)) = setup(
+        "spec_rootless_maps_the_caller_and_asks_for_nothing_privileged",
+        "spec_rootless_maps_the_caller",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("spec_rootless_maps_the_caller");
+    };
     let id = h.id();
     let b = rootless_bundle(&h, &user, &id, "true");
     let linux = &b.config["linux"];
@@ -77,11 +78,12 @@ fn spec_rootless_maps_the_caller_and_asks_for_nothing_privileged() {
 
 #[test]
 fn rootless_container_runs_as_the_user_with_usual_pieces() {
-    if !can_run("rootless_container_runs_as_the_user_with_usual_pieces") {
+    let Some((user, h)) = setup(
+        "rootless_container_runs_as_the_user_with_usual_pieces",
+        "rootless_runs",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_runs");
+    };
     let id = h.id();
     // A file of the default maskedPaths that this kernel has (they depend on its build).
     let masked = ["/proc/timer_list", "/proc/keys", "/proc/kcore"]
@@ -121,12 +123,13 @@ fn rootless_container_runs_as_the_user_with_usual_pieces() {
 
 #[test]
 fn state_goes_to_xdg_runtime_dir_and_users_are_apart() {
-    if !can_run("state_goes_to_xdg_runtime_dir_and_users_are_apart") {
+    let Some((user, h)) = setup(
+        "state_goes_to_xdg_runtime_dir_and_users_are_apart",
+        "rootless_xdg",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
+    };
     let other = TestUser::new();
-    let h = Ctx::new("rootless_xdg");
     let id = h.id();
     let b = rootless_bundle(&h, &user, &id, "sleep 100");
     b.save();
@@ -156,11 +159,12 @@ fn state_goes_to_xdg_runtime_dir_and_users_are_apart() {
 
 #[test]
 fn rootless_lifecycle_exec_ps_kill_delete() {
-    if !can_run("rootless_lifecycle_exec_ps_kill_delete") {
+    let Some((user, h)) = setup(
+        "rootless_lifecycle_exec_ps_kill_delete",
+        "rootless_lifecycle",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_lifecycle");
+    };
     let id = h.id();
     let b = rootless_bundle(&h, &user, &id, "sleep 100 & exec sleep 101");
     create_as(&user, &h, &id, &b).ok();
@@ -236,11 +240,12 @@ fn rt_has_delegated_cgroup(h: &Ctx, user: &TestUser, id: &str) -> bool {
 
 #[test]
 fn rootless_run_detached_with_console_socket() {
-    if !can_run("rootless_run_detached_with_console_socket") {
+    let Some((user, h)) = setup(
+        "rootless_run_detached_with_console_socket",
+        "rootless_console",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_console");
+    };
     let id = h.id();
     let mut b = rootless_bundle(&h, &user, &id, "tty; echo hello-tty; sleep 100");
     b.config["process"]["terminal"] = json!(true);
@@ -273,11 +278,12 @@ fn rootless_run_detached_with_console_socket() {
 
 #[test]
 fn subordinate_ids_are_mapped_with_newuidmap() {
-    if !can_run("subordinate_ids_are_mapped_with_newuidmap") {
+    let Some((user, h)) = setup(
+        "subordinate_ids_are_mapped_with_newuidmap",
+        "rootless_subids",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_subids");
+    };
     let id = h.id();
     let shared = h.subdir("shared");
     user.give(&shared);
@@ -341,11 +347,12 @@ fn subordinate_ids_are_mapped_with_newuidmap() {
 
 #[test]
 fn resources_are_ignored_with_a_warning_without_a_delegated_cgroup() {
-    if !can_run("resources_are_ignored_with_a_warning_without_a_delegated_cgroup") {
+    let Some((user, h)) = setup(
+        "resources_are_ignored_with_a_warning_without_a_delegated_cgroup",
+        "rootless_no_cgroup",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_no_cgroup");
+    };
     let id = h.id();
     let mut b = rootless_bundle(&h, &user, &id, "echo ran");
     b.config["linux"]["resources"] =
@@ -373,11 +380,12 @@ fn resources_are_ignored_with_a_warning_without_a_delegated_cgroup() {
 
 #[test]
 fn what_needs_privilege_fails_clearly_and_leaves_nothing() {
-    if !can_run("what_needs_privilege_fails_clearly_and_leaves_nothing") {
+    let Some((user, h)) = setup(
+        "what_needs_privilege_fails_clearly_and_leaves_nothing",
+        "rootless_refused",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_refused");
+    };
     let mounts_before = fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -486,11 +494,12 @@ int main(void) {
 
 #[test]
 fn ping_without_capabilities_through_ping_group_range() {
-    if !can_run("ping_without_capabilities_through_ping_group_range") {
+    let Some((user, h)) = setup(
+        "ping_without_capabilities_through_ping_group_range",
+        "rootless_ping",
+    ) else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("rootless_ping");
+    };
     let id = h.id();
     let mut b = rootless_bundle(
         &h,
@@ -535,21 +544,11 @@ fn ping_without_capabilities_through_ping_group_range() {
 /// podman runs rt as root of a user namespace it made from the user's subordinate ids.
 #[test]
 fn podman_rootless_runs_rt() {
-    if !can_run("podman_rootless_runs_rt") {
+    let Some((user, h)) = setup("podman_rootless_runs_rt", "podman_rootless") else {
         return;
-    }
-    let user = TestUser::new();
-    let h = Ctx::new("podman_rootless");
+    };
     let tar = h.dir.join("rootfs.tar");
-    let out = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(rootfs_src())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tar the rootfs: {out:?}");
+    rootfs_tarball(&tar);
     let vol = user.home.join("vol");
     fs::create_dir_all(&vol).unwrap();
     fs::write(vol.join("f"), "from-host\n").unwrap();
