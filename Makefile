@@ -88,7 +88,7 @@ test-v2: build rootfs
 # missing), and vm/payload-systemd/run.sh runs every scenario with runc and with rt; a
 # second boot with v1 controllers (systemd.unified_cgroup_hierarchy=0) runs the driver's
 # v1 scenario. RT_SYSGUEST_RUNTIMES=rt (or runc), RT_SYSGUEST_SCENARIOS="direct docker
-# containerd podman" and RT_SYSGUEST_SCENARIOS_V1=v1 (empty: no second boot) choose.
+# containerd podman rootless" and RT_SYSGUEST_SCENARIOS_V1=v1 (empty: no second boot) choose.
 test-systemd: build rootfs
 	@vm/systemd-test.sh
 

@@ -22,7 +22,7 @@
 #
 # Environment (all optional):
 #   RT_SYSGUEST_RUNTIMES="runc rt"    which runtimes the scenarios run with
-#   RT_SYSGUEST_SCENARIOS="direct docker containerd podman"   which scenarios
+#   RT_SYSGUEST_SCENARIOS="direct docker containerd podman rootless"   which scenarios
 #   RT_SYSGUEST_SCENARIOS_V1="v1"     scenarios of the second boot (v1 controllers;
 #                                     empty: no second boot)
 #   RT_SYSGUEST_TIMEOUT=900           seconds before the guest is killed
@@ -34,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 TIMEOUT=${RT_SYSGUEST_TIMEOUT:-900}
 RUNTIMES=${RT_SYSGUEST_RUNTIMES:-runc rt}
-SCENARIOS=${RT_SYSGUEST_SCENARIOS:-direct docker containerd podman}
+SCENARIOS=${RT_SYSGUEST_SCENARIOS:-direct docker containerd podman rootless}
 SCENARIOS_V1=${RT_SYSGUEST_SCENARIOS_V1-v1}
 CACHE=${RT_SYSGUEST_CACHE:-$repo/.cache/sysguest}
 
