@@ -437,6 +437,19 @@ fn what_needs_privilege_fails_clearly_and_leaves_nothing() {
         out.describe()
     );
     assert!(!h.root.join(&id).exists());
+    // Only the user's own gid mapped: the kernel denies setgroups in the namespace, so
+    // extra groups cannot be set (newgidmap would allow them).
+    let id = h.id();
+    let mut b = rootless_bundle(&h, &user, &id, "true");
+    b.config["process"]["user"] = json!({ "uid": 0, "gid": 0, "additionalGids": [0] });
+    let out = run_as(&user, &h, &id, &b);
+    out.expect_error();
+    assert!(
+        out.stderr.contains("process.user.additionalGids") && out.stderr.contains("newgidmap"),
+        "{}",
+        out.describe()
+    );
+    assert!(!h.root.join(&id).exists());
     // The systemd driver would need the user's own manager: refused before anything.
     let id = h.id();
     let b = rootless_bundle(&h, &user, &id, "true");
