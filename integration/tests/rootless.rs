@@ -11,12 +11,12 @@ use std::time::Duration;
 /// A user made for the test and the test's context (dropped first: its containers go
 /// before the user does), or None, after saying why, when an unprivileged process may
 /// not make a user namespace here.
-fn setup(test: &str, ctx: &str) -> Option<(TestUser, Ctx)> {
+fn setup(test: &str) -> Option<(TestUser, Ctx)> {
     if let Err(why) = host::unprivileged_user_namespaces() {
         skip(test, why);
         return None;
     }
-    Some((TestUser::new(), Ctx::new(ctx)))
+    Some((TestUser::new(), Ctx::new(test)))
 }
 
 /// A bundle owned by `user`, its config written by `rt spec --rootless` run as the user,
@@ -46,10 +46,8 @@ fn run_as(user: &TestUser, h: &Ctx, id: &str, b: &Bundle) -> Output {
 
 #[test]
 fn spec_rootless_maps_the_caller_and_asks_for_nothing_privileged() {
-    let Some((user, h)) = setup(
-        "spec_rootless_maps_the_caller_and_asks_for_nothing_privileged",
-        "spec_rootless_maps_the_caller",
-    ) else {
+    let Some((user, h)) = setup("spec_rootless_maps_the_caller_and_asks_for_nothing_privileged")
+    else {
         return;
     };
     let id = h.id();
@@ -78,10 +76,7 @@ fn spec_rootless_maps_the_caller_and_asks_for_nothing_privileged() {
 
 #[test]
 fn rootless_container_runs_as_the_user_with_usual_pieces() {
-    let Some((user, h)) = setup(
-        "rootless_container_runs_as_the_user_with_usual_pieces",
-        "rootless_runs",
-    ) else {
+    let Some((user, h)) = setup("rootless_container_runs_as_the_user_with_usual_pieces") else {
         return;
     };
     let id = h.id();
@@ -123,10 +118,7 @@ fn rootless_container_runs_as_the_user_with_usual_pieces() {
 
 #[test]
 fn state_goes_to_xdg_runtime_dir_and_users_are_apart() {
-    let Some((user, h)) = setup(
-        "state_goes_to_xdg_runtime_dir_and_users_are_apart",
-        "rootless_xdg",
-    ) else {
+    let Some((user, h)) = setup("state_goes_to_xdg_runtime_dir_and_users_are_apart") else {
         return;
     };
     let other = TestUser::new();
@@ -159,10 +151,7 @@ fn state_goes_to_xdg_runtime_dir_and_users_are_apart() {
 
 #[test]
 fn rootless_lifecycle_exec_ps_kill_delete() {
-    let Some((user, h)) = setup(
-        "rootless_lifecycle_exec_ps_kill_delete",
-        "rootless_lifecycle",
-    ) else {
+    let Some((user, h)) = setup("rootless_lifecycle_exec_ps_kill_delete") else {
         return;
     };
     let id = h.id();
@@ -184,7 +173,7 @@ fn rootless_lifecycle_exec_ps_kill_delete() {
     });
     assert!(ps.contains(&pid), "{ps:?} lacks init {pid}");
     let pause = user.rt(&h, &["pause", &id]);
-    if rt_has_delegated_cgroup(&h, &user, &id) {
+    if rt_has_delegated_cgroup(&h, &id) {
         pause.ok();
         user.rt(&h, &["resume", &id]).ok();
     } else {
@@ -228,9 +217,7 @@ fn is_alive(pid: i32) -> bool {
 }
 
 /// Whether the container got a cgroup (a v2 host with a delegated subtree).
-fn rt_has_delegated_cgroup(h: &Ctx, user: &TestUser, id: &str) -> bool {
-    let out = user.rt(h, &["state", id]);
-    let _ = out;
+fn rt_has_delegated_cgroup(h: &Ctx, id: &str) -> bool {
     let state = fs::read_to_string(h.root.join(id).join("state.json")).unwrap_or_default();
     let v: Value = serde_json::from_str(&state).unwrap_or(Value::Null);
     v["cgroup"]["dirs"]
@@ -240,10 +227,7 @@ fn rt_has_delegated_cgroup(h: &Ctx, user: &TestUser, id: &str) -> bool {
 
 #[test]
 fn rootless_run_detached_with_console_socket() {
-    let Some((user, h)) = setup(
-        "rootless_run_detached_with_console_socket",
-        "rootless_console",
-    ) else {
+    let Some((user, h)) = setup("rootless_run_detached_with_console_socket") else {
         return;
     };
     let id = h.id();
@@ -278,10 +262,7 @@ fn rootless_run_detached_with_console_socket() {
 
 #[test]
 fn subordinate_ids_are_mapped_with_newuidmap() {
-    let Some((user, h)) = setup(
-        "subordinate_ids_are_mapped_with_newuidmap",
-        "rootless_subids",
-    ) else {
+    let Some((user, h)) = setup("subordinate_ids_are_mapped_with_newuidmap") else {
         return;
     };
     let id = h.id();
@@ -347,10 +328,8 @@ fn subordinate_ids_are_mapped_with_newuidmap() {
 
 #[test]
 fn resources_are_ignored_with_a_warning_without_a_delegated_cgroup() {
-    let Some((user, h)) = setup(
-        "resources_are_ignored_with_a_warning_without_a_delegated_cgroup",
-        "rootless_no_cgroup",
-    ) else {
+    let Some((user, h)) = setup("resources_are_ignored_with_a_warning_without_a_delegated_cgroup")
+    else {
         return;
     };
     let id = h.id();
@@ -380,10 +359,7 @@ fn resources_are_ignored_with_a_warning_without_a_delegated_cgroup() {
 
 #[test]
 fn what_needs_privilege_fails_clearly_and_leaves_nothing() {
-    let Some((user, h)) = setup(
-        "what_needs_privilege_fails_clearly_and_leaves_nothing",
-        "rootless_refused",
-    ) else {
+    let Some((user, h)) = setup("what_needs_privilege_fails_clearly_and_leaves_nothing") else {
         return;
     };
     let mounts_before = fs::read_to_string("/proc/self/mountinfo")
@@ -507,10 +483,7 @@ int main(void) {
 
 #[test]
 fn ping_without_capabilities_through_ping_group_range() {
-    let Some((user, h)) = setup(
-        "ping_without_capabilities_through_ping_group_range",
-        "rootless_ping",
-    ) else {
+    let Some((user, h)) = setup("ping_without_capabilities_through_ping_group_range") else {
         return;
     };
     let id = h.id();
@@ -557,7 +530,7 @@ fn ping_without_capabilities_through_ping_group_range() {
 /// podman runs rt as root of a user namespace it made from the user's subordinate ids.
 #[test]
 fn podman_rootless_runs_rt() {
-    let Some((user, h)) = setup("podman_rootless_runs_rt", "podman_rootless") else {
+    let Some((user, h)) = setup("podman_rootless_runs_rt") else {
         return;
     };
     let tar = h.dir.join("rootfs.tar");

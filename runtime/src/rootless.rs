@@ -63,10 +63,10 @@ pub fn check_driver(driver: Driver) -> Result<()> {
 /// cgroup and `linux.resources` is ignored with one warning, as runc does. Device rules
 /// are dropped either way: a user can neither load a device BPF program nor make device
 /// nodes, and the host's own permissions guard the nodes bind-mounted in.
-pub fn fit_cgroup(cgroup: &mut Cgroup, resources: &mut Resources, configured: bool) -> Result<()> {
+pub fn fit_cgroup(cgroup: &mut Cgroup, resources: &mut Resources, configured: bool) {
     resources.devices.clear();
     if cgroup.dirs.is_empty() {
-        return Ok(());
+        return;
     }
     let why_not = if !cgroups::is_v2_unified_host() {
         Some("cgroup v1 cannot be delegated to a user".to_string())
@@ -88,7 +88,6 @@ pub fn fit_cgroup(cgroup: &mut Cgroup, resources: &mut Resources, configured: bo
         }
         *cgroup = Cgroup::default();
     }
-    Ok(())
 }
 
 /// A directory the user can make and fill: the directory itself with a writable

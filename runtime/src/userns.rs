@@ -32,10 +32,11 @@ impl Ids {
         }
     }
 
-    fn field(self) -> &'static str {
+    /// The config field of a map, below `owner` ("linux", or "mounts[2]").
+    fn field(self, owner: &str) -> String {
         match self {
-            Ids::Uid => "linux.uidMappings",
-            Ids::Gid => "linux.gidMappings",
+            Ids::Uid => format!("{owner}.uidMappings"),
+            Ids::Gid => format!("{owner}.gidMappings"),
         }
     }
 
@@ -55,19 +56,20 @@ pub fn writable_directly(ids: Ids, map: &[IdMapping]) -> bool {
     nix::unistd::geteuid().is_root() || matches!(map, [m] if m.size == 1 && m.host_id == ids.own())
 }
 
-/// Write both maps of `pid`'s new user namespace.
-pub fn write_maps(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()> {
-    write(pid, Ids::Uid, uids)?;
+/// Write both maps of `pid`'s new user namespace; errors name `owner`'s fields ("linux",
+/// or "mounts[2]" for an idmapped mount's namespace).
+pub fn write_maps(pid: i32, uids: &[IdMapping], gids: &[IdMapping], owner: &str) -> Result<()> {
+    write(pid, Ids::Uid, uids, owner)?;
     if !nix::unistd::geteuid().is_root() && writable_directly(Ids::Gid, gids) {
         // An unprivileged gid_map is allowed only once the namespace can never call
         // setgroups: else a user could drop a group that denies them access.
         let path = format!("/proc/{pid}/setgroups");
         fs::write(&path, "deny").ctx(|| format!("write \"deny\" to {path}"))?;
     }
-    write(pid, Ids::Gid, gids)
+    write(pid, Ids::Gid, gids, owner)
 }
 
-fn write(pid: i32, ids: Ids, map: &[IdMapping]) -> Result<()> {
+fn write(pid: i32, ids: Ids, map: &[IdMapping], owner: &str) -> Result<()> {
     if map.is_empty() {
         return Ok(());
     }
@@ -78,14 +80,14 @@ fn write(pid: i32, ids: Ids, map: &[IdMapping]) -> Result<()> {
             .collect();
         let path = format!("/proc/{pid}/{}", ids.file());
         return fs::write(&path, &text)
-            .ctx(|| format!("write {text:?} to {path} ({})", ids.field()));
+            .ctx(|| format!("write {text:?} to {path} ({})", ids.field(owner)));
     }
-    run_helper(pid, ids, map)
+    run_helper(pid, ids, map, owner)
 }
 
 /// `newuidmap PID ID HOSTID COUNT...`: it checks the ranges against /etc/subuid (or
 /// subgid) for the caller, then writes the map with its own privilege.
-fn run_helper(pid: i32, ids: Ids, map: &[IdMapping]) -> Result<()> {
+fn run_helper(pid: i32, ids: Ids, map: &[IdMapping], owner: &str) -> Result<()> {
     let mut cmd = Command::new(ids.helper());
     cmd.arg(pid.to_string());
     for m in map {
@@ -99,7 +101,7 @@ fn run_helper(pid: i32, ids: Ids, map: &[IdMapping]) -> Result<()> {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "{}: mapping more than the caller's own id (euid {}) without root needs {} (package uidmap) on PATH and a range in /etc/sub{}",
-            ids.field(),
+            ids.field(owner),
             ids.own(),
             ids.helper(),
             if ids == Ids::Uid { "uid" } else { "gid" }
@@ -110,7 +112,7 @@ fn run_helper(pid: i32, ids: Ids, map: &[IdMapping]) -> Result<()> {
         let why = String::from_utf8_lossy(&out.stderr);
         bail!(
             "{}: {} {} failed ({}): {} (is the range in /etc/sub{} for this user?)",
-            ids.field(),
+            ids.field(owner),
             ids.helper(),
             pid,
             out.status,

@@ -155,7 +155,8 @@ fn spawn(
         process.console_size = crate::console::caller_window_size().or(process.console_size);
     }
     let ns = NamespacePlan::from_spec(spec)?;
-    if crate::rootless::is_rootless() {
+    let rootless = crate::rootless::is_rootless();
+    if rootless {
         crate::rootless::check_driver(opts.cgroups)?;
     }
     let hierarchies = cgroups::hierarchies()?;
@@ -166,8 +167,8 @@ fn spawn(
         &opts.id,
     )?;
     let mut resources = effective_resources(spec);
-    if crate::rootless::is_rootless() {
-        crate::rootless::fit_cgroup(cgroup, &mut resources, linux.resources.is_some())?;
+    if rootless {
+        crate::rootless::fit_cgroup(cgroup, &mut resources, linux.resources.is_some());
     }
     let late_join = late_cgroup_join(cgroup, &ns);
     let hooks = spec.hooks();
@@ -228,7 +229,7 @@ fn spawn(
         masked_paths: linux.masked_paths.clone(),
         readonly_paths: linux.readonly_paths.clone(),
         // rt itself may be in one: podman runs it as root of its own user namespace.
-        in_userns: spec.has_namespace("user") || crate::rootless::is_rootless(),
+        in_userns: spec.has_namespace("user") || rootless,
         new_cgroupns: ns.creates("cgroup"),
         hierarchies,
         cgroup: cgroup.clone(),
@@ -265,7 +266,7 @@ fn spawn(
             && hooks.start_container.is_empty()),
         exec_fifo,
         new_keyring: !opts.no_new_keyring,
-        rootless: crate::rootless::is_rootless(),
+        rootless,
         process: ProcessPlan {
             caps: capabilities::plan(process.capabilities.as_ref())?,
             rlimits: rlimits::plan(&process.rlimits)?,
@@ -453,7 +454,7 @@ fn handshake(
         log::debug!("create: init says {msg:?}");
         match msg {
             Some(Msg::UserNsReady) => {
-                crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings)?;
+                crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings, "linux")?;
                 chan.send(&Msg::MapsWritten)?;
             }
             Some(Msg::TimeNsReady) => {

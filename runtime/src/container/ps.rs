@@ -1,5 +1,6 @@
-//! `rt ps`: the processes of a container's cgroup (or pid namespace, when it has no cgroup), as a JSON array of pids or as the
-//! host's `ps` output filtered to them (runc's behaviour and messages).
+//! `rt ps`: the processes of a container's cgroup (or pid namespace, when it has no
+//! cgroup), as a JSON array of pids or as the host's `ps` output filtered to them (runc's
+//! behaviour and messages).
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -16,17 +17,19 @@ use crate::state::{StateDir, Status};
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let dir = StateDir::open_unlocked(root, id)?;
     let state = dir.load()?;
-    if dir.status(&state) == Status::Stopped && !state.cgroup.dirs.iter().any(|d| d.path.exists()) {
+    let stopped = dir.status(&state) == Status::Stopped;
+    if stopped && !state.cgroup.dirs.iter().any(|d| d.path.exists()) {
         return Ok(Vec::new());
     }
     if state.cgroup.dirs.is_empty() {
         // No cgroup (rootless, or --cgroup-manager=disabled): the init's pid namespace
         // tells who belongs; without one, the init alone.
         let members = super::kill::pidns_members(&state);
-        if !members.is_empty() || dir.status(&state) == Status::Stopped {
-            return Ok(members);
-        }
-        return Ok(vec![state.pid]);
+        return Ok(if members.is_empty() {
+            vec![state.pid]
+        } else {
+            members
+        });
     }
     all_pids(&state.cgroup)
 }

@@ -51,14 +51,13 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         // Without root, rt writes the maps as the same user, which /proc allows only
         // while this process is dumpable (else its files are the host root's), and so
         // does newuidmap. Nothing of the container is here yet to be read.
-        let unprivileged = plan.rootless;
-        if unprivileged {
+        if plan.rootless {
             sys::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?;
         }
         namespaces::create(CloneFlags::CLONE_NEWUSER)?;
         chan.send(&Msg::UserNsReady)?;
         chan.expect(Msg::MapsWritten)?;
-        if unprivileged {
+        if plan.rootless {
             sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
         }
     }

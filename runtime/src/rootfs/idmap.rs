@@ -92,8 +92,8 @@ impl Detached {
 /// Where an idmapped mount takes its mapping from.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum MapSource {
-    /// These uid and gid mappings, each as (containerID, hostID, size).
-    Maps(Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>),
+    /// These uid and gid mappings.
+    Maps(Vec<IdMapping>, Vec<IdMapping>),
     /// The user namespace the container joins (linux.namespaces user with a path).
     Joined(String),
 }
@@ -107,8 +107,8 @@ pub fn prepare(spec: &Spec, list: &[Mount], bundle: &Path) -> Result<Detached> {
         if !requested(m) {
             continue;
         }
+        // Valid (Spec::load checked it with `validate`).
         let field = format!("mounts[{i}] ({})", m.destination);
-        validate(spec, i, m)?;
         if crate::rootless::is_rootless() {
             bail!(
                 "{field}: idmapped mounts need rt to run as the host's root (it runs as euid {}, or in a user namespace): only the host's root may idmap a host filesystem",
@@ -123,7 +123,8 @@ pub fn prepare(spec: &Spec, list: &[Mount], bundle: &Path) -> Result<Detached> {
         let userns = match namespaces.entry(source) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let fd = open_namespace(e.key()).map_err(|e| e.context(&field))?;
+                let fd = open_namespace(e.key(), &format!("mounts[{i}]"))
+                    .map_err(|e| e.context(&field))?;
                 e.insert(fd)
             }
         };
@@ -177,12 +178,11 @@ pub fn prepare(spec: &Spec, list: &[Mount], bundle: &Path) -> Result<Detached> {
     Ok(out)
 }
 
-/// A user namespace holding the mapping of `source`.
-fn open_namespace(source: &MapSource) -> Result<OwnedFd> {
+/// A user namespace holding the mapping of `source`; `owner` names the mount's fields.
+fn open_namespace(source: &MapSource, owner: &str) -> Result<OwnedFd> {
     match source {
-        MapSource::Maps(uid, gid) => {
-            helper_namespace(uid, gid).map_err(|e| e.context("user namespace for the mapping"))
-        }
+        MapSource::Maps(uid, gid) => helper_namespace(uid, gid, owner)
+            .map_err(|e| e.context("user namespace for the mapping")),
         MapSource::Joined(path) => fs::File::open(path)
             .map(OwnedFd::from)
             .ctx(|| format!("open the container's user namespace {path} for its mapping")),
@@ -192,22 +192,17 @@ fn open_namespace(source: &MapSource) -> Result<OwnedFd> {
 /// The mount's own mappings; else the container's: those of its new user namespace, or
 /// the namespace it joins.
 fn map_source(spec: &Spec, m: &Mount) -> Option<MapSource> {
-    let triples = |v: &[IdMapping]| -> Vec<(u32, u32, u32)> {
-        v.iter()
-            .map(|x| (x.container_id, x.host_id, x.size))
-            .collect()
-    };
     if !m.uid_mappings.is_empty() {
         return Some(MapSource::Maps(
-            triples(&m.uid_mappings),
-            triples(&m.gid_mappings),
+            m.uid_mappings.clone(),
+            m.gid_mappings.clone(),
         ));
     }
     let linux = spec.linux();
     if !linux.uid_mappings.is_empty() {
         return Some(MapSource::Maps(
-            triples(&linux.uid_mappings),
-            triples(&linux.gid_mappings),
+            linux.uid_mappings.clone(),
+            linux.gid_mappings.clone(),
         ));
     }
     linux
@@ -233,7 +228,7 @@ impl Drop for Helper {
 /// A user namespace with these mappings, held by an fd. Each entry goes into the map as
 /// written ("containerID hostID size"): on a mount idmapped with it, a file the disk says
 /// is containerID's is seen as hostID's, and hostID's writes land on disk as containerID.
-fn helper_namespace(uid: &[(u32, u32, u32)], gid: &[(u32, u32, u32)]) -> Result<OwnedFd> {
+fn helper_namespace(uid: &[IdMapping], gid: &[IdMapping], owner: &str) -> Result<OwnedFd> {
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
     let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
     let pid = match sys::fork().ctx(|| "fork the helper for an idmapped mount")? {
@@ -260,8 +255,8 @@ fn helper_namespace(uid: &[(u32, u32, u32)], gid: &[(u32, u32, u32)]) -> Result<
             Errno::from_raw(errno),
         ));
     }
-    write_map(pid, "uid_map", uid)?;
-    write_map(pid, "gid_map", gid)?;
+    // Only the host's root gets here (rootless is refused above): written directly.
+    crate::userns::write_maps(pid, uid, gid, owner)?;
     let path = format!("/proc/{pid}/ns/user");
     let fd = fs::File::open(&path).ctx(|| format!("open {path}"))?;
     drop(hold_w);
@@ -281,15 +276,6 @@ fn helper_child(ready: OwnedFd, hold: OwnedFd) -> ! {
     let mut byte = [0u8; 1];
     let _ = nix::unistd::read(&hold, &mut byte);
     sys::exit_now(0)
-}
-
-fn write_map(pid: i32, file: &str, map: &[(u32, u32, u32)]) -> Result<()> {
-    let text: String = map
-        .iter()
-        .map(|(c, h, n)| format!("{c} {h} {n}\n"))
-        .collect();
-    let path = format!("/proc/{pid}/{file}");
-    fs::write(&path, &text).ctx(|| format!("write {text:?} to {path}"))
 }
 
 #[cfg(test)]
@@ -370,7 +356,14 @@ mod tests {
                 "uidMappings":[{"containerID":1,"hostID":2,"size":3}],
                 "gidMappings":[{"containerID":4,"hostID":5,"size":6}]}"#,
         );
-        assert!(map_source(&s, &own) == Some(MapSource::Maps(vec![(1, 2, 3)], vec![(4, 5, 6)])));
+        let map = |container_id, host_id, size| IdMapping {
+            container_id,
+            host_id,
+            size,
+        };
+        assert!(
+            map_source(&s, &own) == Some(MapSource::Maps(vec![map(1, 2, 3)], vec![map(4, 5, 6)]))
+        );
         let joined = mount(r#"{"destination":"/d","source":"/s","options":["bind","idmap"]}"#);
         assert!(map_source(&s, &joined) == Some(MapSource::Joined("/proc/1/ns/user".into())));
     }

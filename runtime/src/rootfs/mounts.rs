@@ -240,9 +240,9 @@ pub fn mount_one(root: &Root, m: &Mount, source: Option<&Path>, kind: Kind) -> R
     place(root, m, source, kind, None)
 }
 
-/// Like [`mount_one`] for a bind, but what goes onto the destination is `tree`, a detached
-/// mount the parent prepared (an idmapped clone of `source`); then the same flags,
-/// propagation and recursive options as any bind.
+/// Like [`mount_one`] for a bind (only binds are idmapped: `idmap::validate`), but what
+/// goes onto the destination is `tree`, a detached mount the parent prepared (an idmapped
+/// clone of `source`); then the same flags, propagation and recursive options as any bind.
 pub fn attach_one(
     root: &Root,
     m: &Mount,
@@ -307,11 +307,6 @@ fn place(
                 | MsFlags::MS_REMOUNT;
             change(&target, flags).map_err(|e| Error::sys(what("remount"), e))?;
         }
-    } else if tree.is_some() {
-        return Err(Error::msg(format!(
-            "mounts: {}: only bind mounts can be idmapped",
-            m.destination
-        )));
     } else {
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
         let src = source
