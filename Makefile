@@ -13,7 +13,7 @@ CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman time
 
-.PHONY: help build rootfs deps test test-v2 test-systemd demo bench install clean
+.PHONY: help build rootfs deps test test-v2 test-systemd demo bench soak install clean
 
 help:
 	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
@@ -25,6 +25,8 @@ help:
 	@echo "               the runtime itself, runc and rt, in a QEMU guest booting systemd (vm/systemd-test.sh)"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
 	@echo "make bench     compare rt, runc and crun (bench/cycle.py), and the shims' memory (bench/shim.py)"
+	@echo "make soak      leak and drift checks over many containers (bench/soak.py; not in make test):"
+	@echo "               SOAK_ARGS='--cycles 1000 --execs 1000 --minutes 10 --fuzz-cases 100000'"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     cargo clean and remove the rootfs"
 
@@ -116,6 +118,12 @@ demo: build rootfs
 bench: build rootfs
 	$(PYTHON) bench/cycle.py
 	$(PYTHON) bench/shim.py
+
+# 1000 create/start/delete cycles, 1000 execs with rt and 1000 through the shim, a churn
+# of containers under containerd with our shim, then the fuzz tests with many more cases:
+# mounts, cgroups, processes, state dirs, fds and the shim's RSS compared before and after.
+soak: build rootfs
+	$(PYTHON) bench/soak.py $(SOAK_ARGS)
 
 install: build
 	install -D -m755 $(RT) $(DESTDIR)$(PREFIX)/bin/rt
