@@ -50,6 +50,12 @@ pub struct Held {
     pub console: Option<Arc<File>>,
     /// The write end of the stdin copier's stop pipe: closing it ends the copier.
     stdin_stop: Mutex<Option<OwnedFd>>,
+    /// A read end of the stdout and stderr FIFOs, never read: while the process lives its
+    /// FIFOs always have a reader, so a write before the client's reader is open (or after
+    /// the client went away) waits in the pipe instead of killing the process with
+    /// SIGPIPE (seen under load in `make soak`: `ctr task exec` reported status 141).
+    /// containerd's own shim holds one for the same reason.
+    out_readers: Vec<File>,
 }
 
 impl Held {
@@ -184,7 +190,7 @@ pub fn remove_stale_console_dirs() {
 /// and what the shim holds on to.
 pub fn open(paths: &Paths, id: &str, namespace: &str) -> Result<(CallIo, Held)> {
     let mut io = CallIo::default();
-    let held = Held::default();
+    let mut held = Held::default();
     if paths.terminal {
         // The pty is wired up once its master arrives (see `attach_console`).
         return Ok((io, held));
@@ -220,10 +226,10 @@ pub fn open(paths: &Paths, id: &str, namespace: &str) -> Result<(CallIo, Held)> 
         None => {}
     }
     if !paths.stdout.is_empty() {
-        io.stdout = Some(Stdio::from(open_fifo(&paths.stdout, true)?));
+        io.stdout = Some(Stdio::from(open_output_fifo(&paths.stdout, &mut held)?));
     }
     if !paths.stderr.is_empty() {
-        io.stderr = Some(Stdio::from(open_fifo(&paths.stderr, true)?));
+        io.stderr = Some(Stdio::from(open_output_fifo(&paths.stderr, &mut held)?));
     }
     Ok((io, held))
 }
@@ -238,7 +244,7 @@ pub fn attach_console(paths: &Paths, master: File, held: &mut Held) -> Result<()
         copy_in_background(fifo, held)?;
     }
     if !paths.stdout.is_empty() {
-        let mut out = open_fifo(&paths.stdout, true)?;
+        let mut out = open_output_fifo(&paths.stdout, held)?;
         let mut m = master.try_clone().map_err(|e| format!("dup: {e}"))?;
         std::thread::spawn(move || {
             let mut buf = [0u8; COPY_BUF];
@@ -349,6 +355,19 @@ fn open_fifo(path: &str, write: bool) -> Result<File> {
         return Ok(w);
     }
     Ok(f)
+}
+
+/// An output FIFO's write end, for the process (or the pty copier); a read end of it is
+/// kept in `held` for as long as the process is (see [`Held::out_readers`]).
+fn open_output_fifo(path: &str, held: &mut Held) -> Result<File> {
+    let w = open_fifo(path, true)?;
+    let r = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("open fifo {path}: {e}"))?;
+    held.out_readers.push(r);
+    Ok(w)
 }
 
 enum Logger {
@@ -474,6 +493,43 @@ mod tests {
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let f = open_fifo(path.to_str().unwrap(), false).unwrap();
         (dir, f)
+    }
+
+    /// A process writing before the client opened its reader (or after it left) does not
+    /// get EPIPE: the shim holds a reader until the process is deleted, and what was
+    /// written waits for the client; without that reader the same write fails.
+    #[test]
+    fn output_fifos_keep_a_reader_while_the_process_lives() {
+        let dir = std::env::temp_dir().join(format!("rt-shimtest-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stdout");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let path = path.to_str().unwrap();
+
+        let mut held = Held::default();
+        let mut w = open_output_fifo(path, &mut held).unwrap();
+        w.write_all(b"early\n")
+            .expect("a write with no client reader yet");
+        let mut client = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap();
+        drop(w);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert_eq!(
+            got, "early\n",
+            "the client reads what was written before it came"
+        );
+        drop(held);
+
+        let mut bare = open_fifo(path, true).unwrap();
+        drop(client);
+        let err = bare.write_all(b"x").expect_err("no reader at all");
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The copier's ways out: the stop pipe closed (the process deleted, or CloseIO) ends
