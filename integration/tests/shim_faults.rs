@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// The shim's runtime root when the runc options name none (containerd's layout).
+const DEFAULT_RT_ROOT: &str = "/run/containerd/rt";
+
 /// A task that runs until the test creates `/go` in its rootfs, then exits 7.
 const EXIT_7_ON_GO: &str = "while [ ! -e /go ]; do sleep 0.05; done; exit 7";
 
@@ -84,8 +87,9 @@ struct Traces {
 }
 
 impl Traces {
-    /// Taken while the task runs (or is created): each trace exists now.
-    fn of(c: &Containerd, id: &str, pids: Vec<i32>) -> Traces {
+    /// Taken while the task runs (or is created): each trace exists now. The runtime keeps
+    /// its state under `rt_root`/<namespace>.
+    fn of(c: &Containerd, id: &str, pids: Vec<i32>, rt_root: &Path) -> Traces {
         let init = pids[0];
         // The init's cgroup in each v1 hierarchy (name=... ones and the unified one too).
         let cgroups: Vec<PathBuf> = fs::read_to_string(format!("/proc/{init}/cgroup"))
@@ -110,7 +114,7 @@ impl Traces {
         let bundle = c.bundle_dir(id);
         let address = fs::read_to_string(bundle.join("address")).unwrap();
         let socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
-        let rt_state = Path::new("/run/containerd/rt").join(&c.ns).join(id);
+        let rt_state = rt_root.join(&c.ns).join(id);
         let t = Traces {
             pids,
             cgroups,
@@ -144,6 +148,29 @@ impl Traces {
         );
         let mounts = mounts_below(&self.bundle);
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    }
+}
+
+/// Should the shim's `delete` not have removed task `id`, `rt delete --force` it (in the
+/// runtime root the shim used) when the test ends; declared after the Containerd, so it
+/// runs first.
+struct ForceDelete(PathBuf, String);
+
+impl ForceDelete {
+    fn new(c: &Containerd, rt_root: &Path, id: &str) -> ForceDelete {
+        ForceDelete(rt_root.join(&c.ns), id.to_string())
+    }
+}
+
+impl Drop for ForceDelete {
+    fn drop(&mut self) {
+        if self.0.join(&self.1).exists() {
+            let _ = std::process::Command::new(rt_bin())
+                .arg("--root")
+                .arg(&self.0)
+                .args(["delete", "--force", &self.1])
+                .status();
+        }
     }
 }
 
@@ -318,7 +345,8 @@ fn a_shim_killed_with_sigkill_leaves_nothing() {
         let p = processes_with(init);
         (p.len() == 2).then_some(p)
     });
-    let traces = Traces::of(&c, "k1", pids);
+    let _cleanup = ForceDelete::new(&c, Path::new(DEFAULT_RT_ROOT), "k1");
+    let traces = Traces::of(&c, "k1", pids, Path::new(DEFAULT_RT_ROOT));
     let shim = shim_of(&c, init);
     // SAFETY: kill(2) of k1's shim, started by this test's containerd.
     unsafe { libc::kill(shim, libc::SIGKILL) };
@@ -332,6 +360,57 @@ fn a_shim_killed_with_sigkill_leaves_nothing() {
     assert_eq!(c.task_status("k1").as_deref(), Some("RUNNING"));
     c.remove("k1");
     c.remove("k2");
+}
+
+/// A shim killed while containerd is away: the containerd that comes back cannot reach
+/// it, and its cleanup (the shim's `delete`) leaves nothing; the other task runs on.
+#[test]
+fn a_shim_killed_while_containerd_is_away_leaves_nothing() {
+    let mut c = Containerd::start("shimkillaway");
+    c.run_detached("d1", &["sleep", "1000"]);
+    c.run_detached("d2", &["sleep", "1000"]);
+    let init = pid_of(&c, "d1");
+    let _cleanup = ForceDelete::new(&c, Path::new(DEFAULT_RT_ROOT), "d1");
+    let traces = Traces::of(&c, "d1", vec![init], Path::new(DEFAULT_RT_ROOT));
+    let shim = shim_of(&c, init);
+    c.stop_with(libc::SIGKILL);
+    // SAFETY: kill(2) of d1's shim, started by this test's containerd.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    c.launch();
+    poll(T, "containerd to drop d1's task", || {
+        c.task_status("d1").is_none().then_some(())
+    });
+    traces.assert_gone();
+    assert_eq!(c.task_status("d2").as_deref(), Some("RUNNING"));
+    c.ctr(&["container", "rm", "d1"]).ok();
+    c.remove("d2");
+}
+
+/// The same with the runc options (BinaryName, Root) choosing the runtime: containerd's
+/// cleanup after a dead shim gives its `delete` no options, so the shim records the
+/// runtime in the bundle at Create; with the defaults, `delete` looked in the wrong root
+/// and left the container running. ctr passes these options only to
+/// io.containerd.runc.v2: our shim is installed under that name here.
+#[test]
+fn a_shim_killed_with_sigkill_leaves_nothing_under_runc_options() {
+    let c = Containerd::start("shimkillopts");
+    std::os::unix::fs::symlink(shim_bin(), c.dir.join("bin/containerd-shim-runc-v2")).unwrap();
+    let root = c.dir.join("rt-root");
+    let rt = rt_bin().display().to_string();
+    c.run_with_runc_options(&rt, &root, &["-d", IMAGE, "o1", "sleep", "1000"])
+        .ok();
+    c.assert_runtime_state_running(&rt, &root, "o1");
+    let init = pid_of(&c, "o1");
+    let _cleanup = ForceDelete::new(&c, &root, "o1");
+    let traces = Traces::of(&c, "o1", vec![init], &root);
+    let shim = shim_of(&c, init);
+    // SAFETY: kill(2) of o1's shim, started by this test's containerd.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    poll(T, "containerd to drop o1's task", || {
+        c.task_status("o1").is_none().then_some(())
+    });
+    traces.assert_gone();
+    c.ctr(&["container", "rm", "o1"]).ok();
 }
 
 /// The shim serving the task whose init is `init`: its parent (the shim is their
@@ -376,7 +455,8 @@ fn shim_killed_during(name: &str, step: &str) {
         .trim()
         .parse()
         .unwrap();
-    let traces = Traces::of(&c, id, vec![init]);
+    let _cleanup = ForceDelete::new(&c, Path::new(DEFAULT_RT_ROOT), id);
+    let traces = Traces::of(&c, id, vec![init], Path::new(DEFAULT_RT_ROOT));
     // SAFETY: kill(2) of the shim this test's containerd started (stopped by itself).
     unsafe { libc::kill(shim, libc::SIGKILL) };
     let status = wait_child(&mut run.0, T, "ctr run with its shim killed");

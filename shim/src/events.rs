@@ -237,6 +237,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use containerd_shim::protos::api::Empty;
     use containerd_shim::protos::protobuf::MessageFull;
 
     /// The names written here are the ones reflection gives (what containerd decodes).
@@ -254,5 +255,74 @@ mod tests {
         check::<ev::TaskPaused>();
         check::<ev::TaskResumed>();
         check::<ev::TaskOOM>();
+    }
+
+    /// A fake containerd: the topics forwarded to it, in order; it refuses TaskPaused.
+    #[derive(Default)]
+    struct Fake(Mutex<Vec<String>>);
+
+    impl containerd_shim::protos::Events for Fake {
+        fn forward(&self, _: &ttrpc::TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
+            let topic = req.envelope.topic.clone();
+            if topic == topics::TASK_PAUSED_EVENT_TOPIC {
+                let status = ttrpc::get_status(ttrpc::Code::INVALID_ARGUMENT, "refused");
+                return Err(ttrpc::Error::RpcStatus(status));
+            }
+            self.0.lock().unwrap().push(topic);
+            Ok(Empty::default())
+        }
+    }
+
+    fn exit(id: &str, status: u32) -> ev::TaskExit {
+        ev::TaskExit {
+            container_id: id.into(),
+            id: id.into(),
+            exit_status: status,
+            ..Default::default()
+        }
+    }
+
+    /// Events published while containerd is not there (not started yet, restarting) wait
+    /// for it, in order, and publish never blocks; an event containerd refuses does not
+    /// hold the ones behind it.
+    #[test]
+    fn events_wait_for_containerd_in_order() {
+        let dir = std::env::temp_dir().join(format!("rt-shim-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("ttrpc.sock");
+        let p = Publisher::start(&format!("unix://{}", sock.display()), "ns").unwrap();
+        let t = Instant::now();
+        p.publish(&ev::TaskStart {
+            container_id: "c1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        p.publish(&ev::TaskPaused {
+            container_id: "c1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        p.publish(&exit("c1", 7)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1), "publish blocked");
+        assert!(!p.flush(Duration::from_millis(300)), "delivered to no one");
+        assert_eq!(p.pending(), 3);
+        // containerd comes (back).
+        let fake = Arc::new(Fake::default());
+        let mut server = ttrpc::Server::new()
+            .bind(&format!("unix://{}", sock.display()))
+            .unwrap()
+            .register_service(containerd_shim::protos::create_events(fake.clone()));
+        server.start().unwrap();
+        assert!(p.flush(Duration::from_secs(10)), "{} left", p.pending());
+        assert_eq!(
+            *fake.0.lock().unwrap(),
+            [
+                topics::TASK_START_EVENT_TOPIC,
+                topics::TASK_EXIT_EVENT_TOPIC
+            ]
+        );
+        server.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
