@@ -115,7 +115,9 @@ impl Publisher {
         };
         let mut q = self.shared.lock();
         if q.len() >= QUEUE_MAX {
-            if let Some(old) = q.pop_front() {
+            // The oldest after the head: the sender may have the head in flight, and takes
+            // it off the queue once delivered.
+            if let Some(old) = q.remove(1) {
                 log::warn!(
                     "{QUEUE_MAX} events wait for containerd: {} dropped",
                     old.topic
@@ -324,5 +326,24 @@ mod tests {
         );
         server.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// While containerd stays away, the queue holds QUEUE_MAX events: the oldest go, but
+    /// never the head (the sender may have it in flight).
+    #[test]
+    fn a_full_queue_drops_the_oldest_but_the_head() {
+        let p = Publisher::start("/nonexistent/rt-shim-events.sock", "ns").unwrap();
+        for i in 0..QUEUE_MAX + 10 {
+            p.publish(&exit(&format!("c{i}"), 0)).unwrap();
+        }
+        let q = p.shared.lock();
+        let id = |e: &Envelope| {
+            let value = &e.event.as_ref().unwrap().value;
+            ev::TaskExit::parse_from_bytes(value).unwrap().container_id
+        };
+        assert_eq!(q.len(), QUEUE_MAX);
+        assert_eq!(id(&q[0]), "c0");
+        assert_eq!(id(&q[1]), "c11");
+        assert_eq!(id(&q[QUEUE_MAX - 1]), format!("c{}", QUEUE_MAX + 9));
     }
 }
