@@ -27,6 +27,9 @@ pub struct Containerd {
     pub ns: String,
     /// Removed (with its subdirectories) in every hierarchy on drop.
     pub cgroup_parent: String,
+    /// Extra environment of the daemon (and so of the shims it starts), from the next
+    /// `launch` on.
+    pub env: Vec<(String, String)>,
     daemon: Option<Child>,
 }
 
@@ -78,6 +81,7 @@ impl Containerd {
             sock,
             ns,
             cgroup_parent: tag,
+            env: Vec::new(),
             daemon: None,
         };
         c.launch();
@@ -103,6 +107,7 @@ impl Containerd {
             .arg("--config")
             .arg(self.dir.join("config.toml"))
             .env("PATH", path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -119,9 +124,15 @@ impl Containerd {
 
     /// Stop the daemon (SIGTERM), leaving shims and containers running.
     pub fn stop(&mut self) {
+        self.stop_with(libc::SIGTERM);
+    }
+
+    /// Stop the daemon with signal `sig` (SIGKILL: it crashes), leaving shims and
+    /// containers running.
+    pub fn stop_with(&mut self, sig: i32) {
         if let Some(mut d) = self.daemon.take() {
             // SAFETY: kill(2) of the daemon this test started.
-            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            unsafe { libc::kill(d.id() as i32, sig) };
             wait_child(&mut d, T, "containerd");
         }
     }

@@ -5,6 +5,7 @@
 //! the task logic is ours (`service.rs`), and the runtime is driven through its CLI.
 
 mod events;
+mod fault;
 mod logger;
 mod metrics;
 mod oom;

@@ -19,6 +19,9 @@ use crate::wait::{self, ChildExit};
 
 pub type Result<T> = std::result::Result<T, String>;
 
+/// The bundle's record of the runtime a container was made with.
+const SAVED: &str = "runtime.json";
+
 #[derive(Clone, Debug)]
 pub struct Runtime {
     pub binary: PathBuf,
@@ -60,6 +63,34 @@ impl Runtime {
             systemd_cgroup,
             log: bundle.join("log.json"),
         }
+    }
+
+    /// Record in `bundle` which runtime (binary, root, cgroup driver) the container is
+    /// made with, for the `delete` of a shim that died: containerd's cleanup gives it no
+    /// options, and with the defaults it would clean up in the wrong root, with the wrong
+    /// binary, and leave the container running.
+    pub fn save(&self, bundle: &Path) -> Result<()> {
+        let v = serde_json::json!({
+            "binary": self.binary,
+            "root": self.root,
+            "systemd_cgroup": self.systemd_cgroup,
+        });
+        let file = bundle.join(SAVED);
+        std::fs::write(&file, v.to_string()).map_err(|e| format!("write {}: {e}", file.display()))
+    }
+
+    /// The runtime [`Runtime::save`] recorded in `bundle`; else the defaults.
+    pub fn saved(bundle: &Path, namespace: &str) -> Runtime {
+        let mut rt = Runtime::new("", "", false, bundle, namespace);
+        let text = std::fs::read_to_string(bundle.join(SAVED)).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let (Some(binary), Some(root)) = (v["binary"].as_str(), v["root"].as_str()) {
+                rt.binary = PathBuf::from(binary);
+                rt.root = PathBuf::from(root);
+                rt.systemd_cgroup = v["systemd_cgroup"].as_bool().unwrap_or_default();
+            }
+        }
+        rt
     }
 
     /// Run `args`; its stdout on success, the runtime's error message on failure.
@@ -271,6 +302,24 @@ mod tests {
             rt.output(&["ps", "c1"])
         });
         assert_eq!(out, Err("no such container".to_string()));
+    }
+
+    /// What a shim that died recorded is what its `delete` uses; without a record, the
+    /// defaults.
+    #[test]
+    fn the_runtime_is_saved_for_a_dead_shims_delete() {
+        let fake = Fake::new("saved", "exit 0\n");
+        let rt = Runtime::new("/opt/odd-rt", "/run/odd", true, &fake.dir, "ns");
+        rt.save(&fake.dir).unwrap();
+        let back = Runtime::saved(&fake.dir, "ns");
+        assert_eq!(back.binary, PathBuf::from("/opt/odd-rt"));
+        assert_eq!(back.root, PathBuf::from("/run/odd/ns"));
+        assert!(back.systemd_cgroup);
+        assert_eq!(back.log, fake.dir.join("log.json"));
+        std::fs::remove_file(fake.dir.join(SAVED)).unwrap();
+        let none = Runtime::saved(&fake.dir, "ns");
+        assert_eq!(none.root, PathBuf::from("/run/containerd/rt/ns"));
+        assert!(!none.systemd_cgroup);
     }
 
     /// A plain call (stdio not captured): the exit status, with or without output.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use containerd_shim::api;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
@@ -101,7 +101,8 @@ pub struct Service {
     debug: bool,
     /// The ttrpc socket this shim serves on (`unix:///run/containerd/s/…`).
     socket: String,
-    publisher: Option<Arc<Publisher>>,
+    /// Set by the serving shim; shared with the Shim instance, which flushes it on exit.
+    publisher: Arc<OnceLock<Publisher>>,
     oom: Option<Arc<OomWatcher>>,
 }
 
@@ -125,7 +126,7 @@ impl Service {
     }
 
     fn publish<E: Event>(&self, event: &E) {
-        if let Some(p) = &self.publisher {
+        if let Some(p) = self.publisher.get() {
             if let Err(e) = p.publish(event) {
                 log::warn!("{e}");
             }
@@ -284,7 +285,7 @@ impl containerd_shim::Shim for Service {
             id: args.id.clone(),
             debug: args.debug,
             socket: args.socket.clone(),
-            publisher: None,
+            publisher: Arc::default(),
             oom: None,
         }
     }
@@ -305,7 +306,7 @@ impl containerd_shim::Shim for Service {
             log::warn!("{e}");
         }
         let bundle = std::env::current_dir().unwrap_or_default();
-        let rt = Runtime::new("", "", false, &bundle, &self.namespace);
+        let rt = Runtime::saved(&bundle, &self.namespace);
         if let Err(e) = rt.call(&["delete", "--force", &self.id]) {
             log::warn!("delete --force {}: {e}", self.id);
         }
@@ -321,6 +322,8 @@ impl containerd_shim::Shim for Service {
             }
         }
         Ok(DeleteResponse {
+            // containerd's TaskExit for the task names its init.
+            pid: read_pid(&bundle.join("init.pid")).unwrap_or_default() as u32,
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: MessageField::some(now()),
             ..Default::default()
@@ -329,6 +332,13 @@ impl containerd_shim::Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The last events (the TaskDelete before Shutdown) go out before the shim does,
+        // unless containerd does not take them within a few seconds.
+        if let Some(p) = self.publisher.get() {
+            if !p.flush(std::time::Duration::from_secs(5)) {
+                log::warn!("exiting with events containerd did not take");
+            }
+        }
         // Remove our socket ourselves: the crate finds it through the `address` file of
         // the bundle we started in, which is gone when that container was deleted first
         // (a pod's shim outlives its first container).
@@ -338,12 +348,14 @@ impl containerd_shim::Shim for Service {
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         // Only the serving shim logs, into the bundle's `log` FIFO.
         crate::logger::init(self.debug);
-        // Events go through our own client (see events.rs), on a connection of its own.
+        // Events go through our own publisher (see events.rs), on a connection of its own.
         drop(publisher);
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let mut s = self.clone();
-        match Publisher::connect(&address, &self.namespace) {
-            Ok(p) => s.publisher = Some(Arc::new(p)),
+        match Publisher::start(&address, &self.namespace) {
+            Ok(p) => {
+                let _ = self.publisher.set(p);
+            }
             Err(e) => log::error!("events will not reach containerd: {e}"),
         }
         let me = s.clone();
@@ -382,6 +394,9 @@ impl containerd_shim::Task for Service {
             &bundle,
             &self.namespace,
         );
+        // Before anything exists to clean up: the `delete` of a shim that dies from here on
+        // needs it.
+        runtime.save(&bundle).map_err(err)?;
         let rootfs = bundle.join("rootfs");
         let mut rootfs_mounted = false;
         for m in &req.rootfs {
@@ -410,7 +425,10 @@ impl containerd_shim::Task for Service {
             None => self.launch_init(&req.id, &bundle, &runtime, &paths, &opts, None),
         };
         let (pid, held) = match result {
-            Ok(v) => v,
+            Ok(v) => {
+                crate::fault::stop_at("create");
+                v
+            }
             Err(e) => {
                 if rootfs_mounted {
                     let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
@@ -487,6 +505,7 @@ impl containerd_shim::Task for Service {
                 }
                 None => {
                     runtime.call(&["start", &req.id]).map_err(err)?;
+                    crate::fault::stop_at("start");
                 }
             }
             let c = t
