@@ -182,3 +182,42 @@ impl FreezerMount {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_each_process_and_counts_the_rest() {
+        let me = std::process::id() as i32;
+        let cg = Cgroup::default();
+        let one = Leftover::of_pids(&cg, &[me], Duration::from_millis(5000)).to_string();
+        assert!(
+            one.starts_with(&format!(
+                "1 process still there 5.0s after SIGKILL: pid {me} ("
+            )),
+            "{one}"
+        );
+        // The test's own process runs (R) or sleeps (S): its state is in words.
+        assert!(
+            one.contains("running (R)") || one.contains("sleeping (S)"),
+            "{one}"
+        );
+        let many = Leftover::of_pids(&cg, &[me; 6], Duration::from_secs(1)).to_string();
+        assert!(many.starts_with("6 processes still there"), "{many}");
+        assert!(many.ends_with("; and 2 more"), "{many}");
+        assert_eq!(many.matches(&format!("pid {me} (")).count(), SHOWN);
+        // A pid already named is not named twice; a dead one is not added.
+        let with = Leftover::of_pids(&cg, &[me], Duration::ZERO).with_pid(&cg, me, true);
+        assert_eq!(with.procs.len(), 1);
+        let gone = Leftover::of_pids(&cg, &[me], Duration::ZERO).with_pid(&cg, 1, false);
+        assert_eq!(gone.procs.len(), 1);
+    }
+
+    #[test]
+    fn states_in_words() {
+        assert_eq!(state_words('D'), "in uninterruptible sleep (D)");
+        assert_eq!(state_words('t'), "stopped (t)");
+        assert_eq!(state_words('I'), "in state I");
+    }
+}

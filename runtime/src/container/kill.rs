@@ -135,10 +135,10 @@ pub fn signal_all(state: &State, sig: i32) {
             let _ = sys::kill(pid, sig);
         }
     }
-    let _ = signal_init(state, sig);
-    if sig == libc::SIGKILL {
-        // A frozen process dies only once thawed: the container's own directories thaw
-        // (what `rt pause` froze), never a cgroup above them.
+    // A frozen process dies only once thawed: the container's own directories thaw (what
+    // `rt pause` froze), never a cgroup above them; and only while its init lives, since
+    // a cgroup that is not rt's may hold others' processes once the container is gone.
+    if signal_init(state, sig).is_ok() && sig == libc::SIGKILL {
         state.cgroup.thaw();
     }
 }
