@@ -100,8 +100,9 @@ enum Freeze {
 
 /// The container's cgroup frozen by `rt pause`, or by hand (v1 freezer.state FROZEN, or
 /// cgroup.freeze 1 in its unified directory): `kill --all ID KILL` ends every process
-/// (rt thaws what it made, after signalling) without a warning, and `delete --force`
-/// of a frozen container removes everything; both within the bound.
+/// (rt thaws what it made, after signalling) without a warning, so does `kill ID KILL`
+/// (the init, whose death ends its pid namespace), and `delete --force` of a frozen
+/// container removes everything; each within the bound.
 #[test]
 fn frozen_container_is_killed_and_deleted() {
     let h = Ctx::new("frozen_container_is_killed");
@@ -113,7 +114,7 @@ fn frozen_container_is_killed_and_deleted() {
         ways.push(Freeze::UnifiedByHand);
     }
     for way in ways {
-        for kill_first in [true, false] {
+        for how in ["kill --all", "kill", "delete --force"] {
             let id = h.id();
             let mut b = h.bundle(&id);
             b.sh("sleep 1000 & sleep 1001 & exec sleep 1002");
@@ -140,16 +141,22 @@ fn frozen_container_is_killed_and_deleted() {
             if matches!(way, Freeze::Pause) {
                 assert_eq!(h.status(&id).as_deref(), Some("paused"));
             }
-            if kill_first {
-                kill_all_clean(&h, &id);
+            match how {
+                "kill --all" => kill_all_clean(&h, &id),
+                // The init alone: rt thaws the paused container so that it dies (runc too).
+                "kill" => {
+                    bounded(&h, &["kill", &id, "KILL"]).ok();
+                }
+                _ => {
+                    bounded(&h, &["delete", "--force", &id]).ok();
+                }
+            }
+            if how != "delete --force" {
                 h.wait_status(&id, "stopped", Duration::from_secs(10));
                 bounded(&h, &["delete", &id]).ok();
-            } else {
-                let out = bounded(&h, &["delete", "--force", &id]);
-                out.ok();
             }
             h.assert_nothing_left(&id);
-            eprintln!("{way:?} kill_first={kill_first}: ok");
+            eprintln!("{way:?} {how}: ok");
         }
     }
 }
