@@ -12,6 +12,7 @@
 pub mod console;
 pub mod containerd;
 pub mod docker;
+pub mod fuse;
 pub mod host;
 pub mod mountinfo;
 pub mod podman;

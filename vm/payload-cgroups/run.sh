@@ -226,6 +226,51 @@ check "the container moved itself into its sub-cgroup" test -n "$(cat $CG/rt-vm/
 $RT delete -f subcg
 check "delete -f removes the container's sub-cgroups and its own" test ! -e $CG/rt-vm/subcg
 
+# --- issue 17 on v2: kill --all and delete -f never hang. A task frozen by cgroup.freeze
+# dies of SIGKILL on v2, and rt uses cgroup.kill; it never thaws a cgroup above the
+# container's. bounded DESC ID ARGS...: rt ARGS within 15 s, exit 0 and nothing on stderr.
+bounded() {
+  d=$1; shift
+  t0=$(date +%s)
+  out=$(timeout 30 $RT "$@" 2>&1); rc=$?
+  t=$(( $(date +%s) - t0 ))
+  eq "$d: exit 0, no warning, within 15 s (took ${t}s)" "0 ok" "$rc $([ -z "$out" ] && [ $t -lt 15 ] && echo ok || echo "$out")"
+}
+wait_frozen() {  # wait_frozen DIR: until cgroup.events says frozen 1 (10 s at most)
+  i=0
+  while [ $i -lt 200 ] && ! grep -qx 'frozen 1' $1/cgroup.events; do sleep 0.05; i=$((i + 1)); done
+  grep -qx 'frozen 1' $1/cgroup.events
+}
+# Paused by rt pause.
+B=$(bundle hpause "$(sh_args 'sleep 1000 & exec sleep 1001')" '{}')
+$RT run -d -b $B hpause && $RT pause hpause
+bounded "kill --all KILL of a paused container" kill --all hpause KILL
+wait_stopped hpause || bad "hpause did not stop after kill --all"
+bounded "delete of the killed container" delete hpause
+check "its cgroup is gone" test ! -e $CG/rt-vm/hpause
+# Frozen through a parent the test made and froze: rt leaves it frozen.
+mkdir -p $CG/rt-hang-parent
+B=$(bundle hpar "$(sh_args 'sleep 1000 & exec sleep 1001')" '{}')
+sed -i 's#"cgroupsPath": "/rt-vm/hpar"#"cgroupsPath": "/rt-hang-parent/hpar"#' $B/config.json
+$RT run -d -b $B hpar
+echo 1 > $CG/rt-hang-parent/cgroup.freeze
+check "the parent froze the container" wait_frozen $CG/rt-hang-parent/hpar
+bounded "kill --all KILL below a frozen parent" kill --all hpar KILL
+wait_stopped hpar || bad "hpar did not stop after kill --all"
+bounded "delete -f below a frozen parent" delete -f hpar
+eq "the parent stays frozen (rt did not make it)" 1 "$(cat $CG/rt-hang-parent/cgroup.freeze)"
+check "the container's cgroup is gone" test ! -e $CG/rt-hang-parent/hpar
+echo 0 > $CG/rt-hang-parent/cgroup.freeze; rmdir $CG/rt-hang-parent
+# A sub-cgroup the container made, with a process in it, frozen: delete -f, no kill first.
+B=$(bundle hsub "$(sh_args 'mkdir -p /sys/fs/cgroup/sub && echo $$ > /sys/fs/cgroup/sub/cgroup.procs && exec sleep 1000')" '{}')
+sed -i '/"\/sys\/fs\/cgroup"/s#, "ro"\]#]#' $B/config.json
+$RT run -d -b $B hsub
+i=0; while [ $i -lt 100 ] && [ -z "$(cat $CG/rt-vm/hsub/sub/cgroup.procs 2>/dev/null)" ]; do sleep 0.05; i=$((i + 1)); done
+echo 1 > $CG/rt-vm/hsub/sub/cgroup.freeze
+check "the container's sub-cgroup is frozen" wait_frozen $CG/rt-vm/hsub/sub
+bounded "delete -f of a container with a frozen sub-cgroup" delete -f hsub
+check "delete -f removes the frozen sub-cgroup and the container's" test ! -e $CG/rt-vm/hsub
+
 # --- nothing left
 rmdir $CG/rt-vm 2>/dev/null
 check "no cgroup left under $CG/rt-vm" test ! -e $CG/rt-vm

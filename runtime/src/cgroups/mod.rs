@@ -6,6 +6,8 @@
 //! systemd, as a transient unit (`systemd`); either way rt drives the cgroup files.
 
 pub mod devices_bpf;
+pub mod kill;
+pub mod leftover;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
@@ -356,28 +358,15 @@ impl Cgroup {
         tree::pids(self.dirs.iter().map(|d| d.path.as_path()))
     }
 
-    /// SIGKILL every process in the cgroups rt made, until they are empty (a process that
-    /// forks while we read the list is caught on the next round) or 5 s have passed. The
-    /// freezer is thawed first: a frozen process does not die. Returns the cgroup tree
-    /// as last seen (the container's directories and their sub-cgroups, parents first).
+    /// [`Cgroup::kill_owned_until`] with the usual wait; what is left is only logged (the
+    /// caller, a failed create, has an error of its own to report). Returns the tree as
+    /// last seen.
     pub fn kill_owned(&self) -> Vec<PathBuf> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut thawed = false;
-        loop {
-            let tree: Vec<PathBuf> = self.owned_dirs().flat_map(tree::walk).collect();
-            let pids = tree::procs_of(&tree);
-            if pids.is_empty() || Instant::now() > deadline {
-                return tree;
-            }
-            if !thawed {
-                self.thaw();
-                thawed = true;
-            }
-            for pid in pids {
-                let _ = crate::sys::kill(pid, libc::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.kill_owned_until(Instant::now() + kill::DEATH_WAIT)
+            .unwrap_or_else(|left| {
+                log::warn!("cgroup: {left}");
+                Vec::new()
+            })
     }
 
     /// Remove what create() made: the processes in the container's own cgroups are killed,
@@ -385,8 +374,17 @@ impl Cgroup {
     /// A cgroup that existed before (named by `cgroupsPath`) is left as it was: nothing in
     /// it is killed or removed.
     pub fn destroy(&self) -> Result<()> {
-        let tree = self.kill_owned();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.destroy_until(Instant::now() + kill::DEATH_WAIT)
+    }
+
+    /// [`Cgroup::destroy`], its processes given until `deadline` to die. When some do not
+    /// (frozen by an ancestor, in uninterruptible sleep), nothing is removed and the error
+    /// says what is left; a later delete finishes the work once the kernel lets them go.
+    pub fn destroy_until(&self, deadline: Instant) -> Result<()> {
+        let tree = self
+            .kill_owned_until(deadline)
+            .map_err(|left| Error::msg(format!("{left}; its cgroup is kept")))?;
+        let deadline = Instant::now() + kill::RMDIR_WAIT;
         for sub in tree.iter().rev().filter(|d| !self.is_leaf(d)) {
             tree::rmdir(sub, deadline)
                 .map_err(|e| Error::sys(format!("rmdir sub-cgroup {}", sub.display()), e))?;
@@ -402,13 +400,6 @@ impl Cgroup {
     /// freezer hierarchy's, and the unified one's (cgroup.freeze, also on a hybrid host).
     fn freezer_dirs(&self) -> impl Iterator<Item = &Path> {
         self.v1_dir("freezer").into_iter().chain(self.unified_dir())
-    }
-
-    /// Unfreeze the container (a frozen process cannot die of SIGKILL).
-    pub fn thaw(&self) {
-        for d in self.freezer_dirs() {
-            thaw_dir(d);
-        }
     }
 
     fn is_leaf(&self, dir: &Path) -> bool {
@@ -483,6 +474,7 @@ pub fn is_v2_unified_host() -> bool {
         .unwrap_or(false)
 }
 
+/// Thaw one cgroup directory, v1 or unified, whichever freezer file it has.
 fn thaw_dir(d: &Path) {
     // Written without O_CREAT: cgroupfs has the file or it does not.
     let write = |file: &str, value: &[u8]| {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::bail;
+use crate::cgroups::kill::DEATH_WAIT;
+use crate::cgroups::leftover::Leftover;
 use crate::container::kill::signal_init;
 use crate::error::Result;
 use crate::hooks;
@@ -24,21 +26,23 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let state = dir.load()?;
+    // One deadline for killing and for emptying the cgroup, not one after the other.
+    let deadline = Instant::now() + DEATH_WAIT;
     match dir.status(&state) {
         Status::Stopped => {}
         // A created container never ran its program: deleting it is always allowed.
-        Status::Created => kill_and_wait(&state)?,
+        Status::Created => kill_and_wait_until(&state, deadline)?,
         // Left by a `create` that was itself killed mid-way.
         Status::Creating if force => {
             let _ = sys::kill(state.pid, libc::SIGKILL);
         }
-        _ if force => kill_and_wait(&state)?,
+        _ if force => kill_and_wait_until(&state, deadline)?,
         s => bail!(
             "cannot delete container {id} that is not stopped: {}",
             s.as_str()
         ),
     }
-    destroy(dir, &state)
+    destroy_until(dir, &state, deadline)
 }
 
 /// A directory without state.json: what a `create` killed part way left (its init died
@@ -64,12 +68,22 @@ fn remove_leftover(root: &Path, id: &str) -> Result<()> {
 
 /// Remove what the container holds; the container is stopped.
 pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
+    destroy_until(dir, state, Instant::now() + DEATH_WAIT)
+}
+
+/// [`destroy`], processes still in the container's cgroup given until `deadline` to die.
+/// When the kernel keeps one, nothing is removed (the state stays, so that a later
+/// delete can finish) and the error says what is left.
+fn destroy_until(dir: StateDir, state: &State, deadline: Instant) -> Result<()> {
     if !state.cgroup.is_owned() && !crate::container::kill::init_kills_all(state) {
         log::debug!(
             "delete: the container's cgroup existed before it and it has no pid namespace of its own: only its init was killed"
         );
     }
-    state.cgroup.destroy()?;
+    state
+        .cgroup
+        .destroy_until(deadline)
+        .map_err(|e| e.context(format!("container {}", state.id)))?;
     if let Some(r) = &state.rdt {
         r.remove()?;
     }
@@ -81,24 +95,44 @@ pub fn destroy(dir: StateDir, state: &State) -> Result<()> {
     dir.remove()
 }
 
-/// SIGKILL the init and wait (up to 10 s) until it is gone.
+/// What a delete that could not end every process leaves, and how to finish it.
+const KEPT: &str = "the container is kept: delete it again once they are gone";
+
+/// SIGKILL the container and wait (up to [`DEATH_WAIT`]) until it is gone.
 pub fn kill_and_wait(state: &State) -> Result<()> {
-    state.cgroup.thaw();
+    kill_and_wait_until(state, Instant::now() + DEATH_WAIT)
+}
+
+/// SIGKILL the container's init (and, in a cgroup rt made, every other process of it at
+/// once: it is going anyway) and wait until `deadline` for them to be gone. When they are
+/// not, the error says which are left, in which state, and why.
+pub fn kill_and_wait_until(state: &State, deadline: Instant) -> Result<()> {
     let pidfd = sys::pidfd_open(state.pid).ok();
     if signal_init(state, libc::SIGKILL).is_err() && process_alive(state.pid, state.pid_start_time)
     {
         bail!("failed to kill container init {}", state.pid);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    if state.cgroup.is_owned() {
+        if let Err(left) = state.cgroup.kill_owned_until(deadline) {
+            let alive = process_alive(state.pid, state.pid_start_time);
+            let left = left.with_pid(&state.cgroup, state.pid, alive);
+            bail!("container {}: {left}; {KEPT}", state.id);
+        }
+    } else {
+        // What `rt pause` froze: the container's own directories, never an ancestor.
+        state.cgroup.thaw();
+    }
     while process_alive(state.pid, state.pid_start_time) {
-        if Instant::now() > deadline {
-            bail!("container init {} did not exit after SIGKILL", state.pid);
+        if Instant::now() >= deadline {
+            let left = Leftover::of_pids(&state.cgroup, &[state.pid], started.elapsed());
+            bail!("container {}: {left}; {KEPT}", state.id);
         }
         match &pidfd {
             // The pidfd becomes readable when the process exits.
             Some(fd) => {
                 let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(100u16));
+                let _ = poll(&mut fds, PollTimeout::from(20u16));
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }

@@ -2,10 +2,13 @@
 //! --all every process of the container's cgroup.
 
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::bail;
+use crate::cgroups::kill::DEATH_WAIT;
+use crate::cgroups::leftover::Leftover;
 use crate::error::{Error, Result};
 use crate::state::{State, StateDir, Status};
 use crate::sys;
@@ -57,18 +60,56 @@ pub fn kill(root: &std::path::Path, id: &str, signal: &str, all: bool) -> Result
     let sig = parse_signal(signal)?;
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
-    if dir.status(&state) == Status::Stopped {
-        // runc: --all on a stopped container has nobody left to signal, and succeeds.
-        if all {
-            return Ok(());
-        }
-        bail!("container not running");
-    }
     if all {
+        // runc: --all on a stopped container succeeds. Its init is gone, but without a pid
+        // namespace of its own other processes may live on in its cgroup: they go too.
         signal_all(&state, sig);
+        if sig == libc::SIGKILL {
+            if let Some(left) = wait_for_death(&state, Instant::now() + DEATH_WAIT) {
+                // The signal is sent and takes effect when the kernel lets go: a warning.
+                log::warn!("kill --all: container {id}: {left}");
+            }
+        }
         return Ok(());
     }
-    signal_init(&state, sig)
+    if dir.status(&state) == Status::Stopped {
+        bail!("container not running");
+    }
+    signal_init(&state, sig)?;
+    if sig == libc::SIGKILL && crate::cgroups::is_frozen(&state.cgroup) {
+        // runc does the same: a paused container's init dies of SIGKILL only once thawed
+        // (v1), and whoever sent it waits for that exit.
+        state.cgroup.thaw();
+    }
+    Ok(())
+}
+
+/// Wait until `deadline` for every process [`signal_all`] signalled to be gone; what is
+/// still there then.
+fn wait_for_death(state: &State, deadline: Instant) -> Option<Leftover> {
+    let started = Instant::now();
+    if state.cgroup.is_owned() {
+        let alive = || crate::state::process_alive(state.pid, state.pid_start_time);
+        return (state.cgroup.kill_owned_until(deadline).err())
+            .map(|left| left.with_pid(&state.cgroup, state.pid, alive()));
+    }
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut left = pidns_members(state);
+        if crate::state::process_alive(state.pid, state.pid_start_time)
+            && !left.contains(&state.pid)
+        {
+            left.push(state.pid);
+        }
+        if left.is_empty() {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            return Some(Leftover::of_pids(&state.cgroup, &left, started.elapsed()));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 /// Whether the container has a pid namespace of its own, so that the init's death takes
@@ -94,7 +135,12 @@ pub fn signal_all(state: &State, sig: i32) {
             let _ = sys::kill(pid, sig);
         }
     }
-    let _ = signal_init(state, sig);
+    // A frozen process dies only once thawed: the container's own directories thaw (what
+    // `rt pause` froze), never a cgroup above them; and only while its init lives, since
+    // a cgroup that is not rt's may hold others' processes once the container is gone.
+    if signal_init(state, sig).is_ok() && sig == libc::SIGKILL {
+        state.cgroup.thaw();
+    }
 }
 
 /// The processes of a container that has a pid namespace of its own, found without a
