@@ -56,6 +56,21 @@ pub struct Held {
     /// SIGPIPE (seen under load in `make soak`: `ctr task exec` reported status 141).
     /// containerd's own shim holds one for the same reason.
     out_readers: Vec<File>,
+    /// Output FIFOs whose relay thread may still wait for the client's reader.
+    waiting_fifos: Vec<String>,
+}
+
+impl Drop for Held {
+    /// A relay thread still waiting for the client's reader is let go: a reader opened for
+    /// a moment ends its wait, and it then finds its pipe ended or the FIFO unread.
+    fn drop(&mut self) {
+        for fifo in &self.waiting_fifos {
+            let _ = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(fifo);
+        }
+    }
 }
 
 impl Held {
@@ -198,7 +213,7 @@ pub fn open(paths: &Paths, id: &str, namespace: &str) -> Result<(CallIo, Held)> 
     if !paths.stdin.is_empty() {
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
-        let fifo = open_fifo(&paths.stdin, false)?;
+        let fifo = open_fifo(&paths.stdin)?;
         let w = File::from(w);
         *held.stdin.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(w.try_clone().map_err(|e| format!("dup: {e}"))?);
@@ -238,7 +253,7 @@ pub fn open(paths: &Paths, id: &str, namespace: &str) -> Result<(CallIo, Held)> 
 pub fn attach_console(paths: &Paths, master: File, held: &mut Held) -> Result<()> {
     let master = Arc::new(master);
     if !paths.stdin.is_empty() {
-        let fifo = open_fifo(&paths.stdin, false)?;
+        let fifo = open_fifo(&paths.stdin)?;
         let w = master.try_clone().map_err(|e| format!("dup: {e}"))?;
         *held.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         copy_in_background(fifo, held)?;
@@ -331,9 +346,9 @@ fn copy_until_stopped(mut from: File, to: &Mutex<Option<File>>, stop: BorrowedFd
     }
 }
 
-/// Open a FIFO without blocking on its other end (O_RDWR never blocks on a FIFO); the
-/// write side is then made blocking again.
-fn open_fifo(path: &str, write: bool) -> Result<File> {
+/// Open stdin's FIFO without blocking on its other end (O_RDWR never blocks on a FIFO),
+/// then make it blocking again.
+fn open_fifo(path: &str) -> Result<File> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -343,24 +358,35 @@ fn open_fifo(path: &str, write: bool) -> Result<File> {
     let flags = nix::fcntl::OFlag::empty();
     nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(flags))
         .map_err(|e| format!("fcntl {path}: {e}"))?;
-    if write {
-        // Reopen write-only so that our end counts as a writer only: the reader sees EOF
-        // once the container closes it.
-        let w = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| format!("open fifo {path}: {e}"))?;
-        drop(f);
-        return Ok(w);
-    }
     Ok(f)
 }
 
-/// An output FIFO's write end, for the process (or the pty copier); a read end of it is
-/// kept in `held` for as long as the process is (see [`Held::out_readers`]).
+/// An output FIFO's write end, for the process (or the pty copier). The FIFO must have a
+/// reader whenever the process writes, and a writer when the client's reader comes, or
+/// output is lost: a write with no reader kills the process with SIGPIPE, and a client
+/// that opens its reader after the process is gone waits for a writer that never comes
+/// (`make soak` saw both under load: `ctr task exec` status 141, and empty output).
+/// - The client's reader is open (the usual case): the FIFO itself, written straight by
+///   the process, so nothing is lost when it exits fast; a read end is kept in `held`
+///   while the process is, so a client that goes away does not kill it.
+/// - Not yet: the process writes into a pipe, and a thread waits for the client's reader,
+///   then copies (see [`relay_when_read`]).
 fn open_output_fifo(path: &str, held: &mut Held) -> Result<File> {
-    let w = open_fifo(path, true)?;
+    let w = match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(w) => w,
+        // No reader yet (O_WRONLY|O_NONBLOCK fails with ENXIO instead of waiting).
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return relay_when_read(path, held),
+        Err(e) => return Err(format!("open fifo {path}: {e}")),
+    };
+    nix::fcntl::fcntl(
+        &w,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .map_err(|e| format!("fcntl {path}: {e}"))?;
     let r = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -368,6 +394,39 @@ fn open_output_fifo(path: &str, held: &mut Held) -> Result<File> {
         .map_err(|e| format!("open fifo {path}: {e}"))?;
     held.out_readers.push(r);
     Ok(w)
+}
+
+/// The process's output goes into a pipe; a thread opens the FIFO for writing, which
+/// waits for the client's reader, then copies the pipe into it until the process and its
+/// children closed the pipe. Should the client go away, the rest is read and dropped (the
+/// process is not killed by SIGPIPE). A thread still waiting when the process is deleted
+/// is let go by [`Held`]'s drop.
+fn relay_when_read(path: &str, held: &mut Held) -> Result<File> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    let fifo = path.to_owned();
+    std::thread::spawn(move || {
+        let mut from = File::from(r);
+        let mut to = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&fifo)
+            .ok();
+        let mut buf = [0u8; COPY_BUF];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if to.as_mut().is_some_and(|t| t.write_all(&buf[..n]).is_err()) {
+                to = None;
+            }
+        }
+    });
+    held.waiting_fifos.push(path.to_owned());
+    Ok(File::from(w))
 }
 
 enum Logger {
@@ -491,44 +550,74 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("stdin");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let f = open_fifo(path.to_str().unwrap(), false).unwrap();
+        let f = open_fifo(path.to_str().unwrap()).unwrap();
         (dir, f)
     }
 
-    /// A process writing before the client opened its reader (or after it left) does not
-    /// get EPIPE: the shim holds a reader until the process is deleted, and what was
-    /// written waits for the client; without that reader the same write fails.
-    #[test]
-    fn output_fifos_keep_a_reader_while_the_process_lives() {
-        let dir = std::env::temp_dir().join(format!("rt-shimtest-out-{}", std::process::id()));
+    fn output_fifo(name: &str) -> (PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("rt-shimtest-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("stdout");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let path = path.to_str().unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        (dir, path)
+    }
 
-        let mut held = Held::default();
-        let mut w = open_output_fifo(path, &mut held).unwrap();
-        w.write_all(b"early\n")
-            .expect("a write with no client reader yet");
-        let mut client = OpenOptions::new()
+    fn client_reader(path: &str) -> File {
+        OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .unwrap();
-        drop(w);
-        let mut got = String::new();
-        client.read_to_string(&mut got).unwrap();
-        assert_eq!(
-            got, "early\n",
-            "the client reads what was written before it came"
-        );
-        drop(held);
+            .unwrap()
+    }
 
-        let mut bare = open_fifo(path, true).unwrap();
+    /// The client's reader is there first (the usual case): the process writes the FIFO
+    /// itself, and a client that goes away does not kill it with SIGPIPE (the shim holds
+    /// a reader while the process lives).
+    #[test]
+    fn a_client_reader_that_leaves_does_not_kill_the_process() {
+        let (dir, path) = output_fifo("out-early");
+        let mut client = client_reader(&path);
+        let mut held = Held::default();
+        let mut w = open_output_fifo(&path, &mut held).unwrap();
+        assert!(held.waiting_fifos.is_empty(), "the FIFO itself, no relay");
+        w.write_all(b"one\n").unwrap();
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"one\n");
         drop(client);
-        let err = bare.write_all(b"x").expect_err("no reader at all");
-        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+        w.write_all(b"two\n")
+            .expect("no EPIPE while the shim holds a reader");
+        drop((w, held));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The client opens its reader late, after the process wrote and exited: it still
+    /// reads everything, then EOF (the relay waited for it).
+    #[test]
+    fn a_late_client_reader_gets_all_the_output() {
+        let (dir, path) = output_fifo("out-late");
+        let mut held = Held::default();
+        let mut w = open_output_fifo(&path, &mut held).unwrap();
+        assert_eq!(held.waiting_fifos, std::slice::from_ref(&path), "relayed");
+        w.write_all(b"written before the client came\n").unwrap();
+        drop(w); // the process exits
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let p = path.clone();
+        let got = within(
+            Duration::from_secs(5),
+            "the late client's read",
+            move || {
+                // A blocking open, as a client's: it returns once the relay is the writer.
+                let mut client = OpenOptions::new().read(true).open(&p).unwrap();
+                let mut got = String::new();
+                client.read_to_string(&mut got).unwrap();
+                got
+            },
+        );
+        assert_eq!(got, "written before the client came\n");
+        drop(held);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
