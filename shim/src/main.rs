@@ -8,6 +8,9 @@ mod events;
 mod logger;
 mod metrics;
 mod oom;
+// Shared with the runtime (`rt events`): std only.
+#[path = "../../runtime/src/cgroups/oom_level.rs"]
+mod oom_level;
 mod options;
 mod runtime;
 mod service;

@@ -6,6 +6,7 @@
 //! systemd, as a transient unit (`systemd`); either way rt drives the cgroup files.
 
 pub mod devices_bpf;
+pub mod oom_level;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
