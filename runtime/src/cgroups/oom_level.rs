@@ -65,6 +65,9 @@ struct Counters {
 /// a little below it.
 const SLACK: u64 = 1 << 20;
 
+/// Did a level hit its limit, given its counters (before, now)?
+type Test = fn(&Counters, &Counters) -> bool;
+
 /// The counters of each level, the container first, then its ancestors upwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Levels {
@@ -109,10 +112,10 @@ impl Levels {
     /// doc for the order of the tests).
     pub fn hit_since(&self, now: &Levels) -> Level {
         let before = |path: &str| self.levels.iter().find(|(p, _)| p == path).map(|(_, c)| *c);
-        let tests: [&dyn Fn(&Counters, &Counters) -> bool; 3] = [
-            &|b, n| n.hits > b.hits,
-            &|b, n| n.full && n.peak > b.peak,
-            &|_, n| n.full,
+        let tests: [Test; 3] = [
+            |b, n| n.hits > b.hits,
+            |b, n| n.full && n.peak > b.peak,
+            |_, n| n.full,
         ];
         for test in tests {
             for (i, (path, n)) in now.levels.iter().enumerate() {
