@@ -9,7 +9,7 @@
 //!   wins in each, as a charge is checked from the container up):
 //!   1. `memory.failcnt` rose: a charge failed at this level's memory limit (a charge
 //!      walks the page counters up and fails at the first level over its limit). v1 also
-//!      counts failures that reclaim resolved, hence "rose since the last look".
+//!      counts failures that reclaim resolved, hence "rose since the last report".
 //!   2. The peak (`memory.max_usage_in_bytes`, `memory.memsw.max_usage_in_bytes`) rose
 //!      and is now at the limit: needed because a memory+swap limit is charged first and
 //!      its failures are not counted anywhere (6.x tracks failcnt for `memory` only).
@@ -21,6 +21,9 @@
 //! The OOM kill itself is counted in the victim's own cgroup (v1 `oom_kill`, v2
 //! `memory.events` `oom_kill`), whichever level ran out: that says *that* the container
 //! was OOM-killed, these counters say *where* the limit was.
+//!
+//! Rises are measured from the last report (or the watch's start): an ancestor's count
+//! can rise a moment before the kill shows in the container.
 //!
 //! Only reads: from the container's directory up to, not including, the hierarchy's root
 //! (the last directory on the same filesystem), which has no limit.

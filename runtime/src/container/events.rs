@@ -117,7 +117,8 @@ pub fn events(
 struct OomWatch<'a> {
     cg: &'a Cgroup,
     last: Option<OomCounters>,
-    /// Each level's counters at the last poll: what a rise is measured against.
+    /// Each level's counters at the start or the last report: what a rise is measured
+    /// against.
     levels: Levels,
     /// An OOM (`oom`/`under_oom` rose) whose kill has not been counted yet, and its level.
     pending: Option<Level>,
@@ -177,7 +178,9 @@ impl<'a> OomWatch<'a> {
         } else {
             self.pending.take()
         };
-        if levels.container().is_some() {
+        // The baseline moves only with a report: an ancestor's count rises when its limit
+        // is hit, which can be a poll before the kill shows in the container.
+        if report.is_some() && levels.container().is_some() {
             self.levels = levels;
         }
         report
