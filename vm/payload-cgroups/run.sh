@@ -165,7 +165,7 @@ oom_events() {
   $RT create -b /tmp/b-$1 $1 || return 1
   $RT events --interval 200ms $1 > /tmp/ev-$1 2>&1 &
   evp=$!
-  n=0; while ! grep -q '"type":"stats"' /tmp/ev-$1 && [ $n -lt 300 ]; do sleep 0.05; n=$((n + 1)); done
+  n=0; while ! grep -qs '"type":"stats"' /tmp/ev-$1 && [ $n -lt 300 ]; do sleep 0.05; n=$((n + 1)); done
   $RT start $1
   n=0; while kill -0 $evp 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
   kill $evp 2>/dev/null; wait $evp
