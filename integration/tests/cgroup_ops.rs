@@ -300,7 +300,13 @@ fn events_stream_reports_oom() {
         assert_eq!(v["type"], "stats", "{line}");
     }
     let oom = oom.expect("an oom event within 20s");
-    assert_eq!(oom, json!({ "type": "oom", "id": id }));
+    if is_runc() {
+        assert_eq!(oom, json!({ "type": "oom", "id": id }));
+    } else {
+        // rt says where the limit was: the container's own.
+        let data = json!({ "level": "container", "cgroup": cgroups_path(&id) });
+        assert_eq!(oom, json!({ "type": "oom", "id": id, "data": data }));
+    }
     // The event can come before the shell has written dd's status.
     let dd = poll(T, "dd's exit status", || {
         let s = read_or_empty(&b.path_in_rootfs("/tmp/dd"));

@@ -9,6 +9,9 @@ mod fault;
 mod logger;
 mod metrics;
 mod oom;
+// Shared with the runtime (`rt events`): std only.
+#[path = "../../runtime/src/cgroups/oom_level.rs"]
+mod oom_level;
 mod options;
 mod runtime;
 mod service;

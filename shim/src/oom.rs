@@ -2,46 +2,91 @@
 //! them, woken by the kernel (no helper process or polling per container).
 //!
 //! - cgroup v1: an eventfd registered on `memory.oom_control` through
-//!   `cgroup.event_control`; the kernel signals it at each OOM, and once more when the
-//!   cgroup is removed (told apart by the directory being gone).
+//!   `cgroup.event_control`; the kernel signals it at each OOM of the cgroup or of an
+//!   ancestor, *before* the victim is chosen and killed, and once more when the cgroup is
+//!   removed (told apart by the directory being gone).
 //! - cgroup v2: inotify on `memory.events`; an OOM kill raises its `oom_kill` count.
+//!
+//! An OOM is reported when the container's kill count (`oom_kill`) rose, once per rise,
+//! so a notification for an ancestor's OOM that killed elsewhere reports nothing. After a
+//! v1 wakeup the kill is awaited a little (`KILL_WAIT`). The kernel counts the kill before
+//! it sends SIGKILL, so a process's exit comes after its kill is countable: the service
+//! calls [`OomWatcher::flush`] before publishing a TaskExit, which reports an OOM the thread
+//! has not got to yet. Reports are made under the watcher's lock, so TaskOOM always
+//! precedes the TaskExit it caused, whichever path reports it.
+//!
+//! Each report also says which cgroup level's limit was hit (see oom_level.rs); TaskOOM
+//! carries only the container id, so the level is logged.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use crate::oom_level::{Level, Levels};
+
 /// The epoll key of the inotify descriptor; v1 eventfds use their fd number.
 const INOTIFY_KEY: u64 = u64::MAX;
 
-enum Watch {
+/// How long after a v1 OOM notification the container's kill count is watched for a rise
+/// (the kernel notifies before it picks and kills the victim).
+const KILL_WAIT: Duration = Duration::from_millis(500);
+/// How often, meanwhile.
+const KILL_POLL: Duration = Duration::from_millis(10);
+
+enum Kind {
     V1 {
-        id: String,
-        dir: PathBuf,
         efd: EventFd,
         /// Held open: the registration lives as long as this descriptor.
         _oom_control: File,
     },
     V2 {
-        id: String,
-        events: PathBuf,
         wd: WatchDescriptor,
-        kills: u64,
     },
 }
 
+struct Watch {
+    id: String,
+    /// The container's memory cgroup.
+    dir: PathBuf,
+    kind: Kind,
+    /// The kill count already reported (or seen when the watch began).
+    reported: u64,
+    /// Each level's limit-hit counters at the last report: what a rise is measured against.
+    levels: Levels,
+    /// v1: a notification came; its kill is awaited until then.
+    awaiting_kill: Option<Instant>,
+}
+
 impl Watch {
-    fn id(&self) -> &str {
-        match self {
-            Watch::V1 { id, .. } | Watch::V2 { id, .. } => id,
+    fn unified(&self) -> bool {
+        matches!(self.kind, Kind::V2 { .. })
+    }
+
+    /// The OOM to report now: the kill count rose since the last report. Its level.
+    fn check(&mut self) -> Option<Level> {
+        let kills = oom_kills(&self.dir, self.unified());
+        if kills <= self.reported {
+            return None;
         }
+        self.reported = kills;
+        self.awaiting_kill = None;
+        let now = Levels::read(&self.dir, self.unified());
+        let level = self.levels.hit_since(&now);
+        if now.container().is_some() {
+            self.levels = now;
+        }
+        Some(level)
     }
 }
+
+type OnOom = Box<dyn Fn(&str, &Level, Option<&str>) + Send + Sync>;
 
 pub struct OomWatcher {
     epoll: Epoll,
@@ -49,11 +94,16 @@ pub struct OomWatcher {
     /// By epoll key (v1: the eventfd's number) or, for v2, a number above any fd.
     watches: Mutex<HashMap<u64, Watch>>,
     next_v2_key: std::sync::atomic::AtomicU64,
+    /// Called under the lock of `watches`: reports are never interleaved.
+    on_oom: OnOom,
 }
 
 impl OomWatcher {
-    /// Start the watching thread; `on_oom` gets the id of each container OOM-killed.
-    pub fn start(on_oom: impl Fn(&str) + Send + 'static) -> Result<Arc<OomWatcher>, String> {
+    /// Start the watching thread; `on_oom` gets the id of each container OOM-killed, the
+    /// level whose limit was hit, and the container's memory cgroup path in its hierarchy.
+    pub fn start(
+        on_oom: impl Fn(&str, &Level, Option<&str>) + Send + Sync + 'static,
+    ) -> Result<Arc<OomWatcher>, String> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| format!("epoll_create1: {e}"))?;
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
@@ -69,14 +119,23 @@ impl OomWatcher {
             inotify,
             watches: Mutex::default(),
             next_v2_key: (1 << 32).into(),
+            on_oom: Box::new(on_oom),
         });
         let me = w.clone();
-        std::thread::spawn(move || me.run(on_oom));
+        std::thread::spawn(move || me.run());
         Ok(w)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Watch>> {
         self.watches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Report `w`'s OOM if its kill count rose. Call with the lock held.
+    fn report(&self, w: &mut Watch) {
+        if let Some(level) = w.check() {
+            let levels = &w.levels;
+            (self.on_oom)(&w.id, &level, levels.container());
+        }
     }
 
     /// Watch the memory cgroup of container `id`, whose init is `pid`.
@@ -87,6 +146,19 @@ impl OomWatcher {
         } else {
             self.add_v1(id, dir.path)
         }
+    }
+
+    fn insert(&self, key: u64, id: &str, dir: PathBuf, kind: Kind) {
+        let unified = matches!(kind, Kind::V2 { .. });
+        let w = Watch {
+            id: id.to_string(),
+            reported: oom_kills(&dir, unified),
+            levels: Levels::read(&dir, unified),
+            dir,
+            kind,
+            awaiting_kill: None,
+        };
+        self.lock().insert(key, w);
     }
 
     fn add_v1(&self, id: &str, dir: PathBuf) -> Result<(), String> {
@@ -103,15 +175,11 @@ impl OomWatcher {
         self.epoll
             .add(efd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, key))
             .map_err(|e| format!("epoll_ctl eventfd: {e}"))?;
-        self.lock().insert(
-            key,
-            Watch::V1 {
-                id: id.to_string(),
-                dir,
-                efd,
-                _oom_control: oom_control,
-            },
-        );
+        let kind = Kind::V1 {
+            efd,
+            _oom_control: oom_control,
+        };
+        self.insert(key, id, dir, kind);
         Ok(())
     }
 
@@ -121,20 +189,20 @@ impl OomWatcher {
             .inotify
             .add_watch(&events, AddWatchFlags::IN_MODIFY)
             .map_err(|e| format!("inotify_add_watch {}: {e}", events.display()))?;
-        let kills = oom_kills(&events);
         let key = self
             .next_v2_key
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().insert(
-            key,
-            Watch::V2 {
-                id: id.to_string(),
-                events,
-                wd,
-                kills,
-            },
-        );
+        self.insert(key, id, dir, Kind::V2 { wd });
         Ok(())
+    }
+
+    /// Report an OOM kill of container `id` not reported yet: called before publishing a
+    /// process's exit, which may be reaped before the kernel's notification is read.
+    pub fn flush(&self, id: &str) {
+        let mut watches = self.lock();
+        for w in watches.values_mut().filter(|w| w.id == id) {
+            self.report(w);
+        }
     }
 
     /// Stop watching container `id` (it is being deleted).
@@ -142,15 +210,15 @@ impl OomWatcher {
         let mut watches = self.lock();
         let keys: Vec<u64> = watches
             .iter()
-            .filter(|(_, w)| w.id() == id)
+            .filter(|(_, w)| w.id == id)
             .map(|(k, _)| *k)
             .collect();
         for k in keys {
-            match watches.remove(&k) {
-                Some(Watch::V1 { efd, .. }) => {
+            match watches.remove(&k).map(|w| w.kind) {
+                Some(Kind::V1 { efd, .. }) => {
                     let _ = self.epoll.delete(efd.as_fd());
                 }
-                Some(Watch::V2 { wd, .. }) => {
+                Some(Kind::V2 { wd }) => {
                     let _ = self.inotify.rm_watch(wd);
                 }
                 None => {}
@@ -158,10 +226,17 @@ impl OomWatcher {
         }
     }
 
-    fn run(&self, on_oom: impl Fn(&str)) {
+    fn run(&self) {
         let mut events = [EpollEvent::empty(); 16];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+            // Short waits only while a v1 notification's kill is awaited.
+            let awaiting = self.lock().values().any(|w| w.awaiting_kill.is_some());
+            let timeout = if awaiting {
+                EpollTimeout::try_from(KILL_POLL).unwrap_or(EpollTimeout::ZERO)
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
@@ -170,36 +245,56 @@ impl OomWatcher {
                 }
             };
             for ev in &events[..n] {
-                let oomed = if ev.data() == INOTIFY_KEY {
-                    self.v2_events()
+                if ev.data() == INOTIFY_KEY {
+                    self.v2_events();
                 } else {
-                    self.v1_event(ev.data()).into_iter().collect()
-                };
-                for id in oomed {
-                    on_oom(&id);
+                    self.v1_event(ev.data());
                 }
+            }
+            if awaiting {
+                self.awaited_kills();
             }
         }
     }
 
-    /// An eventfd fired: an OOM, or the cgroup went away (then forget it).
-    fn v1_event(&self, key: u64) -> Option<String> {
+    /// An eventfd fired: an OOM here or in an ancestor, or the cgroup went away (then
+    /// forget it).
+    fn v1_event(&self, key: u64) {
         let mut watches = self.lock();
-        let Some(Watch::V1 { id, dir, efd, .. }) = watches.get(&key) else {
-            return None;
+        let Some(w) = watches.get_mut(&key) else {
+            return;
         };
-        let _ = efd.read();
-        if dir.exists() {
-            return Some(id.clone());
+        if let Kind::V1 { efd, .. } = &w.kind {
+            let _ = efd.read();
         }
-        if let Some(Watch::V1 { efd, .. }) = watches.remove(&key) {
+        if w.dir.exists() {
+            w.awaiting_kill = Some(Instant::now() + KILL_WAIT);
+            self.report(w);
+            return;
+        }
+        if let Some(Kind::V1 { efd, .. }) = watches.remove(&key).map(|w| w.kind) {
             let _ = self.epoll.delete(efd.as_fd());
         }
-        None
     }
 
-    /// memory.events changed somewhere: the containers whose oom_kill count went up.
-    fn v2_events(&self) -> Vec<String> {
+    /// v1 notifications whose kill has not been counted yet: report it when it is; after
+    /// KILL_WAIT the OOM killed elsewhere (an ancestor's limit, another container).
+    fn awaited_kills(&self) {
+        let mut watches = self.lock();
+        for w in watches.values_mut() {
+            let Some(until) = w.awaiting_kill else {
+                continue;
+            };
+            self.report(w);
+            if w.awaiting_kill.is_some() && Instant::now() >= until {
+                log::debug!("{}: an OOM notification without a kill here", w.id);
+                w.awaiting_kill = None;
+            }
+        }
+    }
+
+    /// memory.events changed somewhere: report the containers whose oom_kill count went up.
+    fn v2_events(&self) {
         let mut changed = Vec::new();
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
@@ -207,32 +302,24 @@ impl OomWatcher {
             }
             changed.extend(events.into_iter().map(|e| e.wd));
         }
-        let mut out = Vec::new();
         let mut watches = self.lock();
         for w in watches.values_mut() {
-            if let Watch::V2 {
-                id,
-                events,
-                wd,
-                kills,
-            } = w
-            {
-                if !changed.contains(wd) {
-                    continue;
-                }
-                let now = oom_kills(events);
-                if now > *kills {
-                    out.push(id.clone());
-                }
-                *kills = now;
+            if matches!(&w.kind, Kind::V2 { wd } if changed.contains(wd)) {
+                self.report(w);
             }
         }
-        out
     }
 }
 
-fn oom_kills(events: &Path) -> u64 {
-    fs::read_to_string(events)
+/// The OOM kill count of memory cgroup `dir`: `oom_kill` of v1 memory.oom_control (kernel
+/// 4.13 and later) or v2 memory.events. 0 when unreadable.
+fn oom_kills(dir: &Path, unified: bool) -> u64 {
+    let file = if unified {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    };
+    fs::read_to_string(dir.join(file))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
@@ -338,7 +425,10 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("memory.events"), "oom 0\noom_kill 0\n").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let w = OomWatcher::start(move |id| tx.send(id.to_string()).unwrap()).unwrap();
+        let w = OomWatcher::start(move |id: &str, _: &Level, _: Option<&str>| {
+            tx.send(id.to_string()).unwrap()
+        })
+        .unwrap();
         w.add_v2("c1", dir.clone()).unwrap();
         fs::write(dir.join("memory.events"), "oom 1\noom_kill 0\n").unwrap();
         fs::write(dir.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
@@ -347,8 +437,17 @@ mod tests {
         assert!(rx
             .recv_timeout(std::time::Duration::from_millis(200))
             .is_err());
-        w.remove("c1");
+        // A kill that the exit path flushes before the thread reads it: reported once.
         fs::write(dir.join("memory.events"), "oom 2\noom_kill 2\n").unwrap();
+        w.flush("c1");
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(got, "c1");
+        w.flush("c1");
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        w.remove("c1");
+        fs::write(dir.join("memory.events"), "oom 3\noom_kill 3\n").unwrap();
         assert!(rx
             .recv_timeout(std::time::Duration::from_millis(200))
             .is_err());

@@ -20,6 +20,7 @@ use containerd_shim::{
 
 use crate::events::{Event, Publisher};
 use crate::oom::OomWatcher;
+use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
@@ -135,6 +136,11 @@ impl Service {
 
     fn publish_exit(&self, cid: &str, exec_id: &str, p: &Proc) {
         let Some((code, at)) = &p.exit else { return };
+        // An OOM kill behind this exit is reported first, even when the exit was reaped
+        // before the watcher read the kernel's notification.
+        if let Some(w) = &self.oom {
+            w.flush(cid);
+        }
         let e = ev::TaskExit {
             container_id: cid.to_string(),
             id: if exec_id.is_empty() {
@@ -359,7 +365,13 @@ impl containerd_shim::Shim for Service {
             Err(e) => log::error!("events will not reach containerd: {e}"),
         }
         let me = s.clone();
-        let publish_oom = move |id: &str| {
+        let publish_oom = move |id: &str, level: &Level, cgroup: Option<&str>| {
+            // TaskOOM carries only the container id: the level goes to the log.
+            let at = match level {
+                Level::Ancestor(p) => p.as_str(),
+                _ => cgroup.unwrap_or("?"),
+            };
+            log::info!("{id}: OOM kill; memory limit hit: {} ({at})", level.name());
             me.publish(&ev::TaskOOM {
                 container_id: id.to_string(),
                 ..Default::default()

@@ -155,6 +155,56 @@ kill $ev 2>/dev/null; wait $ev 2>/dev/null
 check "rt events reports the OOM kill" grep -q '"type":"oom"' /tmp/oomev.out
 $RT delete -f oomev
 
+# --- OOM never lost, with its level: 20 containers whose init is OOM-killed, each
+# followed by `rt events` from before its start until the stream ends by itself: exactly
+# one oom event each, naming the container's own limit. (events must read its baseline
+# before the start: it prints a first stats event once it has.)
+GROW='x=1; while :; do x=$x$x; done'
+# oom_events ID: create, follow events, start; the stream's oom lines in /tmp/ev-ID.
+oom_events() {
+  $RT create -b /tmp/b-$1 $1 || return 1
+  $RT events --interval 200ms $1 > /tmp/ev-$1 2>&1 &
+  evp=$!
+  n=0; while ! grep -qs '"type":"stats"' /tmp/ev-$1 && [ $n -lt 300 ]; do sleep 0.05; n=$((n + 1)); done
+  $RT start $1
+  n=0; while kill -0 $evp 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+  kill $evp 2>/dev/null; wait $evp
+  evrc=$?
+  $RT delete -f $1
+  grep '"type":"oom"' /tmp/ev-$1
+  return $evrc
+}
+ooms=0 right=0
+for i in $(seq 1 20); do
+  bundle oom$i "$(sh_args "$GROW")" '{"memory": {"limit": 16777216, "swap": 16777216}}' >/dev/null
+  lines=$(oom_events oom$i)
+  ooms=$((ooms + $(echo "$lines" | grep -c oom)))
+  [ "$lines" = "{\"type\":\"oom\",\"id\":\"oom$i\",\"data\":{\"level\":\"container\",\"cgroup\":\"/rt-vm/oom$i\"}}" ] \
+    && right=$((right + 1)) || echo "# oom$i: [$lines]"
+done
+eq "20 OOM kills: 20 oom events, each before its stream ended" 20 "$ooms"
+eq "20 OOM kills: each names the container's own limit" 20 "$right"
+
+# --- The level: a parent cgroup with a 32 MiB limit; a container under it with no limit
+# hits the parent's (ancestor), one with 16 MiB its own (container).
+mkdir -p $CG/rt-vm/pod
+echo +memory > $CG/rt-vm/cgroup.subtree_control
+echo 33554432 > $CG/rt-vm/pod/memory.max
+[ -e $CG/rt-vm/pod/memory.swap.max ] && echo 0 > $CG/rt-vm/pod/memory.swap.max
+for c in pa pc; do
+  res='{}'; [ $c = pc ] && res='{"memory": {"limit": 16777216, "swap": 16777216}}'
+  B=$(bundle $c "$(sh_args "$GROW")" "$res")
+  sed -i "s#\"/rt-vm/$c\"#\"/rt-vm/pod/$c\"#" $B/config.json
+done
+line=$(oom_events pa)
+eq "no own limit under a 32 MiB parent: level ancestor, the parent named" \
+  '{"type":"oom","id":"pa","data":{"level":"ancestor","cgroup":"/rt-vm/pod"}}' "$line"
+line=$(oom_events pc)
+eq "own 16 MiB limit under the parent: level container" \
+  '{"type":"oom","id":"pc","data":{"level":"container","cgroup":"/rt-vm/pod/pc"}}' "$line"
+rmdir $CG/rt-vm/pod
+check "the test's parent cgroup removed" test ! -e $CG/rt-vm/pod
+
 # --- devices: the eBPF program denies what the rules deny.
 MNT='{"destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"]}'
 B=$(bundle dev1 "$(sh_args '(exec 3</dev/loop-control) 2>/dev/null && echo open || echo denied; head -c 1 /dev/zero | wc -c')" \

@@ -34,6 +34,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$W/containerd.sock"
 [ttrpc]
   address = "$W/containerd.sock.ttrpc"
+[debug]
+  level = "debug"
 TOML
 containerd --config $W/config.toml >$W/containerd.log 2>&1 &
 CTD=$!
@@ -65,7 +67,37 @@ out=$($CTR run -d --memory-limit 33554432 --runtime io.containerd.rt.v2 --rootfs
 if wait_for 60 grep -q '/tasks/oom.*"o1"' $W/events; then ok "TaskOOM published for o1"; else
   bad "TaskOOM published: $(cat $W/events)"; cat $CG/$NS/o1/memory.events 2>&1
 fi
+
+# OOM kills of the init itself (the exit can be reaped before memory.events is read):
+# each TaskOOM comes before its TaskExit, exactly one each; the shim logs the level.
+GROW='x=1; while :; do x=$x$x; done'
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  cp -a "${RT_VM_ROOTFS:-/rootfs}" $W/g$i
+  $CTR run --rm --memory-limit 16777216 --runtime io.containerd.rt.v2 --rootfs $W/g$i g$i \
+    sh -c "$GROW" >/dev/null 2>&1
+done
+mkdir -p $CG/rtpod
+echo 33554432 > $CG/rtpod/memory.max
+[ -e $CG/rtpod/memory.swap.max ] && echo 0 > $CG/rtpod/memory.swap.max
+cp -a "${RT_VM_ROOTFS:-/rootfs}" $W/pa
+$CTR run --rm --cgroup /rtpod/pa --runtime io.containerd.rt.v2 --rootfs $W/pa pa \
+  sh -c "$GROW" >/dev/null 2>&1
+exits_seen() { [ "$(grep -c '/tasks/exit ' $W/events)" -ge 11 ]; }
+wait_for 30 exits_seen
 kill $EV 2>/dev/null
+inorder=0
+for c in g1 g2 g3 g4 g5 g6 g7 g8 g9 g10 pa; do
+  # The topics of $c's oom and exit events, in order: exactly one of each, oom first.
+  seq=$(grep "\"container_id\":\"$c\"" $W/events | grep -e '/tasks/oom ' -e '/tasks/exit ' \
+    | grep -o '/tasks/[a-z]*' | tr '\n' ' ')
+  [ "$seq" = "/tasks/oom /tasks/exit " ] && inorder=$((inorder + 1)) || echo "# $c: [$seq]"
+done
+contains "11 init OOM kills: one TaskOOM each, before its TaskExit" "$inorder" 11
+log=$(cat $W/containerd.log)
+contains "the shim logs the container's own limit" "$log" "g1: OOM kill; memory limit hit: container (/$NS/g1)"
+contains "the shim logs the parent's limit" "$log" "pa: OOM kill; memory limit hit: ancestor (/rtpod)"
+rmdir $CG/rtpod/pa $CG/rtpod 2>/dev/null
+[ ! -e $CG/rtpod ] && ok "the test's parent cgroup removed" || bad "left: $(ls $CG/rtpod)"
 
 for c in m1 o1; do
   $CTR task kill -s SIGKILL $c >/dev/null 2>&1

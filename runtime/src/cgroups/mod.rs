@@ -8,6 +8,7 @@
 pub mod devices_bpf;
 pub mod kill;
 pub mod leftover;
+pub mod oom_level;
 pub mod resources;
 pub mod stats;
 pub mod systemd;

@@ -4,8 +4,15 @@
 //!
 //! OOM events come from polling the cgroup's OOM counters every 100 ms (v1
 //! memory.oom_control `oom_kill` and `under_oom`, v2 memory.events `oom_kill` and `oom`):
-//! one event per poll in which a counter rose. The stream ends, with status 0, when the
-//! container stops (or its cgroup disappears).
+//! one event per OOM kill seen in a poll, or for an OOM without a kill (the OOM killer
+//! disabled) once no kill followed by the next poll. The counters are read once more after
+//! the container stopped, so an OOM kill of its last process is reported before the stream
+//! ends (status 0, when the container stops or its cgroup disappears).
+//!
+//! Unlike runc's, the oom event has `data`: which cgroup level's memory limit was hit,
+//! `{"level":"container","cgroup":"/rt-test/c1"}` or `{"level":"ancestor","cgroup":"/pod"}`
+//! (a pod or slice limit), `{"level":"unknown"}` when no level counted it (see
+//! cgroups::oom_level).
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +21,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::bail;
-use crate::cgroups::stats::{oom_counters, stats, Stats};
+use crate::cgroups::oom_level::{Level, Levels};
+use crate::cgroups::stats::{oom_counters, stats, OomCounters, Stats};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::state::{StateDir, Status};
 
@@ -24,7 +33,23 @@ struct Event<'a> {
     kind: &'a str,
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Stats>,
+    data: Option<Data<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Stats(&'a Stats),
+    Oom(OomData<'a>),
+}
+
+/// Where the memory limit behind an OOM was.
+#[derive(Serialize)]
+struct OomData<'a> {
+    level: &'static str,
+    /// The cgroup whose limit was hit, as a path in its hierarchy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
 }
 
 /// How often the OOM counters and the container's liveness are checked.
@@ -49,23 +74,21 @@ pub fn events(
     let cg = &state.cgroup;
     if stats_only {
         let s = stats(cg)?;
-        emit(out, id, "stats", Some(&s))?;
+        emit(out, id, Some(Data::Stats(&s)))?;
         return Ok(());
     }
     let interval = Duration::from_nanos(interval_ns as u64);
     let tick = POLL.min(interval);
-    let mut last_oom = oom_counters(cg);
+    let mut oom = OomWatch::new(cg);
     let mut next_stats = Instant::now() + interval;
     let gone = || dir.status(&state) == Status::Stopped || !cg.dirs.iter().any(|d| d.path.exists());
     loop {
         let stopped = gone();
         // Checked after noticing the stop too: an OOM kill of the init stops the container.
-        if let Some(now) = oom_counters(cg) {
-            if last_oom.is_some_and(|before| before.oom_since(&now)) && !emit(out, id, "oom", None)?
-            {
+        if let Some(level) = oom.check(stopped) {
+            if !emit_oom(out, id, &level, oom.container())? {
                 return Ok(());
             }
-            last_oom = Some(now);
         }
         if stopped {
             return Ok(());
@@ -73,7 +96,7 @@ pub fn events(
         if Instant::now() >= next_stats {
             match stats(cg) {
                 Ok(s) => {
-                    if !emit(out, id, "stats", Some(&s))? {
+                    if !emit(out, id, Some(Data::Stats(&s)))? {
                         return Ok(());
                     }
                 }
@@ -90,8 +113,86 @@ pub fn events(
     }
 }
 
+/// The container's OOM counters between polls, and each level's limit-hit counters.
+struct OomWatch<'a> {
+    cg: &'a Cgroup,
+    last: Option<OomCounters>,
+    /// Each level's counters at the start or the last report: what a rise is measured
+    /// against.
+    levels: Levels,
+    /// An OOM (`oom`/`under_oom` rose) whose kill has not been counted yet, and its level.
+    pending: Option<Level>,
+}
+
+impl<'a> OomWatch<'a> {
+    fn new(cg: &'a Cgroup) -> Self {
+        let mut w = OomWatch {
+            cg,
+            last: oom_counters(cg),
+            levels: Levels::default(),
+            pending: None,
+        };
+        w.levels = w.read_levels();
+        w
+    }
+
+    fn read_levels(&self) -> Levels {
+        match self.cg.controller_dir("memory") {
+            Some((dir, unified)) => Levels::read(dir, unified),
+            None => Levels::default(),
+        }
+    }
+
+    fn container(&self) -> Option<&str> {
+        self.levels.container()
+    }
+
+    /// One poll: the level of an OOM to report now. The OOM counter rises before the
+    /// kill is counted: one OOM with a kill is one event, an OOM whose kill does not come
+    /// by the next poll (or before the end, `last`) is reported on its own.
+    fn check(&mut self, last: bool) -> Option<Level> {
+        let Some(now) = oom_counters(self.cg) else {
+            // The cgroup is gone: nothing more will be counted.
+            return self.pending.take();
+        };
+        let before = self.last.replace(now);
+        let levels = self.read_levels();
+        let Some(before) = before else {
+            // First readable poll: the baseline.
+            self.levels = levels;
+            return None;
+        };
+        let killed = now.kills > before.kills;
+        let oomed = now.ooms > before.ooms;
+        let report = if killed || oomed {
+            let level = self
+                .pending
+                .take()
+                .unwrap_or_else(|| self.levels.hit_since(&levels));
+            if killed || last {
+                Some(level)
+            } else {
+                self.pending = Some(level);
+                None
+            }
+        } else {
+            self.pending.take()
+        };
+        // The baseline moves only with a report: an ancestor's count rises when its limit
+        // is hit, which can be a poll before the kill shows in the container.
+        if report.is_some() && levels.container().is_some() {
+            self.levels = levels;
+        }
+        report
+    }
+}
+
 /// Write one event line. `Ok(false)`: stdout is closed (the reader went away).
-fn emit(out: &mut dyn Write, id: &str, kind: &str, data: Option<&Stats>) -> Result<bool> {
+fn emit(out: &mut dyn Write, id: &str, data: Option<Data>) -> Result<bool> {
+    let kind = match data {
+        Some(Data::Stats(_)) => "stats",
+        _ => "oom",
+    };
     let ev = Event { kind, id, data };
     let mut line =
         serde_json::to_string(&ev).map_err(|e| Error::msg(format!("encode event: {e}")))?;
@@ -101,6 +202,20 @@ fn emit(out: &mut dyn Write, id: &str, kind: &str, data: Option<&Stats>) -> Resu
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(Error::io("write to stdout", e)),
     }
+}
+
+/// An oom event; `container`: the container's cgroup path, named when its own limit was hit.
+fn emit_oom(out: &mut dyn Write, id: &str, level: &Level, container: Option<&str>) -> Result<bool> {
+    let cgroup = match level {
+        Level::Container => container,
+        Level::Ancestor(p) => Some(p.as_str()),
+        Level::Unknown => None,
+    };
+    let data = OomData {
+        level: level.name(),
+        cgroup,
+    };
+    emit(out, id, Some(Data::Oom(data)))
 }
 
 /// A Go duration (`time.ParseDuration`): an optional sign, then one or more decimal numbers
@@ -251,12 +366,26 @@ mod tests {
     #[test]
     fn event_lines() {
         let mut out = Vec::new();
-        assert!(emit(&mut out, "c1", "oom", None).unwrap());
+        assert!(emit_oom(&mut out, "c1", &Level::Container, Some("/rt/c1")).unwrap());
         let s = Stats::default();
-        assert!(emit(&mut out, "c1", "stats", Some(&s)).unwrap());
+        assert!(emit(&mut out, "c1", Some(Data::Stats(&s))).unwrap());
+        let pod = Level::Ancestor("/pod".into());
+        assert!(emit_oom(&mut out, "c1", &pod, Some("/pod/c1")).unwrap());
+        assert!(emit_oom(&mut out, "c1", &Level::Unknown, None).unwrap());
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], r#"{"type":"oom","id":"c1"}"#);
+        assert_eq!(
+            lines[0],
+            r#"{"type":"oom","id":"c1","data":{"level":"container","cgroup":"/rt/c1"}}"#
+        );
+        assert_eq!(
+            lines[2],
+            r#"{"type":"oom","id":"c1","data":{"level":"ancestor","cgroup":"/pod"}}"#
+        );
+        assert_eq!(
+            lines[3],
+            r#"{"type":"oom","id":"c1","data":{"level":"unknown"}}"#
+        );
         assert!(lines[1].starts_with(r#"{"type":"stats","id":"c1","data":{"cpu":{"usage":{"kernel":0,"user":0},"throttling":{}}"#), "{}", lines[1]);
     }
 }
