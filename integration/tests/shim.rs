@@ -157,8 +157,11 @@ fn tty_task() {
         "y1",
         "sh",
         "-c",
-        // ctr sends ResizePty with its terminal's size just after the start.
-        "tty; [ -t 0 ] && echo stdin-tty; sleep 0.5; stty size; exit 4",
+        // ctr sends ResizePty with its terminal's size just after the start: wait for it
+        // (up to 10 s: a loaded machine may take its time), then say the size.
+        "tty; [ -t 0 ] && echo stdin-tty; i=0; \
+         while [ \"$(stty size)\" = '0 0' ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         stty size; exit 4",
     ]);
     cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
     cmd.stdout(Stdio::from(slave.try_clone().unwrap()));
