@@ -13,6 +13,7 @@ pub mod console;
 pub mod containerd;
 pub mod docker;
 pub mod host;
+pub mod measure;
 pub mod mountinfo;
 pub mod podman;
 pub mod user;
