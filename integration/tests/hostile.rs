@@ -505,8 +505,9 @@ fn no_pids_left_during_create() {
         skip(&h.name, "no pids cgroup controller on this host");
         return;
     };
-    let cg = hier.join(format!("rt-hostile-{}", h.name));
-    fs::create_dir(&cg).unwrap();
+    let cg = PidsCgroup(hier.join(format!("rt-hostile-{}", h.name)));
+    fs::create_dir(&cg.0).unwrap();
+    let cg = &cg.0;
     let id = h.id();
     let mut b = h.bundle(&id);
     b.args(&["sleep", "60"]);
@@ -532,6 +533,7 @@ fn no_pids_left_during_create() {
             break;
         }
         out.expect_error();
+        eprintln!("pids.max {max}: {}", out.stderr.trim());
         assert!(
             out.stderr.contains("EAGAIN")
                 && (out.stderr.contains("fork") || out.stderr.contains("clone")),
@@ -546,8 +548,22 @@ fn no_pids_left_during_create() {
     h.record_pid(&id);
     h.delete_force(&id).ok();
     h.assert_nothing_left(&id);
-    let _ = fs::write(cg.join("pids.max"), "max");
-    fs::remove_dir(&cg).unwrap();
+}
+
+/// The test's own pids cgroup, removed (once empty) even when the test fails.
+struct PidsCgroup(PathBuf);
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = fs::write(self.0.join("pids.max"), "max");
+        for _ in 0..50 {
+            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("warning: cannot remove {}", self.0.display());
+    }
 }
 
 /// One `create` per setting of the state directory, each in a throwaway mount namespace:
@@ -622,6 +638,9 @@ fn enospc_on_the_state_directory() {
         .unwrap();
     let tries = attempts(&out);
     assert_eq!(tries.len(), setups.len(), "{}", out.describe());
+    for (i, (rc, err, _)) in tries.iter().enumerate() {
+        eprintln!("setup {i}: exit {rc} {err}");
+    }
     let mut enospc = 0;
     for (i, (rc, err, left)) in tries.iter().enumerate() {
         if *rc == 0 {
@@ -725,6 +744,7 @@ fn emfile_during_create() {
             h.delete_force(&id).ok();
         } else {
             out.expect_error();
+            eprintln!("nofile {n}: {}", out.stderr.trim());
             assert!(
                 out.stderr.contains("EMFILE"),
                 "nofile {n}: {}",
