@@ -70,12 +70,13 @@ struct Attempt {
 }
 
 /// `run` the bundle in a throwaway pid and mount namespace, with its mount table taken
-/// before and after.
+/// before and after (made private first, so that mounts of other work on the host do not
+/// show as changes).
 fn attempt(h: &Ctx, id: &str, b: &Bundle) -> Attempt {
     let d = h.subdir(&format!("attempt-{id}"));
     let dd = d.display();
     let script = format!(
-        "cut -d' ' -f5 /proc/self/mountinfo | sort > {dd}/before\n\
+        "mount --make-rprivate / && cut -d' ' -f5 /proc/self/mountinfo | sort > {dd}/before\n\
          $RT run --bundle {} {id} > {dd}/stdout 2> {dd}/stderr; echo $? > {dd}/rc\n\
          cut -d' ' -f5 /proc/self/mountinfo | sort > {dd}/after\n\
          for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null); \
@@ -92,9 +93,12 @@ fn attempt(h: &Ctx, id: &str, b: &Bundle) -> Attempt {
     let (before, after) = (read("before"), read("after"));
     let before: Vec<&str> = before.lines().collect();
     let after: Vec<&str> = after.lines().collect();
+    // A mount of other work on the host vanishes from the copy too when its mount point is
+    // removed (the kernel detaches mounts on a deleted directory in every namespace): only
+    // a vanished mount whose directory is still there counts.
     let mut mounts_changed: Vec<String> = before
         .iter()
-        .filter(|m| !after.contains(m))
+        .filter(|m| !after.contains(m) && Path::new(m).exists())
         .chain(after.iter().filter(|m| !before.contains(m)))
         .map(|m| m.to_string())
         .collect();
