@@ -14,6 +14,7 @@ pub mod containerd;
 pub mod docker;
 pub mod fuse;
 pub mod host;
+pub mod measure;
 pub mod mountinfo;
 pub mod podman;
 pub mod user;

@@ -34,6 +34,33 @@ impl Error {
     }
 }
 
+/// The longest message rt prints or logs. Errors quote values from config.json, which may
+/// be megabytes long (a hostname, an env entry); the line a user reads must stay readable.
+pub const MESSAGE_MAX: usize = 4096;
+
+/// `msg` cut to [`MESSAGE_MAX`] bytes: its start and its end (which holds the errno), with
+/// how much was left out in between.
+pub fn bounded(msg: &str) -> std::borrow::Cow<'_, str> {
+    if msg.len() <= MESSAGE_MAX {
+        return msg.into();
+    }
+    let mut head = MESSAGE_MAX * 3 / 4;
+    while !msg.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = msg.len() - MESSAGE_MAX / 8;
+    while !msg.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} [... {} bytes left out ...] {}",
+        &msg[..head],
+        tail - head,
+        &msg[tail..]
+    )
+    .into()
+}
+
 /// "ENOENT (No such file or directory)": the errno's name and its meaning.
 pub fn describe(errno: Errno) -> String {
     format!("{errno:?} ({})", errno.desc())
@@ -74,4 +101,23 @@ impl<T> Context<T> for Result<T> {
 #[macro_export]
 macro_rules! bail {
     ($($arg:tt)*) => { return Err($crate::error::Error::msg(format!($($arg)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_in_the_middle() {
+        assert_eq!(bounded("short"), "short");
+        let long = format!(
+            "sethostname \"{}\": EINVAL (Invalid argument)",
+            "é".repeat(40_000)
+        );
+        let b = bounded(&long);
+        assert!(b.len() < MESSAGE_MAX + 100, "{}", b.len());
+        assert!(b.starts_with("sethostname \"éé"));
+        assert!(b.ends_with("\": EINVAL (Invalid argument)"));
+        assert!(b.contains("bytes left out"));
+    }
 }

@@ -39,9 +39,10 @@ pub fn init(file: Option<&str>, format: LogFormat, debug: bool) -> Result<bool> 
         };
         let time = rfc3339_secs(SystemTime::now());
         let msg = record.args().to_string();
+        let msg = crate::error::bounded(&msg);
         match format {
             LogFormat::Json => {
-                let line = serde_json::json!({ "level": level, "msg": msg, "time": time });
+                let line = serde_json::json!({ "level": level, "msg": msg.as_ref(), "time": time });
                 writeln!(buf, "{line}")
             }
             LogFormat::Text => writeln!(buf, "time=\"{time}\" level={level} msg={}", quote(&msg)),

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             let e = format!("{}{e}", failure.0.unwrap_or(""));
             log::error!("{e}");
             if to_file {
-                eprintln!("{e}");
+                eprintln!("{}", rt::error::bounded(&e));
             }
             ExitCode::from(failure.1)
         }

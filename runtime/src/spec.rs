@@ -420,6 +420,12 @@ impl Spec {
         if self.domainname.as_deref().is_some_and(|h| !h.is_empty()) && !self.has_namespace("uts") {
             bail!("domainname: cannot set domainname without a private UTS namespace");
         }
+        for (field, value) in [
+            ("hostname", &self.hostname),
+            ("domainname", &self.domainname),
+        ] {
+            check_uts_name(field, value.as_deref().unwrap_or(""))?;
+        }
         let new_userns = linux
             .namespaces
             .iter()
@@ -453,6 +459,7 @@ impl Spec {
             if !p.cwd.starts_with('/') {
                 bail!("process.cwd: {:?} is not an absolute path", p.cwd);
             }
+            p.check_exec_size("process")?;
         }
         for (i, m) in self.mounts.iter().enumerate() {
             if m.destination.is_empty() {
@@ -485,6 +492,61 @@ fn sysctl_namespace(key: &str) -> Option<&'static str> {
         Some("uts")
     } else {
         None
+    }
+}
+
+/// The kernel keeps a hostname or domainname in 64 bytes (__NEW_UTS_LEN): sethostname(2)
+/// and setdomainname(2) refuse a longer one with EINVAL. Said here, before anything is made,
+/// with the length rather than the (maybe huge) value.
+const UTS_NAME_MAX: usize = 64;
+
+fn check_uts_name(field: &str, value: &str) -> Result<()> {
+    if value.len() > UTS_NAME_MAX {
+        bail!(
+            "{field}: {} bytes long, more than the kernel's limit of {UTS_NAME_MAX} (set{field}(2) would fail with EINVAL)",
+            value.len()
+        );
+    }
+    Ok(())
+}
+
+/// execve(2) copies args and env onto the new stack: at most 3/4 of _STK_LIM (8 MiB),
+/// whatever RLIMIT_STACK is, counting each string with its NUL and one pointer per string.
+const EXEC_ARGS_MAX: usize = 8 * 1024 * 1024 / 4 * 3;
+
+impl Process {
+    /// Refuse, before anything is created, args and env that execve(2) is sure to refuse
+    /// with E2BIG: more than [`EXEC_ARGS_MAX`] in all, or one string longer than
+    /// MAX_ARG_STRLEN (32 pages). A smaller RLIMIT_STACK lowers the kernel's limit further;
+    /// that case still fails at exec, naming E2BIG.
+    pub fn check_exec_size(&self, field: &str) -> Result<()> {
+        // SAFETY: sysconf takes a constant and touches no memory of ours.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let max_strlen = page * 32;
+        let strings = self.args.iter().map(|a| ("args", a));
+        let strings = strings.chain(self.env.iter().map(|e| ("env", e)));
+        let mut total = 0usize;
+        for (i, (kind, s)) in strings.enumerate() {
+            if s.len() + 1 > max_strlen {
+                let index = if kind == "args" {
+                    i
+                } else {
+                    i - self.args.len()
+                };
+                bail!(
+                    "{field}.{kind}[{index}]: {} bytes long, more than execve(2) takes in one string ({max_strlen} with its NUL, MAX_ARG_STRLEN): it would fail with E2BIG",
+                    s.len()
+                );
+            }
+            total = total.saturating_add(s.len() + 1 + std::mem::size_of::<usize>());
+        }
+        if total > EXEC_ARGS_MAX {
+            bail!(
+                "{field}.args and {field}.env: {} strings, {total} bytes with their NULs and pointers, more than execve(2) takes ({EXEC_ARGS_MAX}, 3/4 of the 8 MiB stack limit): it would fail with E2BIG",
+                self.args.len() + self.env.len()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -533,6 +595,43 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(err.contains("line 3 column 3"), "{err}");
         assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn uts_names_and_exec_size_are_bounded() {
+        let spec = |extra: &str| -> Spec {
+            serde_json::from_str(&format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"args":["sh"],"cwd":"/"}},"linux":{{"namespaces":[{{"type":"uts"}}]}}{extra}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(spec(&format!(r#","hostname":"{}""#, "h".repeat(64)))
+            .validate()
+            .is_ok());
+        let err = spec(&format!(r#","hostname":"{}""#, "h".repeat(65536)))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("hostname: 65536 bytes long"), "{err}");
+        assert!(err.len() < 200, "the value is not repeated: {err}");
+        let err = spec(&format!(r#","domainname":"{}""#, "d".repeat(65)))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("domainname: 65 bytes"), "{err}");
+
+        let mut p = spec("").process.unwrap();
+        p.env = vec!["A=b".into(); 1000];
+        assert!(p.check_exec_size("process").is_ok());
+        p.env = vec!["E=v".into(); 1_000_000];
+        let err = p.check_exec_size("process").unwrap_err().to_string();
+        assert!(
+            err.contains("1000001 strings") && err.contains("E2BIG"),
+            "{err}"
+        );
+        p.env = vec!["A=b".into(), format!("X={}", "x".repeat(200_000))];
+        let err = p.check_exec_size("process").unwrap_err().to_string();
+        assert!(err.starts_with("process.env[1]: 200002 bytes"), "{err}");
     }
 
     #[test]

@@ -222,19 +222,30 @@ impl StateDir {
 
     pub fn load(&self) -> Result<State> {
         let file = self.path.join(STATE_FILE);
-        let text = fs::read_to_string(&file).ctx(|| format!("read {}", file.display()))?;
-        serde_json::from_str(&text)
+        // Streamed: state.json holds the whole config, which may be large.
+        let f = File::open(&file).ctx(|| format!("read {}", file.display()))?;
+        serde_json::from_reader(std::io::BufReader::new(f))
             .map_err(|e| Error::msg(format!("parse {}: {e}", file.display())))
     }
 
     /// Write state.json through a temporary file and rename, so a reader never sees half.
+    /// Streamed (the config may be large); a failed write (ENOSPC) removes the temporary
+    /// file, which would otherwise hold on to the space.
     pub fn save(&self, state: &State) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
-        let data =
-            serde_json::to_vec(state).map_err(|e| Error::msg(format!("encode state: {e}")))?;
-        let mut f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        f.write_all(&data)
-            .ctx(|| format!("write {}", tmp.display()))?;
+        let written = (|| {
+            let f = File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            serde_json::to_writer(&mut w, state).map_err(|e| match e.io_error_kind() {
+                Some(_) => Error::io(format!("write {}", tmp.display()), e.into()),
+                None => Error::msg(format!("encode state: {e}")),
+            })?;
+            w.flush().ctx(|| format!("write {}", tmp.display()))
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, self.path.join(STATE_FILE))
             .ctx(|| format!("rename {} to {STATE_FILE}", tmp.display()))
     }
@@ -254,7 +265,22 @@ impl StateDir {
     }
 
     pub fn remove(self) -> Result<()> {
-        fs::remove_dir_all(&self.path).ctx(|| format!("remove {}", self.path.display()))
+        let StateDir { path, _lock: lock } = self;
+        match fs::remove_dir_all(&path) {
+            // Walking the directory takes an fd; at the open-file limit (EMFILE), the
+            // lock's is the one to give back. A concurrent delete that gets the lock then
+            // finds the directory gone or removes it itself.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                drop(lock);
+                match fs::remove_dir_all(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(Error::io(format!("remove {}", path.display()), e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            r => r.ctx(|| format!("remove {}", path.display())),
+        }
     }
 
     /// The user owning the state directory, by name (as `runc list` shows it).

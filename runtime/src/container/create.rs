@@ -409,7 +409,7 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
         }
         None => None,
     };
-    let forked = sys::fork().ctx(|| "fork");
+    let forked = sys::fork().ctx(|| "fork the container's first process");
     if let Ok(None) = forked {
         drop(parent_end);
         init::run(plan, &child_end);

@@ -142,7 +142,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         Some(Foreground::begin()?)
     };
     let (parent_end, child_end) = channel::pair()?;
-    let c1 = match sys::fork().ctx(|| "fork")? {
+    let c1 = match sys::fork().ctx(|| "fork the exec's first process")? {
         None => {
             drop(parent_end);
             setns::run(&plan, &child_end)
@@ -302,6 +302,7 @@ pub fn process_spec(opts: &ExecOpts, config: &Spec) -> Result<Process> {
     if !p.cwd.starts_with('/') {
         bail!("process.cwd: {:?} is not an absolute path", p.cwd);
     }
+    p.check_exec_size("process")?;
     Ok(p)
 }
 

@@ -175,7 +175,9 @@ fn mount_cgroup(root: &Root, plan: &RootfsPlan, m: &Mount) -> Result<()> {
     let o = mounts::parse_options(&m.options);
     let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let dest = Path::new(&m.destination);
-    let target = root.ensure(dest, Kind::Dir)?;
+    let target = root
+        .ensure_mount_target(dest, Kind::Dir)
+        .map_err(|e| e.context(format!("mounts: destination {}", m.destination)))?;
     let unified_host = plan.hierarchies.len() == 1 && plan.hierarchies[0].unified;
     if unified_host {
         return mount_hierarchy(

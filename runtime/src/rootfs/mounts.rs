@@ -262,7 +262,7 @@ fn place(
 ) -> Result<()> {
     let dest = Path::new(&m.destination);
     let fd = root
-        .ensure(dest, kind)
+        .ensure_mount_target(dest, kind)
         .map_err(|e| e.context(format!("mounts: destination {}", m.destination)))?;
     let target = fd_path(&fd);
     // Remounts and propagation changes must reach the new mount, which sits on top of what

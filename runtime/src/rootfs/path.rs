@@ -88,13 +88,16 @@ impl Root {
                 Errno::ELOOP,
             ));
         }
-        let rel = relative(inner);
         let what = || format!("{} in rootfs {}", inner.display(), self.path.display());
-        match self.open_path(&rel) {
+        match self.open_path(&relative(inner)) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::sys(format!("openat2 {}", what()), e)),
         }
+        // What is missing is made along the path with its `..` taken lexically (never
+        // above the rootfs, as the kernel's RESOLVE_IN_ROOT does): a dangling link such
+        // as `/etc/hosts -> ../../../../host/file` is made at /host/file in the rootfs.
+        let rel = lexically_clean(inner);
         let mut prefix = PathBuf::new();
         let comps: Vec<_> = rel.components().collect();
         for (i, comp) in comps.iter().enumerate() {
@@ -158,6 +161,29 @@ impl Root {
             .map_err(|e| Error::sys(format!("openat2 {} after creating it", what()), e))
     }
 
+    /// [`Root::ensure`] for a mount's destination, which must not turn out to be the
+    /// rootfs itself unless it says `/`: a symlink to `/..` or a `../..` in the image would
+    /// otherwise cover the container's whole root with the mount, and the container would
+    /// fail later, at exec, for no visible reason.
+    pub fn ensure_mount_target(&self, inner: &Path, kind: Kind) -> Result<OwnedFd> {
+        let fd = self.ensure(inner, kind)?;
+        if relative(inner) != Path::new(".") && self.is_root(&fd) {
+            return Err(Error::msg(format!(
+                "resolves to the rootfs itself ({}), through a symlink or \"..\": refusing to mount over the container's whole root (say \"/\" if that is meant)",
+                self.path.display()
+            )));
+        }
+        Ok(fd)
+    }
+
+    /// Is `fd` the rootfs's top directory (same device and inode)?
+    fn is_root(&self, fd: &OwnedFd) -> bool {
+        match (nix::sys::stat::fstat(fd), nix::sys::stat::fstat(&self.fd)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
     fn open_dir(&self, rel: &Path) -> std::result::Result<OwnedFd, Errno> {
         let p = if rel.as_os_str().is_empty() {
             Path::new(".")
@@ -178,6 +204,26 @@ fn relative(inner: &Path) -> PathBuf {
         PathBuf::from(".")
     } else {
         rel
+    }
+}
+
+/// `inner` relative to the rootfs with `.` dropped and each `..` taking off the component
+/// before it (none above the top).
+fn lexically_clean(inner: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in inner.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
     }
 }
 
@@ -205,6 +251,31 @@ mod tests {
         assert!(dir.join("rootfs/made-by-rt-test").is_dir());
         assert!(dir.join("rootfs/x/file").is_file());
         assert!(!Path::new("/made-by-rt-test").exists());
+        // Onto the rootfs itself only when the destination says so.
+        std::os::unix::fs::symlink("/..", dir.join("rootfs/top")).unwrap();
+        for dest in ["/top", "/up", "/x/..", "/evil"] {
+            let err = root
+                .ensure_mount_target(Path::new(dest), Kind::Dir)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("resolves to the rootfs itself"),
+                "{dest}: {err}"
+            );
+        }
+        assert!(root.ensure_mount_target(Path::new("/"), Kind::Dir).is_ok());
+        assert!(root
+            .ensure_mount_target(Path::new("/top/x"), Kind::Dir)
+            .is_ok());
+        // A dangling link whose `..`s climb past the top: made inside, at the rest.
+        std::os::unix::fs::symlink("../../../../../host/f", dir.join("rootfs/x/dangling")).unwrap();
+        root.ensure(Path::new("/x/dangling"), Kind::File).unwrap();
+        assert!(dir.join("rootfs/host/f").is_file());
+        assert_eq!(
+            lexically_clean(Path::new("/a/./b/../../..")),
+            Path::new(".")
+        );
+        assert_eq!(lexically_clean(Path::new("a/../../b/c/..")), Path::new("b"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
