@@ -108,8 +108,12 @@ fn wait_timeout(
     child: &mut std::process::Child,
     limit: Duration,
 ) -> Result<Option<std::process::ExitStatus>> {
+    // A timeout past what the clock can count (a huge `timeout` in config.json) is no
+    // timeout at all, rather than a panic (found by the fuzz tests).
+    let Some(deadline) = Instant::now().checked_add(limit) else {
+        return child.wait().map(Some).map_err(|e| Error::io("wait", e));
+    };
     let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| Error::sys("pidfd_open", e))?;
-    let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
