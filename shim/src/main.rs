@@ -5,6 +5,8 @@
 //! the task logic is ours (`service.rs`), and the runtime is driven through its CLI.
 
 mod events;
+#[cfg(test)]
+mod fuzz_tests;
 mod logger;
 mod metrics;
 mod oom;

@@ -351,12 +351,12 @@ fn open_fifo(path: &str, write: bool) -> Result<File> {
     Ok(f)
 }
 
-enum Logger {
+pub(crate) enum Logger {
     Binary(PathBuf, Vec<(String, String)>),
     File(PathBuf),
 }
 
-fn logger_kind(uri: &str) -> Option<Logger> {
+pub(crate) fn logger_kind(uri: &str) -> Option<Logger> {
     if let Some(rest) = uri.strip_prefix("binary://") {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let args = query
