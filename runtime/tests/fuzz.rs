@@ -65,17 +65,84 @@ fn fifo_in(dir: &Path) -> &'static str {
 /// Every word of config.json the runtime knows, for structured mutations.
 fn config_dict(extra: &[&'static str]) -> Dict {
     let mut strings: Vec<&'static str> = vec![
-        "user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount", "bind", "rbind",
-        "tmpfs", "proc", "sysfs", "devpts", "cgroup2", "mqueue", "overlay", "none", "/dev",
-        "/proc", "/sys", "/tmp", "/dev/null", "/proc/self/ns/net", "/bin/sh", "rootfs",
-        "1.0.0", "1.2.0", "1.3.0", "1.4.0", "2.0.0", "CAP_SYS_ADMIN", "CAP_KILL", "CAP_BOGUS",
-        "RLIMIT_NOFILE", "RLIMIT_CPU", "RLIMIT_BOGUS", "SCHED_FIFO", "SCHED_DEADLINE",
-        "SCHED_FLAG_RESET_ON_FORK", "IOPRIO_CLASS_RT", "LINUX", "LINUX32", "ADDR_NO_RANDOMIZE",
-        "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_F_STATIC_NODES", "0-3", "0-1,7", "1-0", "0-99999",
-        "c", "b", "u", "p", "a", "rwm", "r", "x", "net.ipv4.ip_forward", "kernel.shmmax",
-        "kernel.hostname", "fs.mqueue.msg_max", "vm.swappiness", "/rt-test/x", "rt-test",
-        "system.slice:rt:x", "x.slice:p:c", ":", "memory.max", "cgroup.procs", "../x",
-        "SECCOMP_FILTER_FLAG_LOG", "lo", "eth0", "max", "1:2", "8:0",
+        "user",
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "cgroup",
+        "time",
+        "mount",
+        "bind",
+        "rbind",
+        "tmpfs",
+        "proc",
+        "sysfs",
+        "devpts",
+        "cgroup2",
+        "mqueue",
+        "overlay",
+        "none",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/tmp",
+        "/dev/null",
+        "/proc/self/ns/net",
+        "/bin/sh",
+        "rootfs",
+        "1.0.0",
+        "1.2.0",
+        "1.3.0",
+        "1.4.0",
+        "2.0.0",
+        "CAP_SYS_ADMIN",
+        "CAP_KILL",
+        "CAP_BOGUS",
+        "RLIMIT_NOFILE",
+        "RLIMIT_CPU",
+        "RLIMIT_BOGUS",
+        "SCHED_FIFO",
+        "SCHED_DEADLINE",
+        "SCHED_FLAG_RESET_ON_FORK",
+        "IOPRIO_CLASS_RT",
+        "LINUX",
+        "LINUX32",
+        "ADDR_NO_RANDOMIZE",
+        "MPOL_BIND",
+        "MPOL_INTERLEAVE",
+        "MPOL_F_STATIC_NODES",
+        "0-3",
+        "0-1,7",
+        "1-0",
+        "0-99999",
+        "c",
+        "b",
+        "u",
+        "p",
+        "a",
+        "rwm",
+        "r",
+        "x",
+        "net.ipv4.ip_forward",
+        "kernel.shmmax",
+        "kernel.hostname",
+        "fs.mqueue.msg_max",
+        "vm.swappiness",
+        "/rt-test/x",
+        "rt-test",
+        "system.slice:rt:x",
+        "x.slice:p:c",
+        ":",
+        "memory.max",
+        "cgroup.procs",
+        "../x",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "lo",
+        "eth0",
+        "max",
+        "1:2",
+        "8:0",
     ];
     strings.extend(rt::rootfs::mounts::known_options());
     strings.extend(rt::security::seccomp::ACTIONS);
@@ -83,27 +150,143 @@ fn config_dict(extra: &[&'static str]) -> Dict {
     strings.extend(extra);
     Dict {
         keys: vec![
-            "ociVersion", "root", "path", "readonly", "mounts", "destination", "type", "source",
-            "options", "uidMappings", "gidMappings", "containerID", "hostID", "size", "process",
-            "terminal", "consoleSize", "height", "width", "user", "uid", "gid", "umask",
-            "additionalGids", "args", "env", "cwd", "capabilities", "bounding", "effective",
-            "inheritable", "permitted", "ambient", "rlimits", "hard", "soft",
-            "noNewPrivileges", "apparmorProfile", "oomScoreAdj", "selinuxLabel", "ioPriority",
-            "class", "priority", "scheduler", "policy", "nice", "flags", "runtime", "deadline",
-            "period", "execCPUAffinity", "initial", "final", "hostname", "domainname", "hooks",
-            "prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-            "poststop", "timeout", "annotations", "linux", "sysctl", "resources", "cgroupsPath",
-            "namespaces", "devices", "major", "minor", "fileMode", "seccomp", "defaultAction",
-            "defaultErrnoRet", "architectures", "syscalls", "names", "action", "errnoRet",
-            "index", "value", "valueTwo", "op", "listenerPath", "rootfsPropagation",
-            "maskedPaths", "readonlyPaths", "mountLabel", "timeOffsets", "secs", "nanosecs",
-            "personality", "domain", "memoryPolicy", "mode", "nodes", "intelRdt", "closID",
-            "netDevices", "name", "memory", "limit", "reservation", "swap", "kernel",
-            "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate", "cpu",
-            "shares", "quota", "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
-            "idle", "pids", "blockIO", "weight", "leafWeight", "weightDevice",
-            "throttleReadBpsDevice", "rate", "hugepageLimits", "pageSize", "network",
-            "classID", "priorities", "rdma", "hcaHandles", "hcaObjects", "unified", "allow",
+            "ociVersion",
+            "root",
+            "path",
+            "readonly",
+            "mounts",
+            "destination",
+            "type",
+            "source",
+            "options",
+            "uidMappings",
+            "gidMappings",
+            "containerID",
+            "hostID",
+            "size",
+            "process",
+            "terminal",
+            "consoleSize",
+            "height",
+            "width",
+            "user",
+            "uid",
+            "gid",
+            "umask",
+            "additionalGids",
+            "args",
+            "env",
+            "cwd",
+            "capabilities",
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+            "rlimits",
+            "hard",
+            "soft",
+            "noNewPrivileges",
+            "apparmorProfile",
+            "oomScoreAdj",
+            "selinuxLabel",
+            "ioPriority",
+            "class",
+            "priority",
+            "scheduler",
+            "policy",
+            "nice",
+            "flags",
+            "runtime",
+            "deadline",
+            "period",
+            "execCPUAffinity",
+            "initial",
+            "final",
+            "hostname",
+            "domainname",
+            "hooks",
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+            "timeout",
+            "annotations",
+            "linux",
+            "sysctl",
+            "resources",
+            "cgroupsPath",
+            "namespaces",
+            "devices",
+            "major",
+            "minor",
+            "fileMode",
+            "seccomp",
+            "defaultAction",
+            "defaultErrnoRet",
+            "architectures",
+            "syscalls",
+            "names",
+            "action",
+            "errnoRet",
+            "index",
+            "value",
+            "valueTwo",
+            "op",
+            "listenerPath",
+            "rootfsPropagation",
+            "maskedPaths",
+            "readonlyPaths",
+            "mountLabel",
+            "timeOffsets",
+            "secs",
+            "nanosecs",
+            "personality",
+            "domain",
+            "memoryPolicy",
+            "mode",
+            "nodes",
+            "intelRdt",
+            "closID",
+            "netDevices",
+            "name",
+            "memory",
+            "limit",
+            "reservation",
+            "swap",
+            "kernel",
+            "swappiness",
+            "disableOOMKiller",
+            "useHierarchy",
+            "checkBeforeUpdate",
+            "cpu",
+            "shares",
+            "quota",
+            "burst",
+            "realtimeRuntime",
+            "realtimePeriod",
+            "cpus",
+            "mems",
+            "idle",
+            "pids",
+            "blockIO",
+            "weight",
+            "leafWeight",
+            "weightDevice",
+            "throttleReadBpsDevice",
+            "rate",
+            "hugepageLimits",
+            "pageSize",
+            "network",
+            "classID",
+            "priorities",
+            "rdma",
+            "hcaHandles",
+            "hcaObjects",
+            "unified",
+            "allow",
             "access",
         ],
         strings,
@@ -113,7 +296,10 @@ fn config_dict(extra: &[&'static str]) -> Dict {
 /// An error the runtime prints must be one line.
 fn one_line(what: &str, e: impl std::fmt::Display) {
     let s = e.to_string();
-    assert!(!s.contains(['\n', '\r']), "{what}: a multi-line error: {s:?}");
+    assert!(
+        !s.contains(['\n', '\r']),
+        "{what}: a multi-line error: {s:?}"
+    );
     assert!(!s.is_empty(), "{what}: an empty error");
 }
 
@@ -181,7 +367,11 @@ fn plan_all(spec: &Spec) {
                 kind: d.kind.as_deref().and_then(|k| k.chars().next()),
                 major: d.major,
                 minor: d.minor,
-                access: d.access.clone().filter(|a| !a.is_empty()).unwrap_or("rwm".into()),
+                access: d
+                    .access
+                    .clone()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or("rwm".into()),
             })
             .collect();
         let _ = cgroups::devices_bpf::build(&rules);
@@ -200,7 +390,12 @@ fn check_cgroup_plan(path: Option<&str>) {
                 let h = hierarchies()
                     .iter()
                     .find(|h| d.path.starts_with(&h.mountpoint) && d.unified == h.unified)
-                    .unwrap_or_else(|| panic!("cgroupsPath {path:?}: {} is in no hierarchy", d.path.display()));
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "cgroupsPath {path:?}: {} is in no hierarchy",
+                            d.path.display()
+                        )
+                    });
                 let below = d.path.strip_prefix(&h.mountpoint).unwrap();
                 assert!(
                     below.components().count() > 0
@@ -241,6 +436,10 @@ fn check_mount_options(opts: &[String]) {
     }
 }
 
+/// How many inputs were valid configs (reported, so that a generator that stops reaching
+/// the planners shows).
+static VALID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn check_config(bytes: &[u8]) {
     let spec: Spec = match serde_json::from_slice(bytes) {
         Ok(s) => s,
@@ -257,7 +456,10 @@ fn check_config(bytes: &[u8]) {
     );
     match spec.validate() {
         Err(e) => one_line("validate", e),
-        Ok(()) => plan_all(&spec),
+        Ok(()) => {
+            VALID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            plan_all(&spec)
+        }
     }
 }
 
@@ -300,6 +502,9 @@ fn fuzz_config_json() {
             }
         },
     );
+    let valid = VALID.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("fuzz config_json: {valid} inputs were valid configs");
+    assert!(valid > 0, "no valid config: the generator is broken");
 }
 
 // ---- mount options ----
@@ -307,15 +512,34 @@ fn fuzz_config_json() {
 fn option_words() -> Vec<&'static str> {
     let mut w = rt::rootfs::mounts::known_options();
     w.extend([
-        "mode=755", "size=64k", "uid=0", "gid=5", "x-foo", "x-", "", ",", "ro,rw", "=", "idmap=",
-        "private,", "lowerdir=/a:/b", "RO", "rro ", "\0", "nr_inodes=1k",
+        "mode=755",
+        "size=64k",
+        "uid=0",
+        "gid=5",
+        "x-foo",
+        "x-",
+        "",
+        ",",
+        "ro,rw",
+        "=",
+        "idmap=",
+        "private,",
+        "lowerdir=/a:/b",
+        "RO",
+        "rro ",
+        "\0",
+        "nr_inodes=1k",
     ]);
     w
 }
 
 fn mount_options_input(rng: &mut Rng) -> Vec<u8> {
     let words = option_words();
-    let n = if rng.one_in(50) { rng.below(5000) } else { rng.below(12) };
+    let n = if rng.one_in(50) {
+        rng.below(5000)
+    } else {
+        rng.below(12)
+    };
     let opts: Vec<String> = (0..n)
         .map(|_| match rng.below(8) {
             0 => driver::string(rng, &Dict::default()),
@@ -398,8 +622,8 @@ fn check_state(dir: &Path, bytes: &[u8]) {
                 .expect("the OCI state serializes");
             // The state must survive its own save.
             let text = serde_json::to_vec(&st).expect("a loaded state serializes");
-            let again: rt::state::State =
-                serde_json::from_slice(&text).unwrap_or_else(|e| panic!("state does not read back: {e}"));
+            let again: rt::state::State = serde_json::from_slice(&text)
+                .unwrap_or_else(|e| panic!("state does not read back: {e}"));
             assert_eq!(serde_json::to_vec(&again).unwrap(), text);
         }
     }
@@ -412,8 +636,19 @@ fn fuzz_state_file() {
     let seeds = state_seeds();
     let mut dict = config_dict(&[]);
     dict.keys.extend([
-        "id", "pid", "pid_start_time", "bundle", "rootfs", "created", "cgroup", "dirs",
-        "unified", "subsystems", "config", "rdt", "systemd",
+        "id",
+        "pid",
+        "pid_start_time",
+        "bundle",
+        "rootfs",
+        "created",
+        "cgroup",
+        "dirs",
+        "unified",
+        "subsystems",
+        "config",
+        "rdt",
+        "systemd",
     ]);
     driver::run(
         "state_file",
@@ -491,8 +726,20 @@ fn hook_dict() -> Dict {
     Dict {
         keys: vec!["path", "args", "env", "timeout"],
         strings: vec![
-            "/bin/true", "/bin/false", "true", "A=1", "=", "A", "A=\0", "PATH=/bin", "",
-            "relative", "/nonexistent", "/", "/dev/null", "/bin/true\0x",
+            "/bin/true",
+            "/bin/false",
+            "true",
+            "A=1",
+            "=",
+            "A",
+            "A=\0",
+            "PATH=/bin",
+            "",
+            "relative",
+            "/nonexistent",
+            "/",
+            "/dev/null",
+            "/bin/true\0x",
         ],
     }
 }
@@ -517,7 +764,10 @@ fn check_hook(bytes: &[u8]) {
         // /bin/true ignores args and env; cap the timeout's real use at its end.
     }
     if let Err(e) = rt::hooks::run_all("prestart", &hooks, "{\"id\":\"x\"}") {
-        assert!(rt::hooks::is_failure(&e), "a hook error not marked as one: {e}");
+        assert!(
+            rt::hooks::is_failure(&e),
+            "a hook error not marked as one: {e}"
+        );
         one_line("hook", e);
     }
     rt::hooks::run_all_warn("poststop", &hooks, "{}");
@@ -555,4 +805,31 @@ fn regression_hook_path_with_a_line_break_is_one_line() {
 #[test]
 fn regression_hook_timeout_beyond_the_clock() {
     check_hook(br#"{"path":"/bin/true","timeout":9223372036854775807}"#);
+}
+
+/// A namespace path naming a FIFO made `rt create` hang in open(2) until a writer came
+/// (found by the fuzzed containers): now refused at once as no namespace file.
+#[test]
+fn regression_namespace_path_to_a_fifo_does_not_hang() {
+    let dir = Scratch::new("ns-fifo");
+    let fifo = fifo_in(&dir.0);
+    let spec: Spec = serde_json::from_value(json!({
+        "ociVersion": "1.2.0",
+        "linux": {"namespaces": [{"type": "uts", "path": fifo}, {"type": "mount"}]}
+    }))
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            rt::namespaces::NamespacePlan::from_spec(&spec)
+                .err()
+                .map(|e| e.to_string()),
+        );
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("opening a FIFO as a namespace path hangs");
+    let err = err.expect("a FIFO accepted as a namespace");
+    assert!(err.contains("is not a namespace file"), "{err}");
+    one_line("namespaces", err);
 }

@@ -17,8 +17,23 @@ use driver::Rng;
 use crate::options::{checkpoint_options, runc_options};
 
 const METHODS: [&str; 17] = [
-    "State", "Create", "Start", "Delete", "Pids", "Pause", "Resume", "Checkpoint", "Kill",
-    "Exec", "ResizePty", "CloseIO", "Update", "Wait", "Stats", "Connect", "Shutdown",
+    "State",
+    "Create",
+    "Start",
+    "Delete",
+    "Pids",
+    "Pause",
+    "Resume",
+    "Checkpoint",
+    "Kill",
+    "Exec",
+    "ResizePty",
+    "CloseIO",
+    "Update",
+    "Wait",
+    "Stats",
+    "Connect",
+    "Shutdown",
 ];
 
 fn any(type_url: &str, value: Vec<u8>) -> MessageField<Any> {
@@ -125,7 +140,10 @@ fn request(rng: &mut Rng) -> (&'static str, Vec<u8>) {
                 exec_id: "e1".into(),
                 stdout: stdout.into(),
                 terminal: rng.one_in(4),
-                spec: any("types.containerd.io/opencontainers/runtime-spec/1/Process", spec.to_string().into_bytes()),
+                spec: any(
+                    "types.containerd.io/opencontainers/runtime-spec/1/Process",
+                    spec.to_string().into_bytes(),
+                ),
                 ..Default::default()
             };
             ("Exec", r.write_to_bytes().unwrap())

@@ -129,9 +129,9 @@ fn seed_for(name: &str) -> u64 {
         return s;
     }
     // FNV-1a of the name: a fixed seed per target for the short run.
-    let fixed = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let fixed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     if env_num("RT_FUZZ_CASES").is_some() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -522,7 +522,11 @@ pub fn value(rng: &mut Rng, dict: &Dict, depth: usize) -> Value {
         1 => Value::Bool(rng.one_in(2)),
         2 => number(rng),
         3 | 4 => Value::String(string(rng, dict)),
-        5 => Value::Array((0..rng.below(4)).map(|_| value(rng, dict, depth - 1)).collect()),
+        5 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| value(rng, dict, depth - 1))
+                .collect(),
+        ),
         _ => {
             let mut m = Map::new();
             for _ in 0..rng.below(4) {
@@ -553,7 +557,11 @@ pub fn mutate_json(rng: &mut Rng, v: &mut Value, dict: &Dict) {
         (_, Value::Bool(b)) => *b = !*b,
         (_, Value::Object(m)) => {
             if !m.is_empty() && rng.one_in(3) {
-                let k = m.keys().nth(rng.below(m.len())).cloned().unwrap_or_default();
+                let k = m
+                    .keys()
+                    .nth(rng.below(m.len()))
+                    .cloned()
+                    .unwrap_or_default();
                 m.remove(&k);
             } else {
                 let k = if dict.keys.is_empty() || rng.one_in(6) {
@@ -585,8 +593,22 @@ pub fn mutate_json(rng: &mut Rng, v: &mut Value, dict: &Dict) {
 }
 
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", "\"", ",", ":", "\\", "\\u0000", "\\ud800", "1e999", "-0", "null",
-    "true", "\u{feff}", "9999999999999999999999",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    ",",
+    ":",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "1e999",
+    "-0",
+    "null",
+    "true",
+    "\u{feff}",
+    "9999999999999999999999",
 ];
 
 /// Byte-level damage: flips, inserts, deletes, duplicated ranges, JSON tokens.

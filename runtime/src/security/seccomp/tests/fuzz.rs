@@ -113,9 +113,21 @@ fn dict(names: &[&'static str]) -> Dict {
     strings.extend(ARCHES);
     Dict {
         keys: vec![
-            "defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath",
-            "listenerMetadata", "syscalls", "names", "action", "errnoRet", "args", "index",
-            "value", "valueTwo", "op",
+            "defaultAction",
+            "defaultErrnoRet",
+            "architectures",
+            "flags",
+            "listenerPath",
+            "listenerMetadata",
+            "syscalls",
+            "names",
+            "action",
+            "errnoRet",
+            "args",
+            "index",
+            "value",
+            "valueTwo",
+            "op",
         ],
         strings,
     }
@@ -162,7 +174,11 @@ fn verify(prog: &[libc::sock_filter]) {
             c => panic!("{pc}: instruction {c:#x} seccomp does not allow"),
         }
     }
-    assert_eq!(prog[len - 1].code, RET_K, "the program does not end in a return");
+    assert_eq!(
+        prog[len - 1].code,
+        RET_K,
+        "the program does not end in a return"
+    );
 }
 
 /// Run the program on one syscall (classic BPF as the kernel runs it).
@@ -247,14 +263,21 @@ fn check_semantics(v: &Value, plan: &SeccompPlan, rng: &mut Rng) {
             p.default.ret()
         };
         let got = interpret(prog, nr, native.audit(), args(rng));
-        assert_eq!(got, want, "syscall {nr} (unnamed; last named {last}, stub {stub})");
+        assert_eq!(
+            got, want,
+            "syscall {nr} (unnamed; last named {last}, stub {stub})"
+        );
     }
     for (nr, a) in &first_always {
         let got = interpret(prog, *nr, native.audit(), args(rng));
         assert_eq!(got, a.ret(), "syscall {nr} with an unconditional rule");
     }
     let got = interpret(prog, 1, 0xdead_beef, [0; 6]);
-    assert_eq!(got, libc::SECCOMP_RET_KILL_THREAD, "an unknown architecture");
+    assert_eq!(
+        got,
+        libc::SECCOMP_RET_KILL_THREAD,
+        "an unknown architecture"
+    );
 }
 
 /// How many inputs compiled (reported, so that a generator that stops reaching the
@@ -305,7 +328,9 @@ fn fuzz_seccomp_compiler() {
         },
         |b| {
             // A per-input seed for the interpreter's syscalls: the same input, the same run.
-            let n = b.iter().fold(0u64, |h, x| h.wrapping_mul(31).wrapping_add(u64::from(*x)));
+            let n = b
+                .iter()
+                .fold(0u64, |h, x| h.wrapping_mul(31).wrapping_add(u64::from(*x)));
             check(b, n)
         },
     );
