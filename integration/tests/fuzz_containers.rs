@@ -16,7 +16,6 @@
 //! namespace. `RT_FUZZ_CONTAINERS=N` runs N cases (default 50); `RT_FUZZ_SEED` replays.
 
 #[path = "../../runtime/tests/fuzz/driver.rs"]
-#[allow(dead_code)]
 mod driver;
 
 use driver::Rng;
@@ -495,7 +494,7 @@ fn fuzzed_configs_create_and_delete_leave_nothing() {
     let mut left = n;
     while left > 0 {
         // Alternate: fake cgroups with free cgroupsPaths, host cgroups with free resources.
-        let fake = (n - left) / BATCH % 2 == 0;
+        let fake = ((n - left) / BATCH).is_multiple_of(2);
         let k = left.min(BATCH);
         results.extend(run_batch(&h, fake, &mut rng, k));
         left -= k;

@@ -497,7 +497,7 @@ fn fuzz_config_json() {
         move |b| {
             check_config(b);
             // One case in 16 goes through the file as `rt create` reads it.
-            if b.len() % 16 == 0 {
+            if b.len().is_multiple_of(16) {
                 check_load(&path, b);
             }
         },

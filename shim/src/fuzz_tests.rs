@@ -70,7 +70,7 @@ fn options(rng: &mut Rng) -> MessageField<Any> {
             ];
             let mut text = String::new();
             for _ in 0..rng.below(6) {
-                text.push_str(*rng.pick(&body));
+                text.push_str(rng.pick::<&str>(&body));
                 text.push('\n');
             }
             let mut v = vec![0x1a];

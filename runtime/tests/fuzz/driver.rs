@@ -192,6 +192,9 @@ enum Msg {
     Finished(Stats),
 }
 
+/// A target's check, shared with the worker thread.
+type Check = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 #[derive(Default)]
 struct Stats {
     slowest: Duration,
@@ -213,7 +216,7 @@ pub fn run(
     let n = cases(default_cases);
     let seed = seed_for(name);
     let limit = Duration::from_secs(env_num("RT_FUZZ_CASE_SECS").unwrap_or(10));
-    let check: Arc<dyn Fn(&[u8]) + Send + Sync> = Arc::new(check);
+    let check: Check = Arc::new(check);
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name(format!("fuzz-{name}"))
@@ -481,8 +484,8 @@ pub fn string(rng: &mut Rng, dict: &Dict) -> String {
             // A known word, changed a little.
             let mut s = rng.pick(&dict.strings).to_string();
             match rng.below(3) {
-                0 => s.push_str(*rng.pick(SPECIAL_STRINGS)),
-                1 => s.insert_str(0, *rng.pick(SPECIAL_STRINGS)),
+                0 => s.push_str(rng.pick::<&str>(SPECIAL_STRINGS)),
+                1 => s.insert_str(0, rng.pick::<&str>(SPECIAL_STRINGS)),
                 _ => s = s.to_lowercase(),
             }
             s

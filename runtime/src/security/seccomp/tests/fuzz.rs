@@ -41,7 +41,7 @@ fn action(rng: &mut Rng) -> &'static str {
         0 => "SCMP_ACT_BOGUS",
         // NOTIFY has its own rules (listenerPath, no handoff syscalls): less often.
         1 => "SCMP_ACT_NOTIFY",
-        _ => *rng.pick(&ACTIONS),
+        _ => rng.pick::<&str>(&ACTIONS),
     }
 }
 
@@ -301,7 +301,7 @@ fn check(bytes: &[u8], n: u64) {
     let mut rng = Rng::new(n);
     check_semantics(&v, &plan, &mut rng);
     // One in 25 (no NOTIFY: nobody would answer) goes into the kernel.
-    if n % 25 == 0 && !plan.needs_listener() {
+    if n.is_multiple_of(25) && !plan.needs_listener() {
         let end = in_child(&plan, || [0; N]);
         assert!(
             !matches!(end, End::Exited(91, _)),
