@@ -833,3 +833,39 @@ fn regression_namespace_path_to_a_fifo_does_not_hang() {
     assert!(err.contains("is not a namespace file"), "{err}");
     one_line("namespaces", err);
 }
+
+/// A hook that does not read its stdin, given a state larger than a pipe holds (big
+/// annotations), held `create` past the hook's timeout: the state was written before the
+/// timeout began. Now it is written within it, and the hook is killed in time.
+#[test]
+fn regression_hook_timeout_holds_while_the_state_does_not_fit_the_pipe() {
+    let hook: Hook = serde_json::from_value(
+        json!({"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 30"], "timeout": 1}),
+    )
+    .unwrap();
+    let state = format!("{{\"annotations\":{{\"a\":\"{}\"}}}}", "x".repeat(1 << 20));
+    let t0 = std::time::Instant::now();
+    let err = rt::hooks::run_all("prestart", &[hook], &state).unwrap_err();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "the hook's 1 s timeout took {:?}",
+        t0.elapsed()
+    );
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+/// A hook with a timeout still gets the whole state on its stdin.
+#[test]
+fn hooks_with_a_timeout_read_the_whole_state() {
+    let dir = Scratch::new("hook-stdin");
+    let out = dir.0.join("got");
+    let hook: Hook = serde_json::from_value(json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}", out.display())],
+        "timeout": 10
+    }))
+    .unwrap();
+    let state = format!("{{\"a\":\"{}\"}}", "y".repeat(300_000));
+    rt::hooks::run_all("prestart", &[hook], &state).unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), state);
+}
