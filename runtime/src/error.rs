@@ -67,8 +67,13 @@ pub fn describe(errno: Errno) -> String {
 }
 
 impl fmt::Display for Error {
+    /// Always one line: a value from the config (a path, a hook's name) may hold line
+    /// breaks, which are shown escaped, as `\n` (found by the fuzz tests).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        if !self.0.contains(['\n', '\r']) {
+            return f.write_str(&self.0);
+        }
+        f.write_str(&self.0.replace('\n', "\\n").replace('\r', "\\r"))
     }
 }
 

@@ -69,20 +69,30 @@ fn run(hook: &Hook, state_json: &str, inherited: Option<&[String]>) -> Result<()
             }
         }
     }
-    cmd.stdin(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::io("exec", e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook need not read its stdin: EPIPE is fine.
-        let _ = stdin.write_all(state_json.as_bytes());
-    }
-    let status = match hook.timeout {
-        Some(t) if t > 0 => wait_timeout(&mut child, Duration::from_secs(t as u64))?,
+    // Checked before the hook starts: an error after it would leave it running.
+    let limit = match hook.timeout {
+        Some(t) if t > 0 => Some(Duration::from_secs(t as u64)),
         Some(t) => {
             return Err(Error::msg(format!(
                 "timeout: {t} must be greater than zero"
             )))
         }
-        None => Some(child.wait().map_err(|e| Error::io("wait", e))?),
+        None => None,
+    };
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::io("exec", e))?;
+    let stdin = child.stdin.take();
+    let status = match limit {
+        // The state goes in within the timeout too: a hook that does not read a state
+        // larger than the pipe holds (big annotations) must not hold us past it.
+        Some(limit) => wait_timeout(&mut child, limit, stdin, state_json.as_bytes())?,
+        None => {
+            if let Some(mut stdin) = stdin {
+                // A hook need not read its stdin: EPIPE is fine.
+                let _ = stdin.write_all(state_json.as_bytes());
+            }
+            Some(child.wait().map_err(|e| Error::io("wait", e))?)
+        }
     };
     match status {
         None => {
@@ -107,22 +117,57 @@ fn run(hook: &Hook, state_json: &str, inherited: Option<&[String]>) -> Result<()
 fn wait_timeout(
     child: &mut std::process::Child,
     limit: Duration,
+    stdin: Option<std::process::ChildStdin>,
+    mut data: &[u8],
 ) -> Result<Option<std::process::ExitStatus>> {
+    // A timeout past what the clock can count (a huge `timeout` in config.json) is no
+    // timeout at all, rather than a panic (found by the fuzz tests).
+    let deadline = Instant::now().checked_add(limit);
     let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| Error::sys("pidfd_open", e))?;
-    let deadline = Instant::now() + limit;
+    let mut stdin = stdin.filter(|s| {
+        !data.is_empty()
+            && nix::fcntl::fcntl(
+                s,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .is_ok()
+    });
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
             return Ok(None);
         }
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let ms = left.map_or(i32::MAX, |l| l.as_millis().min(i32::MAX as u128) as i32);
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(s) = &stdin {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLOUT));
+        }
         match poll(
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         ) {
             Ok(0) => continue,
-            Ok(_) => return child.wait().map(Some).map_err(|e| Error::io("wait", e)),
+            Ok(_) => {
+                let exited = fds[0].any().unwrap_or(false);
+                let writable = fds.get(1).and_then(PollFd::any).unwrap_or(false);
+                if exited {
+                    return child.wait().map(Some).map_err(|e| Error::io("wait", e));
+                }
+                if writable {
+                    if let Some(s) = &mut stdin {
+                        match s.write(data) {
+                            Ok(n) => data = &data[n..],
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            // EPIPE: the hook closed its stdin, which it may.
+                            Err(_) => data = &[],
+                        }
+                    }
+                    if data.is_empty() {
+                        // All written (or no reader left): close it, the hook sees EOF.
+                        stdin = None;
+                    }
+                }
+            }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Error::sys(format!("poll pidfd {}", pidfd.as_raw_fd()), e)),
         }

@@ -47,8 +47,7 @@ impl NamespacePlan {
             };
             match ns.path.as_deref() {
                 Some(path) if !path.is_empty() => {
-                    let file = File::open(path)
-                        .ctx(|| format!("linux.namespaces: open {kind} namespace path {path}"))?;
+                    let file = open_namespace(kind, path)?;
                     joins.push(Join {
                         kind,
                         path: path.to_string(),
@@ -75,6 +74,31 @@ impl NamespacePlan {
     pub fn join_of(&self, kind: &str) -> Option<&Join> {
         self.joins.iter().find(|j| j.kind == kind)
     }
+}
+
+/// Open a namespace file given by path. Non-blocking, so that a FIFO there fails instead
+/// of hanging `create` until some writer comes (found by the fuzz tests), and checked to
+/// be a namespace (nsfs) so that any other file is refused naming the field.
+fn open_namespace(kind: &str, path: &str) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ctx(|| format!("linux.namespaces: open {kind} namespace path {path}"))?;
+    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| {
+        Error::sys(
+            format!("linux.namespaces: fstatfs {kind} namespace path {path}"),
+            e,
+        )
+    })?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(Error::msg(format!(
+            "linux.namespaces: {kind} namespace path {path} is not a namespace file (such as /proc/PID/ns/{})",
+            if kind == "network" { "net" } else if kind == "mount" { "mnt" } else { kind }
+        )));
+    }
+    Ok(file)
 }
 
 pub fn join(j: &Join) -> Result<()> {

@@ -6,6 +6,8 @@
 
 mod events;
 mod fault;
+#[cfg(test)]
+mod fuzz_tests;
 mod logger;
 mod metrics;
 mod oom;

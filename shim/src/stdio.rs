@@ -429,12 +429,12 @@ fn relay_when_read(path: &str, held: &mut Held) -> Result<File> {
     Ok(File::from(w))
 }
 
-enum Logger {
+pub(crate) enum Logger {
     Binary(PathBuf, Vec<(String, String)>),
     File(PathBuf),
 }
 
-fn logger_kind(uri: &str) -> Option<Logger> {
+pub(crate) fn logger_kind(uri: &str) -> Option<Logger> {
     if let Some(rest) = uri.strip_prefix("binary://") {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let args = query

@@ -12,6 +12,10 @@ use super::*;
 
 mod actions;
 mod docker;
+/// The fuzz driver shared with the crate's fuzz tests (tests/fuzz/driver.rs).
+#[path = "../../../../tests/fuzz/driver.rs"]
+mod driver;
+mod fuzz;
 mod notify;
 mod profiles;
 
