@@ -28,9 +28,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         // A created container never ran its program: deleting it is always allowed.
         Status::Created => kill_and_wait(&state)?,
-        // Left by a `create` that was itself killed mid-way.
+        // Left by a `create` that was itself killed mid-way (its lock is gone: a running
+        // create would still hold it), with an init that outlived it. Through the pidfd
+        // and the start time, never a process that took over the pid.
         Status::Creating if force => {
-            let _ = sys::kill(state.pid, libc::SIGKILL);
+            let _ = signal_init(&state, libc::SIGKILL);
         }
         _ if force => kill_and_wait(&state)?,
         s => bail!(

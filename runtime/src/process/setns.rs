@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use super::channel::{Channel, Msg};
 use super::{finish, ProcessPlan};
 use crate::error::{Context, Result};
+use crate::fault::{self, Step};
 use crate::{namespaces, sys};
 
 pub struct ExecPlan {
@@ -44,6 +45,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ctx(|| format!("setns(pidfd of the container init, {:?})", plan.ns))?;
     nix::unistd::fchdir(&plan.root).ctx(|| "fchdir to the container's root")?;
     nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+    fault::point(Step::ExecChildJoined);
     // New pid and time namespaces apply to children only.
     if plan
         .ns
@@ -65,6 +67,14 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
     finish::enter_cwd(pp)?;
     finish::apply_limits(pp)?;
     let program = finish::drop_privileges(pp, chan)?;
+    fault::point(Step::ExecChildReady);
     chan.send(&Msg::Ready)?;
+    // Exec only once rt says so: an `rt exec` killed before then (by a caller that timed
+    // out) must not leave a process running in the container that nobody knows of. Read
+    // with read(2) alone: the seccomp filter may be in place already.
+    match chan.recv_short() {
+        Ok(Some(Msg::Go)) => {}
+        _ => sys::exit_now(1),
+    }
     finish::exec(pp, chan, program)
 }
