@@ -70,10 +70,18 @@ fn wait_stopped(h: &Ctx, rt: &mut ChildGuard, step: &str, err: &Path) -> i32 {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let waiting: Vec<i32> = marked_processes(&h.name)
-        .into_iter()
-        .filter(|&p| blocks_sigcont(p))
-        .collect();
+    // Said just before it sleeps: give it the moment to get there.
+    let mut waiting = Vec::new();
+    while Instant::now() < deadline {
+        waiting = marked_processes(&h.name)
+            .into_iter()
+            .filter(|&p| blocks_sigcont(p))
+            .collect();
+        if !waiting.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(waiting.len(), 1, "one process waits at {step}: {waiting:?}");
     let pid = waiting[0];
     if in_child(step) {
@@ -427,5 +435,48 @@ fn leftover_directory_is_no_ghost() {
     assert!(again.stderr.contains("exists"), "{}", again.describe());
     h.delete_force(&id).ok();
     h.delete_force(&id).ok();
+    h.assert_nothing_left(&id);
+}
+
+/// An init that outlives its killed create (here held at `init-ready`, after it stopped
+/// dying with rt) leaves a container "creating" that nothing will finish: `rt state`
+/// reads it, a plain delete refuses it in one line, `delete --force` kills the init
+/// (through a pidfd and its recorded start time) and removes everything.
+#[test]
+fn creating_container_with_live_init_is_removed() {
+    let h = Ctx::new("creating_with_live_init");
+    if unsupported(&h) {
+        return;
+    }
+    let _ = h.id();
+    let id = h.id();
+    let mut b = h.bundle(&id);
+    b.args(&["true"]);
+    b.save();
+    let err = h.dir.join("create.err");
+    let bundle = b.dir.to_str().unwrap();
+    let step = "init-ready";
+    let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
+    let init = wait_stopped(&h, &mut rt, step, &err);
+    // rt records the "creating" state when the init's pid reaches it, which may be a
+    // moment after the init got here.
+    poll(Duration::from_secs(10), "the creating state", || {
+        h.state(&id)
+    });
+    signal(rt.pid() as i32, libc::SIGKILL);
+    let _ = rt.0.wait();
+    let st = h.state_ok(&id);
+    assert_eq!(st["status"], "creating", "{st}");
+    assert_eq!(st["pid"].as_i64(), Some(init as i64), "{st}");
+    let del = h.delete(&id);
+    del.expect_error();
+    assert!(del.stderr.contains("creating"), "{}", del.describe());
+    assert!(pid_alive(init));
+    h.delete_force(&id).ok();
+    assert!(
+        h.reap(init, Duration::from_secs(5)).is_some(),
+        "init killed"
+    );
+    assert_no_mount(&h, "after delete --force");
     h.assert_nothing_left(&id);
 }

@@ -417,6 +417,30 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_holds_only_for_the_directory_still_there() {
+        let root = std::env::temp_dir().join(format!("rt-state-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let held = StateDir::create(&root, "c").unwrap();
+        fs::write(held.path.join(STATE_FILE), "{}").unwrap();
+        // A second command opens the directory and waits for the lock...
+        let r = root.clone();
+        let waiter = std::thread::spawn(move || StateDir::open(&r, "c").map(|d| d.path));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // ...while it is replaced by another container's of the same id.
+        fs::rename(root.join("c"), root.join("old")).unwrap();
+        fs::create_dir(root.join("c")).unwrap();
+        fs::write(root.join("c").join(STATE_FILE), "{}").unwrap();
+        drop(held);
+        let got = waiter.join().unwrap();
+        assert!(got.is_err(), "locked a directory no longer at its path");
+        assert!(got.err().unwrap().to_string().contains("does not exist"));
+        // Gone altogether: no leftover either.
+        fs::remove_dir_all(root.join("c")).unwrap();
+        assert!(StateDir::open_leftover(&root, "c").unwrap().is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn own_stat() {
         let stat = proc_stat(std::process::id() as i32).unwrap();
         let (state, start) = (stat.state, stat.start_time);
