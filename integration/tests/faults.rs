@@ -323,9 +323,13 @@ fn reap_orphans_of(init: i32) {
     }
 }
 
+/// The step after which an exec's process runs whatever becomes of rt.
+const COMMITTED: &str = "exec-ready";
+
 /// `rt exec -d` SIGKILLed at each of its steps (the child left to go on), and the exec
 /// child killed at each of its own: the container keeps running, no process of the
-/// exec stays in it, and it is then killed and deleted with nothing left.
+/// exec stays in it (but past the commit point, where the program runs, as with runc),
+/// and it is then killed and deleted with nothing left.
 #[test]
 fn exec_killed_at_each_step() {
     let h = Ctx::new("exec_killed_at_each_step");
@@ -389,8 +393,25 @@ fn exec_killed_at_each_step() {
                 "{when}: left running: {:?}",
                 describe(&left)
             );
+            if step == COMMITTED {
+                // Past the commit point the program runs (as runc's would), unreported:
+                // it is the container's like any other, and goes with it. Ended here
+                // so the next step starts from a container with its init alone.
+                poll(Duration::from_secs(10), "the committed exec to run", || {
+                    marker.exists().then_some(())
+                });
+                let ran = poll(Duration::from_secs(10), "its process", || {
+                    Some(strays(&id, init)).filter(|s| !s.is_empty())
+                });
+                assert_eq!(ran.len(), 1, "{when}: {:?}", describe(&ran));
+                signal(ran[0], libc::SIGKILL);
+                poll(Duration::from_secs(5), "the committed exec to die", || {
+                    strays(&id, init).is_empty().then_some(())
+                });
+                fs::remove_file(&marker).unwrap();
+            }
             reap_orphans_of(init);
-            // Killed before rt let it exec: the program never ran.
+            // Killed before the commit point: the program never ran.
             assert!(!marker.exists(), "{when}: the exec'd program ran");
             let stray = strays(&id, init);
             assert!(stray.is_empty(), "{when}: stray: {:?}", describe(&stray));

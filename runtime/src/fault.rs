@@ -64,7 +64,8 @@ pub enum Step {
     ExecChildJoined,
     /// exec child: ready to exec, before it says so.
     ExecChildReady,
-    /// exec: the child said it is ready; rt has not let it exec yet.
+    /// exec: the child said it is ready and goes on to exec (committed: from here a
+    /// killed rt leaves the process running, unreported, as runc's would).
     ExecReady,
 }
 

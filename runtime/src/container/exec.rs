@@ -219,9 +219,8 @@ fn drive(
                 chan.send(&Msg::ListenerSent)?;
             }
             Some(Msg::Ready) => {
+                // The child goes on to exec whatever becomes of rt now.
                 fault::point(Step::ExecReady);
-                // The process execs only on this word (see setns.rs).
-                chan.send(&Msg::Go)?;
                 ready = true;
             }
             Some(Msg::Failed(e)) => {

@@ -68,13 +68,9 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
     finish::apply_limits(pp)?;
     let program = finish::drop_privileges(pp, chan)?;
     fault::point(Step::ExecChildReady);
+    // Once this is sent the process is committed: an `rt exec` killed from here on leaves
+    // it running, as runc's does (waiting for a word back from rt would close that gap
+    // only to open the same one after the word, and costs a round trip per exec).
     chan.send(&Msg::Ready)?;
-    // Exec only once rt says so: an `rt exec` killed before then (by a caller that timed
-    // out) must not leave a process running in the container that nobody knows of. Read
-    // with read(2) alone: the seccomp filter may be in place already.
-    match chan.recv_short() {
-        Ok(Some(Msg::Go)) => {}
-        _ => sys::exit_now(1),
-    }
     finish::exec(pp, chan, program)
 }
