@@ -501,3 +501,78 @@ fn creating_container_with_live_init_is_removed() {
     assert_no_mount(&h, "after delete --force");
     h.assert_nothing_left(&id);
 }
+
+/// `rt create` killed while its init sits frozen in its cgroup (frozen here by hand,
+/// with rt held still so that it cannot notice): the init cannot die of the SIGKILL that
+/// rt's death sent it until thawed, and it holds no lock, so `delete --force` finishes
+/// at once, thaws, and leaves no process, cgroup or state directory.
+#[test]
+fn create_killed_with_its_init_frozen() {
+    let h = Ctx::new("create_killed_init_frozen");
+    if unsupported(&h) {
+        return;
+    }
+    let _ = h.id();
+    let id = h.id();
+    let freezer = Path::new("/sys/fs/cgroup/freezer/rt-test").join(&id);
+    let unified = Path::new("/sys/fs/cgroup/unified/rt-test").join(&id);
+    let mut b = h.bundle(&id);
+    // With a cgroup namespace the init joins its cgroup before it goes on (at once).
+    b.namespace("cgroup", None);
+    b.args(&["true"]);
+    b.save();
+    let err = h.dir.join("create.err");
+    let bundle = b.dir.to_str().unwrap();
+    let step = "init-started";
+    let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
+    let init = wait_stopped(&h, &mut rt, step, &err);
+    let rt_pid = rt.pid() as i32;
+    signal(rt_pid, libc::SIGSTOP);
+    let (file, frozen) = if freezer.is_dir() {
+        (freezer.join("freezer.state"), "FROZEN")
+    } else if unified.join("cgroup.freeze").exists() {
+        (unified.join("cgroup.freeze"), "1")
+    } else {
+        signal(rt_pid, libc::SIGKILL);
+        skip(&h.name, "no cgroup freezer on this host");
+        return;
+    };
+    let procs = read_or_empty(&file.with_file_name("cgroup.procs"));
+    assert!(
+        procs.contains(&init.to_string()),
+        "init in its cgroup: {procs}"
+    );
+    fs::write(&file, frozen).unwrap();
+    // Thawed whatever happens, so that a regression leaves no frozen process behind.
+    let _thaw = Thaw(file.clone());
+    signal(rt_pid, libc::SIGKILL);
+    let _ = rt.0.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(pid_alive(init), "a frozen init is still there");
+    let t = Instant::now();
+    let del = h.delete_force(&id);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "delete --force took {:?}",
+        t.elapsed()
+    );
+    assert!(del.success(), "{}", del.describe());
+    let left = wait_gone(&h.name, Duration::from_secs(5));
+    assert!(left.is_empty(), "left running: {:?}", describe(&left));
+    assert_no_mount(&h, "after delete --force");
+    h.assert_nothing_left(&id);
+}
+
+/// Thaws a freezer file when dropped.
+struct Thaw(std::path::PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let thawed = if self.0.ends_with("freezer.state") {
+            "THAWED"
+        } else {
+            "0"
+        };
+        let _ = fs::write(&self.0, thawed);
+    }
+}

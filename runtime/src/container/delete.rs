@@ -59,6 +59,9 @@ fn remove_leftover(root: &Path, id: &str) -> Result<()> {
     }
     if let Some(cgroup) = dir.load_leftover_cgroup() {
         log::debug!("delete: removing the cgroup of a create that did not finish");
+        // Its init got SIGKILL when rt died (the parent-death signal), but a frozen
+        // process dies only once thawed: the rmdir would then find it there for ever.
+        cgroup.thaw();
         cgroup.remove_leftover();
     }
     dir.remove()
