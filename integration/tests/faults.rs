@@ -126,22 +126,27 @@ fn describe(pids: &[i32]) -> Vec<(i32, String)> {
 }
 
 /// `rt list` shows nothing that `rt state` cannot read, and nothing "creating" (no
-/// create runs any more).
+/// create runs any more; an init still on its way out may show it for a moment).
 fn assert_no_ghost(h: &Ctx, when: &str) {
-    let out = h.rt(&["list", "--format", "json"]);
-    out.ok();
-    let list: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-        panic!("{when}: list --format json: {e}:\n{}", out.stdout);
-    });
-    for c in list.as_array().into_iter().flatten() {
+    let list = || {
+        let out = h.rt(&["list", "--format", "json"]);
+        out.ok();
+        let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("{when}: list --format json: {e}:\n{}", out.stdout));
+        v.as_array().cloned().unwrap_or_default()
+    };
+    let mut listed = list();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listed.iter().any(|c| c["status"] == "creating") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        listed = list();
+    }
+    for c in &listed {
         let id = c["id"].as_str().unwrap_or_default();
+        assert_ne!(c["status"], "creating", "{when}: {id} stuck creating: {c}");
         let st = h
             .state(id)
             .unwrap_or_else(|| panic!("{when}: listed {id} has no readable state"));
-        assert_ne!(
-            st["status"], "creating",
-            "{when}: {id} stuck creating: {st}"
-        );
         assert_eq!(
             st["status"], c["status"],
             "{when}: list and state of {id} differ"
