@@ -7,6 +7,7 @@ pub mod container;
 pub mod criu;
 pub mod dbus;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod hooks;
 pub mod id_list;

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(list) = rt::fault::init() {
+        print!("{list}");
+        return ExitCode::SUCCESS;
+    }
     // As runc: an exec that could not start exits 255, its error prefixed.
     let failure = if matches!(cli.command, Some(Command::Exec(_))) {
         (Some("exec failed: "), 255)

@@ -60,6 +60,9 @@ pub struct State {
     /// The container's resctrl groups (linux.intelRdt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdt: Option<crate::intelrdt::Rdt>,
+    /// Saved by a `create` still setting the container up (see [`StateDir::status`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 /// The OCI state, in runc's field order and format.
@@ -182,15 +185,17 @@ impl StateDir {
     pub fn open_leftover(root: &Path, id: &str) -> Result<Option<StateDir>> {
         validate_id(id)?;
         let path = root.join(id);
-        if !path.is_dir() {
-            return Ok(None);
+        // Removed by a concurrent delete while we looked or waited for its lock: gone;
+        // made anew by a create meanwhile: lock that one.
+        for _ in 0..3 {
+            if !path.is_dir() {
+                return Ok(None);
+            }
+            if let Ok(d) = Self::lock(path.clone(), false) {
+                return Ok(Some(d));
+            }
         }
-        match Self::lock(path, false) {
-            Ok(d) => Ok(Some(d)),
-            // Removed by a concurrent delete while we looked.
-            Err(_) if !root.join(id).exists() => Ok(None),
-            Err(e) => Err(e),
-        }
+        Self::lock(path, false).map(Some)
     }
 
     pub fn has_state(&self) -> bool {
@@ -198,22 +203,47 @@ impl StateDir {
     }
 
     fn lock(path: PathBuf, must_exist: bool) -> Result<StateDir> {
-        let dir = File::open(&path).ctx(|| format!("open {}", path.display()))?;
-        let lock = Flock::lock(dir, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::sys(format!("flock {}", path.display()), e))?;
-        // A concurrent delete may have removed it while we waited for the lock.
-        if must_exist && !path.join(STATE_FILE).exists() {
-            bail!(
+        let gone = |path: &Path| {
+            Error::msg(format!(
                 "container does not exist: {}",
                 path.file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default()
-            );
+            ))
+        };
+        let dir = match File::open(&path) {
+            Ok(d) => d,
+            // Removed by a concurrent delete since the caller looked.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone(&path)),
+            Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+        };
+        let lock = Flock::lock(dir, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys(format!("flock {}", path.display()), e))?;
+        // A concurrent delete may have removed it while we waited for the lock, and a
+        // create may even have made a new one of the same name since: the lock is only
+        // good for the directory that is still at `path`.
+        let same = match (lock.metadata(), fs::metadata(&path)) {
+            (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+            _ => false,
+        };
+        if !same || (must_exist && !path.join(STATE_FILE).exists()) {
+            return Err(gone(&path));
         }
         Ok(StateDir {
             path,
             _lock: Some(lock),
         })
+    }
+
+    /// The fd holding the lock, for a forked child to close: a child that outlives rt
+    /// (stopped, frozen) must not keep the container locked.
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.lock_ref().map(|l| l.as_raw_fd())
+    }
+
+    fn lock_ref(&self) -> Option<&File> {
+        self._lock.as_deref()
     }
 
     pub fn fifo(&self) -> PathBuf {
@@ -293,8 +323,13 @@ impl StateDir {
     /// stored, so it cannot go stale.
     pub fn status(&self, state: &State) -> Status {
         // Saved before the init finished its setup: create is still running (or died).
-        if state.pid_start_time == 0 {
-            let alive = state.pid > 0 && proc_stat(state.pid).is_some_and(|s| s.state != 'Z');
+        // (A start time of 0 is how rt before the `creating` flag saved this state.)
+        if state.creating || state.pid_start_time == 0 {
+            let alive = if state.pid_start_time == 0 {
+                state.pid > 0 && proc_stat(state.pid).is_some_and(|s| s.state != 'Z')
+            } else {
+                process_alive(state.pid, state.pid_start_time)
+            };
             return if alive {
                 Status::Creating
             } else {
@@ -405,6 +440,30 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "a\nb", &"x".repeat(1025)] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_lock_holds_only_for_the_directory_still_there() {
+        let root = std::env::temp_dir().join(format!("rt-state-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let held = StateDir::create(&root, "c").unwrap();
+        fs::write(held.path.join(STATE_FILE), "{}").unwrap();
+        // A second command opens the directory and waits for the lock...
+        let r = root.clone();
+        let waiter = std::thread::spawn(move || StateDir::open(&r, "c").map(|d| d.path));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // ...while it is replaced by another container's of the same id.
+        fs::rename(root.join("c"), root.join("old")).unwrap();
+        fs::create_dir(root.join("c")).unwrap();
+        fs::write(root.join("c").join(STATE_FILE), "{}").unwrap();
+        drop(held);
+        let got = waiter.join().unwrap();
+        assert!(got.is_err(), "locked a directory no longer at its path");
+        assert!(got.err().unwrap().to_string().contains("does not exist"));
+        // Gone altogether: no leftover either.
+        fs::remove_dir_all(root.join("c")).unwrap();
+        assert!(StateDir::open_leftover(&root, "c").unwrap().is_none());
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

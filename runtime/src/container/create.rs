@@ -18,6 +18,7 @@ use crate::bail;
 use crate::cgroups::resources::{DeviceRule, Resources};
 use crate::cgroups::{self, Cgroup};
 use crate::error::{Context, Error, Result};
+use crate::fault::{self, Step};
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, Msg};
 use crate::process::{init, InitPlan, ProcessPlan};
@@ -85,6 +86,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     refuse_unimplemented(&spec)?;
     spec.require_mount_namespace()?;
     let dir = StateDir::create(&opts.root, &opts.id)?;
+    fault::point(Step::CreateLocked);
     let mut cgroup = Cgroup::default();
     let mut init_pid = None;
     let mut hook_failed = None;
@@ -265,6 +267,7 @@ fn spawn(
             && hooks.create_container.is_empty()
             && hooks.start_container.is_empty()),
         exec_fifo,
+        state_lock_fd: dir.lock_fd(),
         new_keyring: !opts.no_new_keyring,
         rootless,
         process: ProcessPlan {
@@ -288,6 +291,7 @@ fn spawn(
         // is killed before it saves the state.
         dir.save_leftover_cgroup(&cgroup.as_planned())?;
         cgroup.prepare(&resources)?;
+        fault::point(Step::CreateCgroupMade);
     }
     crate::netdev::check(&linux.net_devices, spec.creates_namespace("network"))?;
     // Refused now when the host has no resctrl: nothing has started yet.
@@ -300,6 +304,7 @@ fn spawn(
     let first = fork_init(&plan, parent_end, child_end)?;
     let (chan, c1) = first;
     *init_pid = Some(c1);
+    fault::point(Step::CreateForked);
     let mut state = State {
         id: opts.id.clone(),
         pid: c1,
@@ -310,6 +315,7 @@ fn spawn(
         cgroup: cgroup.clone(),
         config: spec.clone(),
         rdt: None,
+        creating: false,
     };
     let result = handshake(
         spec,
@@ -345,10 +351,13 @@ fn spawn(
     }
     *init_pid = Some(state.pid);
     result?;
+    fault::point(Step::CreateHandshakeDone);
     state.pid_start_time = crate::state::proc_stat(state.pid)
         .map(|s| s.start_time)
         .ok_or_else(|| Error::msg(format!("container init {} exited during create", state.pid)))?;
+    state.creating = false;
     dir.save(&state)?;
+    fault::point(Step::CreateStateSaved);
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(&absolute(pid_file)?, state.pid)?;
     }
@@ -455,6 +464,7 @@ fn handshake(
         match msg {
             Some(Msg::UserNsReady) => {
                 crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings, "linux")?;
+                fault::point(Step::CreateMapsWritten);
                 chan.send(&Msg::MapsWritten)?;
             }
             Some(Msg::TimeNsReady) => {
@@ -475,10 +485,21 @@ fn handshake(
                 }
                 // Before any hook: prestart hooks find the devices in the container.
                 crate::netdev::move_all(&linux.net_devices, state.pid)?;
-                // Visible to `rt state` (as "creating") while hooks and setup run.
+                fault::point(Step::CreateInitJoined);
+                // Visible to `rt state` (as "creating") while hooks and setup run; with
+                // the init's start time, so that a `delete --force` after a killed
+                // create never signals another process that took over its pid.
+                state.pid_start_time = crate::state::proc_stat(state.pid)
+                    .map(|s| s.start_time)
+                    .ok_or_else(|| {
+                        Error::msg(format!("container init {} exited during create", state.pid))
+                    })?;
+                state.creating = true;
                 dir.save(state)?;
+                fault::point(Step::CreateStateCreating);
             }
             Some(Msg::RuntimeHooks) => {
+                fault::point(Step::CreateBeforeHooks);
                 let creating = state.hook_json(Status::Creating);
                 let run = hooks::run_all("prestart", &hooks.prestart, &creating).and_then(|_| {
                     hooks::run_all("createRuntime", &hooks.create_runtime, &creating)

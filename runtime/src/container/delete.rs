@@ -32,9 +32,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         // A created container never ran its program: deleting it is always allowed.
         Status::Created => kill_and_wait_until(&state, deadline)?,
-        // Left by a `create` that was itself killed mid-way.
+        // Left by a `create` that was itself killed mid-way (its lock is gone: a running
+        // create would still hold it), with an init that outlived it. Through the pidfd
+        // and the start time, never a process that took over the pid.
         Status::Creating if force => {
-            let _ = sys::kill(state.pid, libc::SIGKILL);
+            let _ = signal_init(&state, libc::SIGKILL);
         }
         _ if force => kill_and_wait_until(&state, deadline)?,
         s => bail!(
@@ -61,6 +63,9 @@ fn remove_leftover(root: &Path, id: &str) -> Result<()> {
     }
     if let Some(cgroup) = dir.load_leftover_cgroup() {
         log::debug!("delete: removing the cgroup of a create that did not finish");
+        // Its init got SIGKILL when rt died (the parent-death signal), but a frozen
+        // process dies only once thawed: the rmdir would then find it there for ever.
+        cgroup.thaw();
         cgroup.remove_leftover();
     }
     dir.remove()

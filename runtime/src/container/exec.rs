@@ -20,6 +20,7 @@ use crate::cgroups::{Cgroup, CgroupDir};
 use crate::container::create;
 use crate::container::foreground::Foreground;
 use crate::error::{Context, Error, Result};
+use crate::fault::{self, Step};
 use crate::process::channel::{self, Channel, Msg};
 use crate::process::setns::{self, ExecPlan};
 use crate::process::{attrs, ProcessPlan};
@@ -150,6 +151,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         Some(pid) => pid,
     };
     drop(child_end);
+    fault::point(Step::ExecForked);
     let seccomp = plan.process.seccomp;
     // Our copy of the process's end of the terminal socket: the master comes on ours.
     drop(plan.process.console_socket);
@@ -196,6 +198,7 @@ fn drive(
     if let Some(r) = &state.rdt {
         r.join(c1)?;
     }
+    fault::point(Step::ExecInCgroup);
     chan.send(&Msg::Go)?;
     let mut pid = c1;
     let mut ready = false;
@@ -215,7 +218,11 @@ fn drive(
                 }
                 chan.send(&Msg::ListenerSent)?;
             }
-            Some(Msg::Ready) => ready = true,
+            Some(Msg::Ready) => {
+                // The child goes on to exec whatever becomes of rt now.
+                fault::point(Step::ExecReady);
+                ready = true;
+            }
             Some(Msg::Failed(e)) => {
                 if pid != c1 {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);

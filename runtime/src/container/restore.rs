@@ -217,6 +217,7 @@ fn restore_in(
         cgroup: cgroup.clone(),
         config: spec.clone(),
         rdt: None,
+        creating: false,
     };
     if let Err(e) = dir.save(&state) {
         let _ = sys::kill(pid, libc::SIGKILL);

@@ -16,10 +16,17 @@ use super::channel::{Channel, Msg};
 use super::{finish, InitPlan};
 use crate::bail;
 use crate::error::{Context, Error, Result};
+use crate::fault::{self, Step};
 use crate::{hooks, namespaces, rootfs, sys};
 
 /// The forked child's entry point. Never returns.
 pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
+    if let Some(fd) = plan.state_lock_fd {
+        // Our copy of rt's lock on the state directory: were we to outlive rt (stopped,
+        // frozen), `delete` would wait for it for ever.
+        // SAFETY: the fd is rt's lock fd, inherited by fork, and nothing here uses it.
+        unsafe { libc::close(fd) };
+    }
     let err = match stage1(plan, chan) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -39,6 +46,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
+    fault::point(Step::InitStarted);
     plan.process.attrs.apply_initial()?;
     // Join first, while we still have the host's privileges; the pid namespace was joined
     // by the parent (it only applies to children).
@@ -55,6 +63,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             sys::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?;
         }
         namespaces::create(CloneFlags::CLONE_NEWUSER)?;
+        fault::point(Step::InitUserns);
         chan.send(&Msg::UserNsReady)?;
         chan.expect(Msg::MapsWritten)?;
         if plan.rootless {
@@ -73,6 +82,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     let rest = plan.ns.new - CloneFlags::CLONE_NEWUSER;
     log::debug!("init: unshare {rest:?}");
     namespaces::create(rest)?;
+    fault::point(Step::InitNamespaces);
     if plan.ns.creates("time") && !plan.time_offsets.is_empty() {
         // Written by rt, from outside: this process is not dumpable, so its /proc files
         // belong to the host's root, whom a new user namespace does not map (EACCES).
@@ -125,6 +135,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // Device nodes and mount targets get exactly the modes asked for.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     rootfs::prepare(&plan.rootfs)?;
+    fault::point(Step::InitMountsDone);
     let mut states = (String::new(), String::new());
     if plan.sync_hooks {
         chan.send(&Msg::RuntimeHooks)?;
@@ -137,9 +148,11 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             other => bail!("init channel: expected the state, got {other:?}"),
         }
     }
+    fault::point(Step::InitBeforeContainerHooks);
     hooks::run_all("createContainer", &plan.create_container_hooks, &states.0)?;
     log::debug!("init: enter the rootfs");
     rootfs::enter(&plan.rootfs)?;
+    fault::point(Step::InitPivoted);
     for (key, value) in &plan.sysctl {
         // "a/b.c" names a sysctl whose components contain dots (e.g. VLAN interfaces).
         let rel = if key.contains('/') {
@@ -165,6 +178,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // `Created`): the seccomp filter that may go in next could deny the prctl.
     sys::set_parent_death_signal(0).ctx(|| "prctl(PR_SET_PDEATHSIG, 0)")?;
     let program = finish::drop_privileges(pp, chan)?;
+    fault::point(Step::InitReady);
     chan.send(&Msg::Ready)?;
     wait_for_start(plan, chan)?;
     hooks::run_all_in(

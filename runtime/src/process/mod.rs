@@ -33,6 +33,8 @@ pub struct InitPlan {
     pub sync_hooks: bool,
     /// The read end of exec.fifo, opened by the parent: `start` writes a byte into it.
     pub exec_fifo: OwnedFd,
+    /// rt's flock on the state directory, which the child closes first thing.
+    pub state_lock_fd: Option<std::os::fd::RawFd>,
     pub new_keyring: bool,
     /// rt runs without the host root's privileges ([`crate::rootless::is_rootless`]).
     pub rootless: bool,

@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use super::channel::{Channel, Msg};
 use super::{finish, ProcessPlan};
 use crate::error::{Context, Result};
+use crate::fault::{self, Step};
 use crate::{namespaces, sys};
 
 pub struct ExecPlan {
@@ -44,6 +45,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ctx(|| format!("setns(pidfd of the container init, {:?})", plan.ns))?;
     nix::unistd::fchdir(&plan.root).ctx(|| "fchdir to the container's root")?;
     nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+    fault::point(Step::ExecChildJoined);
     // New pid and time namespaces apply to children only.
     if plan
         .ns
@@ -65,6 +67,10 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
     finish::enter_cwd(pp)?;
     finish::apply_limits(pp)?;
     let program = finish::drop_privileges(pp, chan)?;
+    fault::point(Step::ExecChildReady);
+    // Once this is sent the process is committed: an `rt exec` killed from here on leaves
+    // it running, as runc's does (waiting for a word back from rt would close that gap
+    // only to open the same one after the word, and costs a round trip per exec).
     chan.send(&Msg::Ready)?;
     finish::exec(pp, chan, program)
 }
