@@ -11,8 +11,9 @@ Phases, each checked before and after (and failing the run on growth):
    (`ctr run --rm`, --parallel at a time, default 2) while execs go into the long-lived task of phase 3.
    Every minute a sample: the long-lived shim's RSS and fds, containerd's RSS, mounts,
    cgroups, processes.
-5. fuzz: the fuzz tests with RT_FUZZ_CASES (default 100000) cases each (--fuzz-cases 0
-   skips it).
+5. fuzz: the fuzz tests of `make test` with --fuzz-cases N (default 100000) cases for the
+   parsers, N/5 for the seccomp compiler, 2N for the shim's decoding and N/200 mutated
+   containers (0 skips them).
 
 What "before/after" compares, with the slack allowed:
 - the host mount table (lines of /proc/self/mountinfo): no growth;
@@ -375,19 +376,29 @@ class Soak:
         self.containerd = None
 
     def phase_fuzz(self):
-        if self.a.fuzz_cases <= 0:
+        """The fuzz tests of `make test`, with many more cases (a new seed each run, printed
+        by the tests; RT_FUZZ_SEED=S replays one)."""
+        n = self.a.fuzz_cases
+        if n <= 0:
             return
-        env = dict(os.environ, RT_FUZZ_CASES=str(self.a.fuzz_cases), RT_BIN=self.a.rt,
-                   RT_TEST_ROOTFS=self.a.rootfs)
-        t0 = time.monotonic()
-        r = subprocess.run(["cargo", "test", "--release", "--workspace", "fuzz", "--",
-                            "--test-threads=2"], cwd=REPO, env=env)
-        secs = time.monotonic() - t0
-        verdict = "held" if r.returncode == 0 else "FAILED"
-        self.rows.append((f"fuzz tests, {self.a.fuzz_cases} cases each ({secs:.0f} s)",
-                          "cargo test fuzz", "", r.returncode, verdict))
-        if r.returncode != 0:
-            self.failures.append(f"fuzz: cargo test exited {r.returncode}")
+        env = dict(os.environ, RT_BIN=self.a.rt, RT_TEST_ROOTFS=self.a.rootfs)
+        runs = [
+            ("config, mounts, state, process, hooks", n, ["-p", "rt", "--test", "fuzz"]),
+            ("seccomp compiler", max(1, n // 5), ["-p", "rt", "--lib", "seccomp::tests::fuzz"]),
+            ("shim requests and options", n * 2, ["-p", "containerd-shim-rt-v2", "fuzz_tests"]),
+            ("mutated containers", max(1, n // 200),
+             ["-p", "integration", "--test", "fuzz_containers", "--", "--test-threads=1"]),
+        ]
+        for what, cases, args in runs:
+            run_env = dict(env, RT_FUZZ_CASES=str(cases), RT_FUZZ_CONTAINERS=str(cases))
+            t0 = time.monotonic()
+            r = subprocess.run(["cargo", "test", "--release", *args], cwd=REPO, env=run_env)
+            secs = time.monotonic() - t0
+            verdict = "held" if r.returncode == 0 else "FAILED"
+            self.rows.append((f"fuzz: {what}", f"{cases} cases ({secs:.0f} s): exit", "",
+                              r.returncode, verdict))
+            if r.returncode != 0:
+                self.failures.append(f"fuzz {what}: cargo test exited {r.returncode}")
 
     # ---- report and cleanup -------------------------------------------------------
 
