@@ -107,6 +107,13 @@ pub struct Service {
     oom: Option<Arc<OomWatcher>>,
 }
 
+/// An exec id names files in the bundle (`<id>.process.json`, `<id>.pid`): one plain
+/// name, never a path. containerd checks ids too; the shim does not rely on it.
+fn is_plain_name(id: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_+-.".contains(c);
+    !id.is_empty() && id != "." && id != ".." && id.len() <= 1024 && id.chars().all(ok)
+}
+
 fn err(msg: impl Into<String>) -> containerd_shim::protos::ttrpc::Error {
     use containerd_shim::protos::ttrpc::{get_status, Code, Error};
     Error::RpcStatus(get_status(Code::UNKNOWN, msg.into()))
@@ -773,6 +780,9 @@ impl containerd_shim::Task for Service {
             .containers
             .get_mut(&req.id)
             .ok_or_else(|| not_found(&req.id))?;
+        if !is_plain_name(&req.exec_id) {
+            return Err(err(format!("invalid exec id {:?}", req.exec_id)));
+        }
         if c.execs.contains_key(&req.exec_id) {
             return Err(err(format!("exec {} already exists", req.exec_id)));
         }
@@ -1098,6 +1108,17 @@ mod tests {
     use super::*;
     use containerd_shim::protos::protobuf::well_known_types::any::Any;
     use containerd_shim::protos::protobuf::Message;
+
+    /// Exec ids become file names in the bundle: a path is refused (found by fuzzing).
+    #[test]
+    fn exec_ids_are_plain_names() {
+        for ok in ["e1", "exec-0.a_b", "64hex0123456789abcdef"] {
+            assert!(is_plain_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/etc/x", "a\nb", "a b"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+    }
 
     /// The runc options containerd passes (ctr --runc-binary, the CRI runtime's options):
     /// BinaryName, Root and SystemdCgroup choose the runtime the shim drives.
