@@ -383,7 +383,8 @@ class Soak:
             return
         env = dict(os.environ, RT_BIN=self.a.rt, RT_TEST_ROOTFS=self.a.rootfs)
         runs = [
-            ("config, mounts, state, process, hooks", n, ["-p", "rt", "--test", "fuzz"]),
+            ("config, mounts, state, process, hooks", n,
+             ["-p", "rt", "--lib", "fuzz::", "--", "--skip", "seccomp"]),
             ("seccomp compiler", max(1, n // 5), ["-p", "rt", "--lib", "seccomp::tests::fuzz"]),
             ("shim requests and options", n * 2, ["-p", "containerd-shim-rt-v2", "fuzz_tests"]),
             ("mutated containers", max(1, n // 200),

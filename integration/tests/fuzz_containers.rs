@@ -16,7 +16,7 @@
 //! sources only inside the test's directory, namespace paths only to files that are no
 //! namespace. `RT_FUZZ_CONTAINERS=N` runs N cases (default 50); `RT_FUZZ_SEED` replays.
 
-#[path = "../../runtime/tests/fuzz/driver.rs"]
+#[path = "../../runtime/src/fuzz/driver.rs"]
 mod driver;
 
 use driver::Rng;

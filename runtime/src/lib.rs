@@ -9,6 +9,9 @@ pub mod dbus;
 pub mod error;
 pub mod fault;
 pub mod features;
+/// Fuzz tests of the parsers of hostile input (`cargo test -p rt --lib fuzz`).
+#[cfg(test)]
+mod fuzz;
 pub mod hooks;
 pub mod id_list;
 pub mod intelrdt;

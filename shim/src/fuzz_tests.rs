@@ -5,7 +5,7 @@
 //! runs before any call to rt. Inputs: random bytes, and byte-level mutations of real
 //! requests. For each: no panic, time and memory bounded (fuzz/driver.rs of the runtime).
 
-#[path = "../../runtime/tests/fuzz/driver.rs"]
+#[path = "../../runtime/src/fuzz/driver.rs"]
 mod driver;
 
 use containerd_shim::api;

@@ -12,9 +12,8 @@ use super::*;
 
 mod actions;
 mod docker;
-/// The fuzz driver shared with the crate's fuzz tests (tests/fuzz/driver.rs).
-#[path = "../../../../tests/fuzz/driver.rs"]
-mod driver;
+/// The fuzz driver shared with the crate's other fuzz tests (src/fuzz/driver.rs).
+use crate::fuzz::driver;
 mod fuzz;
 mod notify;
 mod profiles;

@@ -4,19 +4,18 @@
 //! (src/security/seccomp/tests/fuzz.rs), to look at the compiled program.
 //!
 //! Each target: no panic, every error one line, each case ends in time and allocates within
-//! bounds (see fuzz/driver.rs). A short run in `cargo test`; `RT_FUZZ_CASES=N` runs longer.
-//! The seeds are in tests/corpus (see its README). Every finding is a named regression test
+//! bounds (see driver.rs). A short run in `cargo test`; `RT_FUZZ_CASES=N` runs longer.
+//! The seeds are in src/fuzz/corpus (see its README). Every finding is a named regression test
 //! at the end of this file.
 
-#[path = "fuzz/driver.rs"]
-mod driver;
+pub(crate) mod driver;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::cgroups::{self, Hierarchy};
+use crate::spec::{Hook, Process, Spec};
 use driver::{Dict, Rng};
-use rt::cgroups::{self, Hierarchy};
-use rt::spec::{Hook, Process, Spec};
 use serde_json::{json, Value};
 
 const CORPUS: [&str; 6] = [
@@ -144,9 +143,9 @@ fn config_dict(extra: &[&'static str]) -> Dict {
         "1:2",
         "8:0",
     ];
-    strings.extend(rt::rootfs::mounts::known_options());
-    strings.extend(rt::security::seccomp::ACTIONS);
-    strings.extend(rt::security::seccomp::OPERATORS);
+    strings.extend(crate::rootfs::mounts::known_options());
+    strings.extend(crate::security::seccomp::ACTIONS);
+    strings.extend(crate::security::seccomp::OPERATORS);
     strings.extend(extra);
     Dict {
         keys: vec![
@@ -321,20 +320,20 @@ fn hierarchies() -> &'static [Hierarchy] {
 /// safety properties that must hold whatever the config says.
 fn plan_all(spec: &Spec) {
     let linux = spec.linux();
-    if let Err(e) = rt::namespaces::NamespacePlan::from_spec(spec) {
+    if let Err(e) = crate::namespaces::NamespacePlan::from_spec(spec) {
         one_line("namespaces", e);
     }
     if let Err(e) = spec.rootfs(Path::new("/bundle")) {
         one_line("root.path", e);
     }
     if let Some(p) = &spec.process {
-        if let Err(e) = rt::security::capabilities::plan(p.capabilities.as_ref()) {
+        if let Err(e) = crate::security::capabilities::plan(p.capabilities.as_ref()) {
             one_line("capabilities", e);
         }
-        if let Err(e) = rt::security::rlimits::plan(&p.rlimits) {
+        if let Err(e) = crate::security::rlimits::plan(&p.rlimits) {
             one_line("rlimits", e);
         }
-        if let Err(e) = rt::process::attrs::plan(
+        if let Err(e) = crate::process::attrs::plan(
             p.io_priority.as_ref(),
             p.scheduler.as_ref(),
             linux.personality.as_ref(),
@@ -345,16 +344,16 @@ fn plan_all(spec: &Spec) {
         }
     }
     if let Some(s) = &linux.seccomp {
-        if let Err(e) = rt::security::seccomp::plan(s) {
+        if let Err(e) = crate::security::seccomp::plan(s) {
             one_line("seccomp", e);
         }
     }
     if let Some(p) = linux.rootfs_propagation.as_deref() {
-        let _ = rt::rootfs::mounts::propagation(p);
+        let _ = crate::rootfs::mounts::propagation(p);
     }
     for m in &spec.mounts {
         check_mount_options(&m.options);
-        let _ = rt::rootfs::mounts::bind_source(m, Path::new("/bundle"));
+        let _ = crate::rootfs::mounts::bind_source(m, Path::new("/bundle"));
     }
     // The device cgroup program, from the config's rules as the cgroup code maps them.
     if let Some(r) = &linux.resources {
@@ -413,7 +412,7 @@ fn check_cgroup_plan(path: Option<&str>) {
 
 /// Mount options: whatever the strings, the split keeps its invariants.
 fn check_mount_options(opts: &[String]) {
-    let o = rt::rootfs::mounts::parse_options(opts);
+    let o = crate::rootfs::mounts::parse_options(opts);
     assert!(
         (o.flags & o.cleared).is_empty(),
         "options {opts:?}: flags both set and cleared: {o:?}"
@@ -427,7 +426,7 @@ fn check_mount_options(opts: &[String]) {
         assert!(!p.is_empty(), "options {opts:?}: an empty propagation");
     }
     // What goes to the filesystem as data is exactly the options rt does not know.
-    let known = rt::rootfs::mounts::known_options();
+    let known = crate::rootfs::mounts::known_options();
     for d in o.data.split(',').filter(|d| !d.is_empty()) {
         assert!(
             !known.contains(&d) || opts.iter().any(|o| o.contains(',') && o.contains(d)),
@@ -510,7 +509,7 @@ fn fuzz_config_json() {
 // ---- mount options ----
 
 fn option_words() -> Vec<&'static str> {
-    let mut w = rt::rootfs::mounts::known_options();
+    let mut w = crate::rootfs::mounts::known_options();
     w.extend([
         "mode=755",
         "size=64k",
@@ -561,21 +560,21 @@ fn mount_options_input(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn check_mount(bytes: &[u8]) {
-    let Ok(m) = serde_json::from_slice::<rt::spec::Mount>(bytes) else {
+    let Ok(m) = serde_json::from_slice::<crate::spec::Mount>(bytes) else {
         return;
     };
     check_mount_options(&m.options);
     for p in &m.options {
-        let _ = rt::rootfs::mounts::propagation(p);
+        let _ = crate::rootfs::mounts::propagation(p);
     }
-    let _ = rt::rootfs::mounts::is_bind(&m);
+    let _ = crate::rootfs::mounts::is_bind(&m);
     // The idmap checks, with and without a user namespace.
     for spec in [
         json!({"ociVersion": "1.2.0"}),
         json!({"ociVersion": "1.2.0", "linux": {"namespaces": [{"type": "user"}, {"type": "mount"}]}}),
     ] {
         let spec: Spec = serde_json::from_value(spec).unwrap();
-        if let Err(e) = rt::rootfs::idmap::validate(&spec, 0, &m) {
+        if let Err(e) = crate::rootfs::idmap::validate(&spec, 0, &m) {
             one_line("idmap", e);
         }
     }
@@ -608,21 +607,21 @@ fn check_state(dir: &Path, bytes: &[u8]) {
     let root = dir.join("root");
     let dir = root.join("c1");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(rt::state::STATE_FILE), bytes).unwrap();
-    std::fs::write(dir.join(rt::state::LEFTOVER_CGROUP), bytes).unwrap();
-    let sd = rt::state::StateDir::open_unlocked(&root, "c1").expect("open the state dir");
+    std::fs::write(dir.join(crate::state::STATE_FILE), bytes).unwrap();
+    std::fs::write(dir.join(crate::state::LEFTOVER_CGROUP), bytes).unwrap();
+    let sd = crate::state::StateDir::open_unlocked(&root, "c1").expect("open the state dir");
     let _ = sd.load_leftover_cgroup();
     match sd.load() {
         Err(e) => one_line("state", e),
         Ok(st) => {
             // What every command then does with it without touching the container.
             let _ = sd.status(&st);
-            let _ = st.hook_json(rt::state::Status::Stopped);
-            let _ = serde_json::to_vec(&st.oci(rt::state::Status::Running, "root".into()))
+            let _ = st.hook_json(crate::state::Status::Stopped);
+            let _ = serde_json::to_vec(&st.oci(crate::state::Status::Running, "root".into()))
                 .expect("the OCI state serializes");
             // The state must survive its own save.
             let text = serde_json::to_vec(&st).expect("a loaded state serializes");
-            let again: rt::state::State = serde_json::from_slice(&text)
+            let again: crate::state::State = serde_json::from_slice(&text)
                 .unwrap_or_else(|e| panic!("state does not read back: {e}"));
             assert_eq!(serde_json::to_vec(&again).unwrap(), text);
         }
@@ -671,22 +670,22 @@ fn process_seeds() -> Vec<Value> {
 fn check_process(dir: &Path, bytes: &[u8]) {
     let file = dir.join("process.json");
     std::fs::write(&file, bytes).unwrap();
-    let opts = rt::container::exec::ExecOpts {
+    let opts = crate::container::exec::ExecOpts {
         process_file: Some(file),
         ..Default::default()
     };
     let config = Spec::default();
-    let p: Process = match rt::container::exec::process_spec(&opts, &config) {
+    let p: Process = match crate::container::exec::process_spec(&opts, &config) {
         Ok(p) => p,
         Err(e) => return one_line("exec --process", e),
     };
-    if let Err(e) = rt::security::capabilities::plan(p.capabilities.as_ref()) {
+    if let Err(e) = crate::security::capabilities::plan(p.capabilities.as_ref()) {
         one_line("capabilities", e);
     }
-    if let Err(e) = rt::security::rlimits::plan(&p.rlimits) {
+    if let Err(e) = crate::security::rlimits::plan(&p.rlimits) {
         one_line("rlimits", e);
     }
-    if let Err(e) = rt::process::attrs::plan(
+    if let Err(e) = crate::process::attrs::plan(
         p.io_priority.as_ref(),
         p.scheduler.as_ref(),
         None,
@@ -696,7 +695,7 @@ fn check_process(dir: &Path, bytes: &[u8]) {
         one_line("process attributes", e);
     }
     let mut env = p.env.clone();
-    rt::process::override_env(&mut env, &["A=1".into(), "PATH=/x".into(), "=".into()]);
+    crate::process::override_env(&mut env, &["A=1".into(), "PATH=/x".into(), "=".into()]);
 }
 
 #[test]
@@ -763,14 +762,14 @@ fn check_hook(bytes: &[u8]) {
         }
         // /bin/true ignores args and env; cap the timeout's real use at its end.
     }
-    if let Err(e) = rt::hooks::run_all("prestart", &hooks, "{\"id\":\"x\"}") {
+    if let Err(e) = crate::hooks::run_all("prestart", &hooks, "{\"id\":\"x\"}") {
         assert!(
-            rt::hooks::is_failure(&e),
+            crate::hooks::is_failure(&e),
             "a hook error not marked as one: {e}"
         );
         one_line("hook", e);
     }
-    rt::hooks::run_all_warn("poststop", &hooks, "{}");
+    crate::hooks::run_all_warn("poststop", &hooks, "{}");
 }
 
 #[test]
@@ -821,7 +820,7 @@ fn regression_namespace_path_to_a_fifo_does_not_hang() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(
-            rt::namespaces::NamespacePlan::from_spec(&spec)
+            crate::namespaces::NamespacePlan::from_spec(&spec)
                 .err()
                 .map(|e| e.to_string()),
         );
@@ -845,7 +844,7 @@ fn regression_hook_timeout_holds_while_the_state_does_not_fit_the_pipe() {
     .unwrap();
     let state = format!("{{\"annotations\":{{\"a\":\"{}\"}}}}", "x".repeat(1 << 20));
     let t0 = std::time::Instant::now();
-    let err = rt::hooks::run_all("prestart", &[hook], &state).unwrap_err();
+    let err = crate::hooks::run_all("prestart", &[hook], &state).unwrap_err();
     assert!(
         t0.elapsed() < std::time::Duration::from_secs(10),
         "the hook's 1 s timeout took {:?}",
@@ -866,6 +865,6 @@ fn hooks_with_a_timeout_read_the_whole_state() {
     }))
     .unwrap();
     let state = format!("{{\"a\":\"{}\"}}", "y".repeat(300_000));
-    rt::hooks::run_all("prestart", &[hook], &state).unwrap();
+    crate::hooks::run_all("prestart", &[hook], &state).unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), state);
 }

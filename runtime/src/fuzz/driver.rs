@@ -4,7 +4,7 @@
 //! end in time.
 //!
 //! Shared by the fuzz tests of both crates (included with `#[path]`, so no crate of its
-//! own): `runtime/tests/fuzz.rs`, the seccomp tests of the `rt` library and the shim's.
+//! own): `runtime/src/fuzz/`, the seccomp tests of the `rt` library and the shim's.
 //!
 //! - `RT_FUZZ_CASES=N` runs N cases of every target (default: a short run each, for
 //!   `make test`); `RT_FUZZ_SEED=S` replays one run. Without RT_FUZZ_CASES the seed is
