@@ -618,6 +618,32 @@ impl Ctx {
         }
     }
 
+    /// A bundle whose container (a cgroup namespace, the cgroup mount writable, a pid
+    /// namespace only with `pidns`) makes `sub/deeper` below its own cgroup in every
+    /// hierarchy and moves a `sleep 1000` there, then sleeps itself (`sleep 1001`).
+    pub fn sub_cgroup_bundle(&self, id: &str, pidns: bool) -> Bundle {
+        let mut b = self.bundle(id);
+        b.namespace("cgroup", None);
+        if !pidns {
+            b.remove_namespace("pid");
+        }
+        for m in b.config["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "cgroup" {
+                m["options"] = json!(["nosuid", "noexec", "nodev"]);
+            }
+        }
+        // A v1 cpuset sub-cgroup takes no process until it has cpus and mems.
+        let script = "exec 2>/move.err; for d in /sys/fs/cgroup/*; do [ -L $d ] && continue; \
+                      mkdir -p $d/sub/deeper || exit 1; \
+                      for f in cpuset.cpus cpuset.mems; do [ -e $d/$f ] || continue; \
+                      cat $d/$f > $d/sub/$f; cat $d/$f > $d/sub/deeper/$f; done; \
+                      echo $$ > $d/sub/deeper/cgroup.procs || exit 1; done; \
+                      exec sleep 1000";
+        fs::write(b.path_in_rootfs("/move.sh"), script).unwrap();
+        b.sh("sh /move.sh & exec sleep 1001");
+        b
+    }
+
     /// A fresh subdirectory of the test dir.
     pub fn subdir(&self, name: &str) -> PathBuf {
         let d = self.dir.join(name);

@@ -416,25 +416,7 @@ fn sub_cgroups_made_by_the_container_are_removed() {
     let h = Ctx::new("sub_cgroups_are_removed");
     for pidns in [true, false] {
         let id = h.id();
-        let mut b = h.bundle(&id);
-        b.namespace("cgroup", None);
-        if !pidns {
-            b.remove_namespace("pid");
-        }
-        for m in b.config["mounts"].as_array_mut().unwrap() {
-            if m["type"] == "cgroup" {
-                m["options"] = json!(["nosuid", "noexec", "nodev"]);
-            }
-        }
-        // A v1 cpuset sub-cgroup takes no process until it has cpus and mems.
-        let script = "exec 2>/move.err; for d in /sys/fs/cgroup/*; do [ -L $d ] && continue; \
-                      mkdir -p $d/sub/deeper || exit 1; \
-                      for f in cpuset.cpus cpuset.mems; do [ -e $d/$f ] || continue; \
-                      cat $d/$f > $d/sub/$f; cat $d/$f > $d/sub/deeper/$f; done; \
-                      echo $$ > $d/sub/deeper/cgroup.procs || exit 1; done; \
-                      exec sleep 1000";
-        fs::write(b.path_in_rootfs("/move.sh"), script).unwrap();
-        b.sh("sh /move.sh & exec sleep 1001");
+        let b = h.sub_cgroup_bundle(&id, pidns);
         h.run_detached(&id, &b).ok();
         let hierarchies = cgroup_dirs(&id);
         assert!(!hierarchies.is_empty());
