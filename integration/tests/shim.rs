@@ -157,11 +157,9 @@ fn tty_task() {
         "y1",
         "sh",
         "-c",
-        // ctr sends ResizePty with its terminal's size just after the start: wait for it
-        // (up to 10 s: a loaded machine may take its time), then say the size.
-        "tty; [ -t 0 ] && echo stdin-tty; i=0; \
-         while [ \"$(stty size)\" = '0 0' ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
-         stty size; exit 4",
+        // ctr sends ResizePty with its terminal's size just after the start: 2 s leave a
+        // loaded machine time for it (0.5 s did not always).
+        "tty; [ -t 0 ] && echo stdin-tty; sleep 2; stty size; exit 4",
     ]);
     cmd.stdin(Stdio::from(slave.try_clone().unwrap()));
     cmd.stdout(Stdio::from(slave.try_clone().unwrap()));
