@@ -2,8 +2,8 @@
 //! the container init or exec child it forked) that reaches that step of `create` or
 //! `exec` say so on stderr and wait there, so that a test can SIGKILL rt (or the child)
 //! exactly at that step and check that `delete --force` still leaves nothing behind.
-//! `RT_FAULT_STOP_AT=list` prints the steps, one a line. Undocumented on purpose: it is
-//! not an interface for users.
+//! `RT_FAULT_STOP_AT=list` prints the steps, one a line. A test hook, not an interface
+//! for users: the README names it only where it tells how the tests work (Reliability).
 //!
 //! The waiting process blocks SIGCONT and waits for it (sigwaitinfo): the test resumes it
 //! with SIGCONT, as if it had only been slow, or kills it. (SIGSTOP would not do: a pid
