@@ -53,6 +53,16 @@ fn spawn_at(h: &Ctx, args: &[&str], step: &str, err: &Path) -> ChildGuard {
 
 /// Wait until the command announced `step`, and return the pid of the process waiting
 /// there: a process of the command (marked with the context's name) waiting for SIGCONT.
+/// `rt create` of `b` as `id`, held at `step`: rt, and the pid of the process that
+/// stopped there (rt itself or the child it forked).
+fn create_held_at(h: &Ctx, b: &Bundle, id: &str, step: &str) -> (ChildGuard, i32) {
+    let err = h.dir.join("create.err");
+    let bundle = b.dir.to_str().unwrap();
+    let mut rt = spawn_at(h, &["create", "--bundle", bundle, id], step, &err);
+    let waiting = wait_stopped(h, &mut rt, step, &err);
+    (rt, waiting)
+}
+
 fn wait_stopped(h: &Ctx, rt: &mut ChildGuard, step: &str, err: &Path) -> i32 {
     let needle = format!("rt-fault: stopped at {step} ");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -224,10 +234,7 @@ fn create_killed_at_each_step() {
                 continue;
             }
             let when = format!("create ({name}) killed at {step}");
-            let err = h.dir.join("create.err");
-            let bundle = b.dir.to_str().unwrap();
-            let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
-            let waiting = wait_stopped(&h, &mut rt, step, &err);
+            let (mut rt, waiting) = create_held_at(&h, b, &id, step);
             let rt_pid = rt.pid() as i32;
             signal(rt_pid, libc::SIGKILL);
             let _ = rt.0.wait();
@@ -268,14 +275,11 @@ fn create_fails_cleanly_when_init_killed_at_each_step() {
     b.save();
     for step in steps().iter().filter(|s| s.starts_with("init-")) {
         let when = format!("init killed at {step}");
-        let err = h.dir.join("create.err");
-        let bundle = b.dir.to_str().unwrap();
-        let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
-        let waiting = wait_stopped(&h, &mut rt, step, &err);
+        let (mut rt, waiting) = create_held_at(&h, &b, &id, step);
         signal(waiting, libc::SIGKILL);
         let st = wait_child(&mut rt.0, Duration::from_secs(30), &when);
         assert_eq!(st.code(), Some(1), "{when}: rt create exit status");
-        let msg: Vec<String> = read_or_empty(&err)
+        let msg: Vec<String> = read_or_empty(&h.dir.join("create.err"))
             .lines()
             .filter(|l| !l.starts_with("rt-fault:"))
             .map(str::to_string)
@@ -479,11 +483,8 @@ fn creating_container_with_live_init_is_removed() {
     let mut b = h.bundle(&id);
     b.args(&["true"]);
     b.save();
-    let err = h.dir.join("create.err");
-    let bundle = b.dir.to_str().unwrap();
     let step = "init-ready";
-    let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
-    let init = wait_stopped(&h, &mut rt, step, &err);
+    let (mut rt, init) = create_held_at(&h, &b, &id, step);
     // rt records the "creating" state when the init's pid reaches it, which may be a
     // moment after the init got here.
     poll(Duration::from_secs(10), "the creating state", || {
@@ -526,11 +527,8 @@ fn create_killed_with_its_init_frozen() {
     b.namespace("cgroup", None);
     b.args(&["true"]);
     b.save();
-    let err = h.dir.join("create.err");
-    let bundle = b.dir.to_str().unwrap();
     let step = "init-started";
-    let mut rt = spawn_at(&h, &["create", "--bundle", bundle, &id], step, &err);
-    let init = wait_stopped(&h, &mut rt, step, &err);
+    let (mut rt, init) = create_held_at(&h, &b, &id, step);
     let rt_pid = rt.pid() as i32;
     signal(rt_pid, libc::SIGSTOP);
     let (file, frozen) = if freezer.is_dir() {
