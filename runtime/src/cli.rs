@@ -86,6 +86,28 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// restore a container from a previous checkpoint (with CRIU)
     Restore(RestoreArgs),
+    /// read the traces written by --trace
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// per-step median and p90 over the runs in trace files
+    Summarize(SummarizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SummarizeArgs {
+    /// one row per detail (each mount's destination, each hook) rather than per step
+    #[arg(long)]
+    pub detail: bool,
+    /// text (default) or json
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// trace files (JSON lines from --trace)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -111,6 +133,10 @@ pub struct CreateArgs {
     /// path to an AF_UNIX socket which will receive a file descriptor referencing the init process
     #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
+    /// append a JSON line per setup step (start, duration in µs, process) to FILE
+    /// (also $RT_TRACE); `rt trace summarize` reads it
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// the container id
     pub id: String,
 }
@@ -187,6 +213,10 @@ pub struct ExecArgs {
     /// allow exec in a paused container
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// append a JSON line per setup step (start, duration in µs, process) to FILE
+    /// (also $RT_TRACE); `rt trace summarize` reads it
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// the container id, then the command and its arguments
     #[arg(value_name = "CONTAINER_ID COMMAND [ARGS]", required = true, num_args = 1..,
           trailing_var_arg = true, allow_hyphen_values = true)]

@@ -39,6 +39,7 @@ pub fn run_all_in(
 ) -> Result<()> {
     for (i, hook) in hooks.iter().enumerate() {
         log::debug!("hooks: running {phase}[{i}] {}", hook.path);
+        let _step = crate::trace::step_with("hook", || format!("{phase}[{i}] {}", hook.path));
         run(hook, state_json, env)
             .map_err(|e| e.context(format!("{FAILURE_PREFIX}{phase}[{i}] {}", hook.path)))?;
     }
@@ -49,6 +50,7 @@ pub fn run_all_in(
 /// Every hook runs, whatever the ones before it did.
 pub fn run_all_warn(phase: &str, hooks: &[Hook], state_json: &str) {
     for (i, hook) in hooks.iter().enumerate() {
+        let _step = crate::trace::step_with("hook", || format!("{phase}[{i}] {}", hook.path));
         if let Err(e) = run(hook, state_json, None) {
             log::warn!("hooks.{phase}[{i}] {}: {e}", hook.path);
         }
@@ -68,6 +70,11 @@ fn run(hook: &Hook, state_json: &str, inherited: Option<&[String]>) -> Result<()
                 cmd.env(k, v);
             }
         }
+    }
+    // A traced command hands its trace context on: the hook's own spans can be children
+    // of its step (OpenTelemetry's convention for processes).
+    if let Some(tp) = crate::trace::traceparent() {
+        cmd.env(crate::trace::PARENT_VAR, tp);
     }
     // Checked before the hook starts: an error after it would leave it running.
     let limit = match hook.timeout {

@@ -30,4 +30,5 @@ pub mod spec_template;
 pub mod state;
 pub mod sys;
 pub mod timefmt;
+pub mod trace;
 pub mod userns;

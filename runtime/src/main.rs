@@ -77,6 +77,28 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Driver::Cgroupfs if cli.systemd_cgroup => Driver::Systemd,
         other => other,
     };
+    let (name, trace_file) = trace_target(&command);
+    let span = rt::trace::start(name, trace_file.as_deref())?;
+    let result = run_command(command, &root, cgroups);
+    rt::trace::finish(span);
+    result
+}
+
+/// The root step's name for a command, and the trace file its flags name.
+fn trace_target(command: &Command) -> (&'static str, Option<std::path::PathBuf>) {
+    match command {
+        Command::Create(a) => ("create", a.trace.clone()),
+        Command::Run(a) => ("run", a.create.trace.clone()),
+        Command::Exec(a) => ("exec", a.trace.clone()),
+        Command::Start(_) => ("start", None),
+        Command::Kill(_) => ("kill", None),
+        Command::Delete(_) => ("delete", None),
+        _ => ("rt", None),
+    }
+}
+
+fn run_command(command: Command, root: &std::path::Path, cgroups: Driver) -> Result<u8> {
+    let root = root.to_path_buf();
     match command {
         Command::Create(a) => {
             create(&create_opts(&root, cgroups, a))?;
@@ -130,6 +152,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(status.clamp(0, 255) as u8);
         }
         Command::Features => print_out(&features::json()),
+        Command::Trace(rt::cli::TraceCommand::Summarize(a)) => {
+            let summary = rt::trace::summarize::summarize(&a.files, a.detail)?;
+            match a.format.as_str() {
+                "text" => print_out(&summary.text()),
+                "json" => print_out(&summary.json()),
+                other => {
+                    return Err(Error::msg(format!(
+                        "invalid format option: {other} (text or json)"
+                    )))
+                }
+            }
+        }
         Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
         Command::Restore(a) => {
             match cgroups {

@@ -23,6 +23,14 @@ pub fn flag(kind: &str) -> CloneFlags {
     }
 }
 
+/// The namespace types in `flags`, one flag each, in the spec's order.
+pub fn each(flags: CloneFlags) -> impl Iterator<Item = (&'static str, CloneFlags)> {
+    NAMESPACE_TYPES
+        .iter()
+        .map(|&kind| (kind, flag(kind)))
+        .filter(move |(_, f)| !f.is_empty() && flags.contains(*f))
+}
+
 /// A namespace to join, opened by the parent so a bad path fails before anything starts.
 pub struct Join {
     pub kind: &'static str,

@@ -194,6 +194,7 @@ impl Cgroup {
     /// Make the directories (and any missing parents, remembered for removal).
     pub fn create(&mut self) -> Result<()> {
         for dir in self.dirs.iter().map(|d| d.path.clone()).collect::<Vec<_>>() {
+            let _step = crate::trace::step_with("cgroup-mkdir", || dir.display().to_string());
             self.make_dir_all(&dir)?;
             inherit_cpuset_v1(&dir, 0)?;
         }
@@ -325,6 +326,7 @@ impl Cgroup {
     pub fn apply(&self, pid: i32) -> Result<()> {
         for dir in &self.dirs {
             let procs = dir.path.join("cgroup.procs");
+            let _step = crate::trace::step_with("cgroup-procs", || procs.display().to_string());
             fs::write(&procs, pid.to_string())
                 .ctx(|| format!("write {pid} to {}", procs.display()))?;
         }
@@ -532,6 +534,7 @@ fn inherit_cpuset_v1(dir: &Path, depth: u32) -> Result<()> {
 pub fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<()> {
     let path = dir.join(file);
     let value = value.to_string();
+    let _step = crate::trace::step_with("cgroup-write", || format!("{}={value}", path.display()));
     fs::write(&path, &value).ctx(|| format!("write {value:?} to {}", path.display()))
 }
 

@@ -58,7 +58,8 @@ pub struct Created {
 pub fn create(opts: &CreateOpts) -> Result<Created> {
     crate::state::validate_id(&opts.id)?;
     let bundle = absolute(&opts.bundle)?;
-    let spec = Spec::load(&bundle)?;
+    let spec = crate::trace::step("config-load").run(|| Spec::load(&bundle))?;
+    let validate = crate::trace::step("validate");
     spec.process()?;
     let rootfs = absolute(&spec.rootfs(&bundle)?)?;
     if !rootfs.is_dir() {
@@ -85,7 +86,8 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     }
     refuse_unimplemented(&spec)?;
     spec.require_mount_namespace()?;
-    let dir = StateDir::create(&opts.root, &opts.id)?;
+    drop(validate);
+    let dir = crate::trace::step("state-dir").run(|| StateDir::create(&opts.root, &opts.id))?;
     fault::point(Step::CreateLocked);
     let mut cgroup = Cgroup::default();
     let mut init_pid = None;
@@ -150,6 +152,7 @@ fn spawn(
     hook_failed: &mut Option<String>,
 ) -> Result<State> {
     let linux = spec.linux();
+    let planning = crate::trace::step("plan");
     let mut process = spec.process()?.clone();
     process.terminal |= opts.force_terminal;
     if process.terminal && opts.console_fd.is_some() {
@@ -274,11 +277,13 @@ fn spawn(
             caps: capabilities::plan(process.capabilities.as_ref())?,
             rlimits: rlimits::plan(&process.rlimits)?,
             attrs,
-            seccomp: linux
-                .seccomp
-                .as_ref()
-                .map(crate::security::seccomp::plan)
-                .transpose()?,
+            seccomp: crate::trace::step("seccomp-compile").run(|| {
+                linux
+                    .seccomp
+                    .as_ref()
+                    .map(crate::security::seccomp::plan)
+                    .transpose()
+            })?,
             spec: process,
             console_socket,
             preserve_fds: opts.preserve_fds + listen_fds,
@@ -286,7 +291,9 @@ fn spawn(
         },
     };
 
+    drop(planning);
     if !cgroup.dirs.is_empty() {
+        let _step = crate::trace::step("cgroup-create");
         // Recorded first, so that `delete --force` finds what to remove when this create
         // is killed before it saves the state.
         dir.save_leftover_cgroup(&cgroup.as_planned())?;
@@ -301,7 +308,7 @@ fn spawn(
         .map(|r| crate::intelrdt::plan(r, &opts.id))
         .transpose()?;
     let (parent_end, child_end) = channel::pair()?;
-    let first = fork_init(&plan, parent_end, child_end)?;
+    let first = crate::trace::step("fork").run(|| fork_init(&plan, parent_end, child_end))?;
     let (chan, c1) = first;
     *init_pid = Some(c1);
     fault::point(Step::CreateForked);
@@ -356,7 +363,7 @@ fn spawn(
         .map(|s| s.start_time)
         .ok_or_else(|| Error::msg(format!("container init {} exited during create", state.pid)))?;
     state.creating = false;
-    dir.save(&state)?;
+    crate::trace::step("state-save").run(|| dir.save(&state))?;
     fault::point(Step::CreateStateSaved);
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(&absolute(pid_file)?, state.pid)?;
@@ -453,7 +460,7 @@ fn handshake(
 ) -> Result<()> {
     let cgroup = join.cgroup;
     if !join.late {
-        cgroup.join_init(c1, join.resources)?;
+        crate::trace::step("cgroup-join").run(|| cgroup.join_init(c1, join.resources))?;
     }
     chan.send(&Msg::Go)?;
     let linux = spec.linux();
@@ -463,12 +470,15 @@ fn handshake(
         log::debug!("create: init says {msg:?}");
         match msg {
             Some(Msg::UserNsReady) => {
-                crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings, "linux")?;
+                crate::trace::step("id-maps").run(|| {
+                    crate::userns::write_maps(c1, &linux.uid_mappings, &linux.gid_mappings, "linux")
+                })?;
                 fault::point(Step::CreateMapsWritten);
                 chan.send(&Msg::MapsWritten)?;
             }
             Some(Msg::TimeNsReady) => {
-                write_time_offsets(c1, &linux.time_offsets)?;
+                crate::trace::step("time-offsets")
+                    .run(|| write_time_offsets(c1, &linux.time_offsets))?;
                 chan.send(&Msg::OffsetsWritten)?;
             }
             Some(Msg::InitPid(pid)) => {
@@ -478,7 +488,8 @@ fn handshake(
                 if join.late {
                     // Before this loop reads the init's next message: hooks run, and
                     // `create` returns (so `start` can come), only after the move.
-                    cgroup.join_init(state.pid, join.resources)?;
+                    crate::trace::step("cgroup-join")
+                        .run(|| cgroup.join_init(state.pid, join.resources))?;
                 }
                 if let Some(r) = rdt {
                     state.rdt = Some(r.apply(state.pid)?);
@@ -495,7 +506,7 @@ fn handshake(
                         Error::msg(format!("container init {} exited during create", state.pid))
                     })?;
                 state.creating = true;
-                dir.save(state)?;
+                crate::trace::step("state-save").run(|| dir.save(state))?;
                 fault::point(Step::CreateStateCreating);
             }
             Some(Msg::RuntimeHooks) => {
@@ -538,6 +549,7 @@ fn handshake(
 /// channel, and a cgroup frozen under it (by someone else: it would stop the init for
 /// ever) is looked for every second.
 fn next_message(chan: &Channel, cgroup: &Cgroup) -> Result<Option<Msg>> {
+    let _step = crate::trace::step("wait-init");
     while !chan.wait_readable(std::time::Duration::from_secs(1))? {
         cgroup
             .check_not_frozen()

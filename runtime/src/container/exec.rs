@@ -57,8 +57,11 @@ pub struct ExecOpts {
 
 /// Returns rt's exit status: the process's in the foreground, 0 with --detach.
 pub fn exec(opts: &ExecOpts) -> Result<i32> {
+    let loading = crate::trace::step("state-load");
     let dir = StateDir::open_unlocked(&opts.root, &opts.id)?;
     let state = dir.load()?;
+    drop(loading);
+    let planning = crate::trace::step("plan");
     match dir.status(&state) {
         Status::Stopped => bail!("cannot exec a container that has stopped"),
         Status::Paused if !opts.ignore_paused => {
@@ -123,7 +126,8 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
                 process.exec_cpu_affinity.as_ref(),
                 linux.memory_policy.as_ref(),
             )?,
-            seccomp: linux.seccomp.as_ref().map(seccomp::plan).transpose()?,
+            seccomp: crate::trace::step("seccomp-compile")
+                .run(|| linux.seccomp.as_ref().map(seccomp::plan).transpose())?,
             spec: process,
             console_socket,
             preserve_fds: opts.preserve_fds,
@@ -142,7 +146,9 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     } else {
         Some(Foreground::begin()?)
     };
+    drop(planning);
     let (parent_end, child_end) = channel::pair()?;
+    let forking = crate::trace::step("fork");
     let c1 = match sys::fork().ctx(|| "fork the exec's first process")? {
         None => {
             drop(parent_end);
@@ -150,6 +156,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         }
         Some(pid) => pid,
     };
+    drop(forking);
     drop(child_end);
     fault::point(Step::ExecForked);
     let seccomp = plan.process.seccomp;
@@ -193,7 +200,7 @@ fn drive(
     seccomp: Option<&seccomp::SeccompPlan>,
     state: &State,
 ) -> Result<i32> {
-    cgroup.apply(c1)?;
+    crate::trace::step("cgroup-join").run(|| cgroup.apply(c1))?;
     // Its children (the process itself, with a pid namespace) inherit the group.
     if let Some(r) = &state.rdt {
         r.join(c1)?;
@@ -202,6 +209,7 @@ fn drive(
     chan.send(&Msg::Go)?;
     let mut pid = c1;
     let mut ready = false;
+    let _step = crate::trace::step("wait-exec");
     loop {
         match chan.recv()? {
             Some(Msg::InitPid(p)) => {

@@ -83,6 +83,7 @@ pub fn drop_privileges(plan: &ProcessPlan, chan: &Channel) -> Result<Program> {
     if !p.no_new_privileges {
         install_seccomp(plan, chan)?;
     }
+    let _step = crate::trace::step("user-capabilities");
     if let Some(caps) = &plan.caps {
         sys::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS, 1)")?;
         security::capabilities::drop_bounding(caps)?;
@@ -138,6 +139,9 @@ pub fn exec(
         .collect::<Result<Vec<_>>>()?;
     let argv = null_terminated(&args);
     let envp = null_terminated(&env);
+    // Written out before a deferred filter, which should see execve alone from rt.
+    crate::trace::mark("exec");
+    crate::trace::flush();
     if p.no_new_privileges && !plan.seccomp.as_ref().is_some_and(|s| s.needs_listener()) {
         install_seccomp(plan, chan)?;
     }
@@ -205,6 +209,7 @@ fn install_seccomp(plan: &ProcessPlan, chan: &Channel) -> Result<()> {
         return Ok(());
     };
     log::debug!("install the seccomp filter");
+    let _step = crate::trace::step("seccomp-install");
     if let Some(listener) = security::seccomp::install(seccomp)? {
         chan.send_with_fd(&Msg::SeccompListener, &listener)?;
         chan.expect(Msg::ListenerSent)?;

@@ -21,6 +21,7 @@ use crate::{hooks, namespaces, rootfs, sys};
 
 /// The forked child's entry point. Never returns.
 pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
+    crate::trace::in_child("init");
     if let Some(fd) = plan.state_lock_fd {
         // Our copy of rt's lock on the state directory: were we to outlive rt (stopped,
         // frozen), `delete` would wait for it for ever.
@@ -35,6 +36,7 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
     if chan.send(&Msg::Failed(err.to_string())).is_err() {
         log::error!("container init: {err}");
     }
+    crate::trace::flush();
     sys::exit_now(1)
 }
 
@@ -52,6 +54,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     // by the parent (it only applies to children).
     for j in plan.ns.joins.iter().filter(|j| j.kind != "pid") {
         log::debug!("init: join {} namespace {}", j.kind, j.path);
+        let _step = crate::trace::step_with("setns", || j.kind.to_string());
         namespaces::join(j)?;
     }
     if plan.ns.creates("user") {
@@ -62,10 +65,11 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         if plan.rootless {
             sys::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?;
         }
-        namespaces::create(CloneFlags::CLONE_NEWUSER)?;
+        crate::trace::step_with("unshare", || "user".into())
+            .run(|| namespaces::create(CloneFlags::CLONE_NEWUSER))?;
         fault::point(Step::InitUserns);
         chan.send(&Msg::UserNsReady)?;
-        chan.expect(Msg::MapsWritten)?;
+        crate::trace::step("wait-id-maps").run(|| chan.expect(Msg::MapsWritten))?;
         if plan.rootless {
             sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
         }
@@ -81,7 +85,10 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     let rest = plan.ns.new - CloneFlags::CLONE_NEWUSER;
     log::debug!("init: unshare {rest:?}");
-    namespaces::create(rest)?;
+    // One at a time, so that each namespace's cost shows in the trace.
+    for (kind, flag) in namespaces::each(rest) {
+        crate::trace::step_with("unshare", || kind.into()).run(|| namespaces::create(flag))?;
+    }
     fault::point(Step::InitNamespaces);
     if plan.ns.creates("time") && !plan.time_offsets.is_empty() {
         // Written by rt, from outside: this process is not dumpable, so its /proc files
@@ -115,6 +122,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
             chan.raw_fd(),
             plan.exec_fifo.as_raw_fd(),
             crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
+            crate::trace::fd(),
         ];
         keep.extend(plan.process.console_socket.as_ref().map(|s| s.as_raw_fd()));
         // The idmapped trees still to attach (close-on-exec: the program never has them).
@@ -130,7 +138,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
         }
     }
     if plan.ns.creates("network") {
-        namespaces::loopback_up()?;
+        crate::trace::step("loopback-up").run(namespaces::loopback_up)?;
     }
     // Device nodes and mount targets get exactly the modes asked for.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -139,6 +147,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     let mut states = (String::new(), String::new());
     if plan.sync_hooks {
         chan.send(&Msg::RuntimeHooks)?;
+        let _step = crate::trace::step("wait-runtime-hooks");
         match chan.recv()? {
             Some(Msg::State(s)) => {
                 let (creating, created) = s.split_once('\n').unwrap_or((&s, &s));
@@ -153,6 +162,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     log::debug!("init: enter the rootfs");
     rootfs::enter(&plan.rootfs)?;
     fault::point(Step::InitPivoted);
+    let sysctl = crate::trace::step("sysctl-hostname");
     for (key, value) in &plan.sysctl {
         // "a/b.c" names a sysctl whose components contain dots (e.g. VLAN interfaces).
         let rel = if key.contains('/') {
@@ -169,6 +179,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     if let Some(d) = plan.domainname.as_deref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
     }
+    drop(sysctl);
     rootfs::finish(&plan.rootfs)?;
     let pp = &plan.process;
     finish::terminal(pp, !plan.rootfs.dev_is_bind)?;
@@ -179,8 +190,11 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     sys::set_parent_death_signal(0).ctx(|| "prctl(PR_SET_PDEATHSIG, 0)")?;
     let program = finish::drop_privileges(pp, chan)?;
     fault::point(Step::InitReady);
+    crate::trace::mark("ready");
+    // Written before rt create can return: the file holds the whole setup by then.
+    crate::trace::flush();
     chan.send(&Msg::Ready)?;
-    wait_for_start(plan, chan)?;
+    crate::trace::step("wait-start").run(|| wait_for_start(plan, chan))?;
     hooks::run_all_in(
         "startContainer",
         &plan.start_container_hooks,

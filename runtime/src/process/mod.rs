@@ -79,14 +79,19 @@ pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate:
     use crate::error::Context;
     let (reported_r, reported_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
+    let step = crate::trace::step("fork-init");
     match crate::sys::fork_sibling().ctx(|| format!("clone(CLONE_PARENT) {what}"))? {
         Some(pid) => {
+            drop(step);
+            crate::trace::flush();
             drop(reported_r);
             let sent = chan.send(&channel::Msg::InitPid(pid));
             drop(reported_w);
             crate::sys::exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         None => {
+            std::mem::forget(step);
+            crate::trace::in_child("init");
             drop(reported_w);
             let mut byte = [0u8; 1];
             // EOF once the intermediate has sent the pid (or is gone).

@@ -27,11 +27,13 @@ pub struct ExecPlan {
 
 /// The forked child's entry point. Never returns.
 pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
+    crate::trace::in_child("exec");
     let err = match enter(plan, chan) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let _ = chan.send(&Msg::Failed(err.to_string()));
+    crate::trace::flush();
     sys::exit_now(1)
 }
 
@@ -41,10 +43,12 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
     chan.expect(Msg::Go)?;
     plan.process.attrs.apply_initial()?;
     // One call joins them all, the user namespace first, as the kernel orders it.
+    let joining = crate::trace::step("setns");
     nix::sched::setns(plan.init_pidfd.as_fd(), plan.ns)
         .ctx(|| format!("setns(pidfd of the container init, {:?})", plan.ns))?;
     nix::unistd::fchdir(&plan.root).ctx(|| "fchdir to the container's root")?;
     nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+    drop(joining);
     fault::point(Step::ExecChildJoined);
     // New pid and time namespaces apply to children only.
     if plan
@@ -60,6 +64,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
     let mut keep = vec![
         chan.raw_fd(),
         crate::logging::LOG_FD.load(std::sync::atomic::Ordering::Relaxed),
+        crate::trace::fd(),
     ];
     keep.extend(pp.console_socket.as_ref().map(|s| s.as_raw_fd()));
     sys::close_fds_except(3 + pp.preserve_fds as i32, &keep).ctx(|| "close inherited fds")?;

@@ -58,6 +58,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
         _ => MsFlags::MS_SLAVE,
     };
+    let _step = crate::trace::step("rootfs-prepare");
     log::debug!("rootfs: set / propagation {setup:?}");
     mounts::change("/", setup | MsFlags::MS_REC)
         .ctx(|| format!("mount / with the rootfsPropagation flags {setup:?}"))?;
@@ -73,6 +74,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     let root = Root::open(&plan.rootfs)?;
     for (i, m) in plan.mounts.iter().enumerate() {
         log::debug!("rootfs: mount {} ({:?})", m.destination, m.kind);
+        let _mount = crate::trace::step_with("mount", || m.destination.clone());
         mount_entry(&root, plan, i, m).map_err(|e| {
             // Most filesystems refuse a mount from a user namespace (EPERM): say where.
             if plan.in_userns {
@@ -84,6 +86,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     }
     if !plan.dev_is_bind {
         log::debug!("rootfs: create devices");
+        let _devices = crate::trace::step("devices");
         devices::create(&root, &plan.devices, plan.in_userns)?;
         devices::symlinks(&root)?;
     }
@@ -297,6 +300,11 @@ fn make_rootfs_mount_private(rootfs: &Path) -> Result<()> {
 /// Make the rootfs `/`: pivot_root and detach the old root, or with --no-pivot move the
 /// rootfs over / and chroot (for a rootfs on an initramfs, where pivot_root is refused).
 pub fn enter(plan: &RootfsPlan) -> Result<()> {
+    let _step = crate::trace::step(if plan.no_pivot {
+        "chroot"
+    } else {
+        "pivot-root"
+    });
     if plan.no_pivot {
         return no_pivot::enter(&plan.rootfs);
     }
@@ -327,6 +335,7 @@ pub fn enter(plan: &RootfsPlan) -> Result<()> {
 /// configured propagation. Paths are the container's own now, so nothing can point back
 /// out to the host.
 pub fn finish(plan: &RootfsPlan) -> Result<()> {
+    let _step = crate::trace::step("masked-readonly-paths");
     for p in &plan.readonly_paths {
         readonly_path(Path::new(p))?;
     }
