@@ -86,16 +86,26 @@ pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate:
             crate::trace::flush();
             drop(reported_r);
             let sent = chan.send(&channel::Msg::InitPid(pid));
+            // The child's pid as we see it, for its trace (in its pid namespace it is 1).
+            let _ = nix::unistd::write(&reported_w, &pid.to_ne_bytes());
             drop(reported_w);
             crate::sys::exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         None => {
             std::mem::forget(step);
-            crate::trace::in_child("init");
             drop(reported_w);
-            let mut byte = [0u8; 1];
-            // EOF once the intermediate has sent the pid (or is gone).
-            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut byte) {}
+            let mut pid = [0u8; 4];
+            // The pid then EOF once the intermediate has sent it to rt (or EOF if gone).
+            let n = loop {
+                match nix::unistd::read(&reported_r, &mut pid) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other.unwrap_or(0),
+                }
+            };
+            if n == pid.len() {
+                crate::trace::in_sibling(u32::from_ne_bytes(pid));
+            }
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut pid) {}
             Ok(())
         }
     }

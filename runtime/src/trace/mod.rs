@@ -47,6 +47,8 @@ struct Tracer {
     stack: Vec<u64>,
     /// "rt", "init" or "exec": who does the steps.
     role: &'static str,
+    /// The process's pid as rt's pid namespace sees it (not the container's 1).
+    pid: u32,
     buf: Vec<u8>,
     next: u64,
     seed: u64,
@@ -107,6 +109,7 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
             run: 0,
             stack: Vec::new(),
             role: "rt",
+            pid: std::process::id(),
             buf: Vec::with_capacity(16 * 1024),
             next: 1,
             seed,
@@ -226,19 +229,31 @@ pub fn traceparent() -> Option<String> {
     })
 }
 
-/// In a child just forked: its steps are done by `role`, as children of the command's
-/// root span, and what the parent had buffered is the parent's to write.
+/// In a child just forked (by plain fork, so it still sees its own pid): its steps are
+/// done by `role`, as children of the command's root span, and what the parent had
+/// buffered is the parent's to write.
 pub fn in_child(role: &'static str) {
     CURRENT.with(|c| c.set(role));
+    forked(Some(role), std::process::id());
+}
+
+/// In the second child of a pid namespace, whose own pid there is 1: `host_pid` is what
+/// its parent saw, and what the trace shows.
+pub fn in_sibling(host_pid: u32) {
+    forked(None, host_pid);
+}
+
+fn forked(role: Option<&'static str>, pid: u32) {
     if !enabled() {
         return;
     }
     TRACER.with(|t| {
         if let Some(t) = t.borrow_mut().as_mut() {
-            t.role = role;
+            t.role = role.unwrap_or(t.role);
+            t.pid = pid;
             t.buf.clear();
             t.stack.truncate(1);
-            t.seed = mix(t.seed ^ u64::from(std::process::id()));
+            t.seed = mix(t.seed ^ u64::from(pid));
         }
     });
 }
@@ -266,7 +281,7 @@ impl Tracer {
     }
 
     fn record(&mut self, name: &str, rec: &Recording, end_ns: u64) {
-        let pid = std::process::id();
+        let pid = self.pid;
         let b = &mut self.buf;
         let mut line = String::with_capacity(256);
         let _ = write!(
