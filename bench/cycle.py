@@ -12,6 +12,11 @@ same busybox bundle (/bin/true; pid, ipc, uts and mount namespaces; readonly roo
   nocgroup  the cycle without cgroups: rt and crun with --cgroup-manager=disabled (runc
             cannot run without cgroups, so it sits this one out)
   seq       100 cycles back to back, the total (a few rounds)
+  trace     rt alone: create with and without --trace (paired: what tracing costs),
+            then `rt trace summarize` of the traced runs (where rt's time goes, step
+            by step) beside bench/floor.c, built here with cc: the bare system calls
+            any runtime must make (clone into the same namespaces, join the same
+            cgroups, bind the rootfs, mount proc, pivot_root, exec), traced alike
   memory    peak RSS of the runtime process during `create` (GNU time's %M, i.e.
             wait4's ru_maxrss; the wrapper is tiny, a Python parent would count its own
             pages), and each binary's size
@@ -33,7 +38,7 @@ directories (/sys/fs/cgroup/<controller>/rt-bench/...) and temporary files at
 the end, also on Ctrl-C or SIGTERM. A runtime that is missing or fails is
 reported and left out; the others are still measured.
 
-    python3 bench/cycle.py [--cycles 50] [--phases run,cycle,netns,seccomp,nocgroup,seq,memory]
+    python3 bench/cycle.py [--cycles 50] [--phases run,cycle,netns,seccomp,nocgroup,seq,trace,memory]
                            [--rt target/release/rt] [--runc PATH] [--crun PATH]
 """
 
@@ -63,7 +68,9 @@ OCI_VERSION = "1.1.0"
 SECCOMP_PROFILE = os.path.join(REPO, "runtime", "tests", "data", "docker-20.10-default.json")
 GNU_TIME = "/usr/bin/time"
 GOAL_VS_CRUN, GOAL_VS_RUNC = 0.9, 0.3
-ALL_PHASES = ["run", "cycle", "netns", "seccomp", "nocgroup", "seq", "memory"]
+ALL_PHASES = ["run", "cycle", "netns", "seccomp", "nocgroup", "seq", "trace", "memory"]
+# --trace may cost at most this share of rt's create (issue 18: cheap enough to leave on).
+GOAL_TRACE_COST = 0.02
 
 
 class RuntimeFailure(Exception):
@@ -140,6 +147,7 @@ class Bench:
         self.variant = {}  # the current phase's bundle changes: netns, seccomp
         self.summary = []  # (phase, {runtime: median ns}, {pair: ratio})
         self.memory_ratios = {}
+        self.trace_cost = None
         with open(SECCOMP_PROFILE) as f:
             self.seccomp = json.load(f)
         self.out = open(os.path.join(self.tmp, "stdout"), "w+b")
@@ -312,11 +320,12 @@ class Bench:
         reap_zombies()
         return {"total": ns}
 
-    def op_cycle(self, rt):
+    def op_cycle(self, rt, create_flags=()):
         cid = self.prepare(rt, "cycle")
         pidfile = os.path.join(self.tmp, cid + ".pid")
         t0 = time.perf_counter_ns()
-        create = self.check(rt, ["create", "-b", rt.bundle, "--pid-file", pidfile, cid])
+        create = self.check(rt, ["create"] + list(create_flags)
+                            + ["-b", rt.bundle, "--pid-file", pidfile, cid])
         start = self.check(rt, ["start", cid])
         t1 = time.perf_counter_ns()
         self.wait_stopped(rt, cid, pidfile)
@@ -439,6 +448,102 @@ class Bench:
                   + ", ".join("%s %.2f" % kv for kv in ratios.items()))
         self.summary.append((phase, medians, ratios))
 
+    def trace(self, iterations, warmup):
+        """What --trace costs rt's create, and where rt's time goes next to the floor."""
+        print()
+        print("== trace: rt's cycle with and without --trace (paired, order alternating), "
+              "then its steps beside the floor program's")
+        rt = next((r for r in self.runtimes if r.name == "rt" and r.excluded is None), None)
+        if rt is None:
+            print("  rt is not measured: phase skipped")
+            return False
+        traced = os.path.join(self.tmp, "rt-trace.jsonl")
+        warm = os.path.join(self.tmp, "rt-trace-warmup.jsonl")
+        pairs = []
+        try:
+            for _ in range(warmup):
+                self.op_cycle(rt, ["--trace", warm])
+                self.op_cycle(rt)
+            for i in range(iterations):
+                if i % 2:
+                    plain = self.op_cycle(rt)
+                    with_trace = self.op_cycle(rt, ["--trace", traced])
+                else:
+                    with_trace = self.op_cycle(rt, ["--trace", traced])
+                    plain = self.op_cycle(rt)
+                pairs.append((plain["create"], with_trace["create"]))
+        except RuntimeFailure as e:
+            print("  trace phase failed: %s" % e)
+            return False
+        finally:
+            self.forget_containers(rt)
+        plain = statistics.median(p for p, _ in pairs)
+        on = statistics.median(t for _, t in pairs)
+        cost = statistics.median(t / p for p, t in pairs) - 1
+        print("create: %.2f ms without --trace, %.2f ms with it; paired median cost %+.1f%% "
+              "(goal < %.0f%%): %s" % (plain / 1e6, on / 1e6, cost * 100, GOAL_TRACE_COST * 100,
+                                       "met" if cost < GOAL_TRACE_COST else "MISSED"))
+        self.trace_cost = cost
+        rt_steps = self.summarize(rt, traced)
+        floor_steps = self.floor(rt, iterations)
+        if rt_steps is None:
+            return False
+        print()
+        print("rt's steps (cycle: create then start; median us per run over %d runs; the "
+              "init's steps overlap rt's waits)" % rt_steps["runs"])
+        print("%9s %9s  %-5s %s" % ("start us", "median us", "by", "step"))
+        for r in rt_steps["steps"]:
+            print("%9d %9d  %-5s %s" % (r["start_us"], r["median_us"], r["by"], r["step"]))
+        if floor_steps:
+            print()
+            print("the floor's steps (bench/floor.c: bare system calls, the same namespaces "
+                  "and cgroups; %d runs)" % floor_steps["runs"])
+            for r in floor_steps["steps"]:
+                print("%9d %9d  %-5s %s" % (r["start_us"], r["median_us"], r["by"], r["step"]))
+            total = lambda steps, name: next((r["median_us"] for r in steps["steps"]
+                                              if r["step"] == name), None)
+            rt_create, fl = total(rt_steps, "create"), total(floor_steps, "floor")
+            if rt_create and fl:
+                print("rt create (to the init waiting for start): %d us; the floor, clone to "
+                      "exit and cgroups removed: %d us" % (rt_create, fl))
+        return True
+
+    def summarize(self, rt, path):
+        rc, out, err, _ = self.call(rt, ["trace", "summarize", "--format", "json", path])
+        if rc != 0:
+            print("  rt trace summarize failed: %s" % last_line(err, out))
+            return None
+        return json.loads(out)
+
+    def floor(self, rt, iterations):
+        """Build bench/floor.c and run it `iterations` times into its own trace file."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            print("  no C compiler (cc): the floor program is left out")
+            return None
+        binary = os.path.join(self.tmp, "floor")
+        src = os.path.join(REPO, "bench", "floor.c")
+        built = subprocess.run([cc, "-O2", "-o", binary, src], capture_output=True, text=True)
+        if built.returncode != 0:
+            print("  building %s failed: %s" % (src, last_line(built.stderr)))
+            return None
+        path = os.path.join(self.tmp, "floor.jsonl")
+        for i in range(iterations + 3):
+            leaf = "floor%d" % i
+            self.cgroup_leaves.add(leaf)
+            cgroups = []
+            for mnt in cgroup_mounts():
+                parent = os.path.join(mnt, CGROUP_PARENT)
+                os.makedirs(parent, exist_ok=True)
+                cgroups += ["--cgroup", os.path.join(parent, leaf)]
+            out = path if i >= 3 else path + ".warmup"
+            done = subprocess.run([binary, self.rootfs, out] + cgroups, capture_output=True,
+                                  text=True, timeout=self.args.timeout)
+            if done.returncode != 0:
+                print("  the floor program failed: %s" % last_line(done.stderr))
+                return None
+        return self.summarize(rt, path)
+
     def memory(self, rounds):
         """Peak RSS of `create` per runtime (GNU time's %M), interleaved; binary sizes."""
         print()
@@ -499,6 +604,10 @@ class Bench:
             if value is not None:
                 print("goal: %s %.2f (goal <= %.1f): %s"
                       % (what, value, goal, "met" if value <= goal else "MISSED"))
+        if self.trace_cost is not None:
+            print("goal: --trace costs %+.1f%% of rt's create (goal < %.0f%%): %s"
+                  % (self.trace_cost * 100, GOAL_TRACE_COST * 100,
+                     "met" if self.trace_cost < GOAL_TRACE_COST else "MISSED"))
 
     # ---- cleanup ---------------------------------------------------------
 
@@ -668,6 +777,8 @@ def main():
             ok |= bench.phase("seq", bench.op_seq,
                               "%d cycles back to back, total ms per round" % args.seq,
                               args.seq_rounds, 0)
+        if "trace" in phases:
+            ok |= bench.trace(args.cycles, args.warmup)
         if "memory" in phases:
             ok |= bench.memory(args.memory_rounds)
         bench.print_summary()
