@@ -81,7 +81,7 @@ test: deps build rootfs
 # and caches the Debian kernel in .cache/vm (RT_VM_CACHE). Every payload runs.
 test-v2: build rootfs
 	@failed=""; \
-	for p in smoke cgroups criu shim rootless; do vm/guest.sh vm/payload-$$p || failed="$$failed $$p"; done; \
+	for p in smoke cgroups criu shim rootless trace; do vm/guest.sh vm/payload-$$p || failed="$$failed $$p"; done; \
 	if [ -n "$$failed" ]; then echo "make test-v2: FAILED:$$failed"; exit 1; fi
 
 # The systemd cgroup driver where it matters: vm/sysguest.sh boots a QEMU guest with

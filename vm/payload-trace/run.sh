@@ -1,0 +1,53 @@
+#!/bin/sh
+# The research tools on a cgroup v2 host (vm/guest.sh vm/payload-trace): `--trace` and
+# `rt trace summarize`, errors as JSON fields, and OTLP spans exported to a file.
+# busybox sh only (no jq: JSON is checked with grep). Prints "N passed, M failed";
+# exits non-zero on a failure.
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
+check() {  # check DESCRIPTION COMMAND...
+  d=$1; shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+has() { grep -q "$@"; }  # has GREP-ARGS FILE
+
+CG=/sys/fs/cgroup
+ROOTFS=${RT_VM_ROOTFS:-/rootfs}
+STATE=/run/rt-trace
+
+# make_bundle DIR CGROUPS_PATH SHELL_COMMAND (no double quote, backslash, # or &)
+make_bundle() {
+  mkdir -p "$1" && cp -a "$ROOTFS" "$1/rootfs" && rt spec -b "$1" || return 1
+  sed -i -e 's/"terminal": true/"terminal": false/' \
+    -e "s#^\\([[:space:]]*\\)\"sh\"\$#\\1\"sh\", \"-c\", \"$3\"#" \
+    -e "s|^\\([[:space:]]*\\)\"linux\": {\$|&\\n\\1\\t\"cgroupsPath\": \"$2\",|" \
+    "$1/config.json"
+}
+
+echo "# guest: $(uname -r), $(nproc) cpus"
+check "/sys/fs/cgroup is cgroup2" test "$(stat -f -c %t $CG)" = 63677270
+
+# --- --trace on v2: the cgroup steps name cgroup2 files; the init's steps are there.
+B=/tmp/bundle-t1
+check "made bundle $B" make_bundle $B /rt-trace/t1 'true'
+T=/tmp/t1.jsonl
+for i in 1 2 3; do
+  rt --root $STATE run --trace $T -b $B t1-$i >/dev/null 2>&1 || bad "rt run --trace t1-$i"
+done
+echo "# $(wc -l < $T) trace events"
+for step in config-load cgroup-mkdir cgroup-join fork unshare mount pivot-root ready wait-start exec; do
+  check "trace has step $step" has "\"name\":\"$step\"" $T
+done
+check "cgroup-procs names the v2 cgroup.procs" has "\"name\":\"cgroup-procs\".*\"detail\":\"$CG/rt-trace/t1/cgroup.procs\"" $T
+check "init steps are the init's" has '"cat":"init"' $T
+rt trace summarize $T > /tmp/summary 2>&1
+sed 's/^/# summarize: /' /tmp/summary
+check "summarize counts 3 runs" has '^3 run(s)' /tmp/summary
+check "summarize has a mount row in all 3 runs" grep -Eq ' 3  init  mount$' /tmp/summary
+check "$CG/rt-trace/t1 removed" test ! -e $CG/rt-trace/t1
+
+rmdir $CG/rt-trace 2>/dev/null
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
