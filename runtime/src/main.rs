@@ -130,16 +130,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(status.clamp(0, 255) as u8);
         }
         Command::Features => print_out(&features::json()),
-        Command::Check(a) => {
-            let report = rt::check::run(a.bundle.as_deref())?;
-            let json = a.format == "json";
-            print_out(&if json {
-                rt::check::json(&report)
-            } else {
-                rt::check::text(&report)
-            });
-            return Ok(report.exit_code());
-        }
+        Command::Check(a) => return rt::check::print(a.bundle.as_deref(), &a.format),
         Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
         Command::Restore(a) => {
             match cgroups {

@@ -141,6 +141,22 @@ pub fn run(bundle: Option<&Path>) -> Result<Report> {
     })
 }
 
+/// `rt check`: probe, print the report as `format` ("text" or "json"), return the exit
+/// status.
+pub fn print(bundle: Option<&Path>, format: &str) -> Result<u8> {
+    let report = run(bundle)?;
+    let out = if format == "json" {
+        json(&report)
+    } else {
+        text(&report)
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    Ok(report.exit_code())
+}
+
 /// An errno as the report shows it: name and number, e.g. "EINVAL (22)".
 fn errno(e: Errno) -> String {
     format!("{e:?} ({})", e as i32)
