@@ -267,6 +267,15 @@ fn controller(host: &Host, subsystems: &[Subsystem], name: &str, fields: &[&str]
     if name == "devices" && host.unified.is_some() {
         return devices_v2(item);
     }
+    // cgroup2 counts cpu time in every cgroup (cpu.stat) without a controller.
+    if name == "cpuacct" && host.unified.is_some() {
+        return item
+            .answer(
+                true,
+                "cgroup2: cpu.stat in every cgroup, no controller needed",
+            )
+            .value("v2");
+    }
     if host.in_unified(name) {
         let root = host.unified.as_deref().unwrap_or(Path::new("?"));
         return item
@@ -274,6 +283,9 @@ fn controller(host: &Host, subsystems: &[Subsystem], name: &str, fields: &[&str]
             .value("v2");
     }
     let why = match known {
+        Some(_) if matches!(name, "net_cls" | "net_prio") => {
+            "a v1-only controller (cgroup2 has none), and no v1 hierarchy has it".to_string()
+        }
         None => "not in /proc/cgroups (kernel without it)".to_string(),
         Some(s) if !s.enabled => {
             "disabled in /proc/cgroups (cgroup_disable= on the kernel command line?)".to_string()

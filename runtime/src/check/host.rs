@@ -22,7 +22,7 @@ pub fn kernel(release: &str) -> Item {
         .map(|u| u.machine().to_string_lossy().into_owned())
         .unwrap_or_default();
     Item::new(AREA, "kernel.version", "uname(2)")
-        .answer(!release.is_empty(), format!("{release} {machine}"))
+        .answer(!release.is_empty(), format!("machine {machine}"))
         .value(release)
 }
 
