@@ -82,6 +82,8 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// show the enabled features
     Features,
+    /// check what this host supports, and why (exit 1 if the default config cannot run)
+    Check(CheckArgs),
     /// checkpoint a running container (with CRIU)
     Checkpoint(CheckpointArgs),
     /// restore a container from a previous checkpoint (with CRIU)
@@ -268,6 +270,16 @@ pub struct SpecArgs {
     /// generate a configuration for a rootless container
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// output format: text (default) or json
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// probe idmapped mounts on the filesystem of this bundle's rootfs (default: /)
+    #[arg(short, long)]
+    pub bundle: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

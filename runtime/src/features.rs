@@ -33,9 +33,11 @@ pub fn document() -> Value {
                 "systemdUser": false,
                 "rdma": true,
             },
+            // What the profile compiler takes *and* this kernel runs (`rt check` asks the
+            // same questions: SECCOMP_GET_ACTION_AVAIL per action).
             "seccomp": {
-                "enabled": true,
-                "actions": seccomp::ACTIONS,
+                "enabled": seccomp::kernel::filter_available(),
+                "actions": seccomp::kernel::kernel_actions(),
                 "operators": seccomp::OPERATORS,
                 "archs": seccomp::host_arch_names(),
                 "knownFlags": seccomp::KNOWN_FLAGS,
@@ -63,12 +65,14 @@ pub fn document() -> Value {
     })
 }
 
-/// The namespace types rt can create here (time needs Linux 5.6).
+/// The namespace types rt can create here: those this kernel was built with (it lists
+/// them in /proc/self/ns; time needs Linux 5.6, user CONFIG_USER_NS), as `rt check` sees
+/// them.
 fn namespaces() -> Vec<&'static str> {
     NAMESPACE_TYPES
         .iter()
         .copied()
-        .filter(|k| *k != "time" || std::path::Path::new("/proc/self/ns/time").exists())
+        .filter(|k| crate::check::kernel_has_namespace(k))
         .collect()
 }
 

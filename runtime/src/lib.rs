@@ -1,6 +1,7 @@
 //! rt: an OCI container runtime. The `rt` binary is a thin CLI over this library.
 
 pub mod cgroups;
+pub mod check;
 pub mod cli;
 pub mod console;
 pub mod container;

@@ -164,6 +164,7 @@ fn run_command(command: Command, root: &std::path::Path, cgroups: Driver) -> Res
                 }
             }
         }
+        Command::Check(a) => return rt::check::print(a.bundle.as_deref(), &a.format),
         Command::Checkpoint(a) => rt::container::checkpoint::checkpoint(&root, &a)?,
         Command::Restore(a) => {
             match cgroups {

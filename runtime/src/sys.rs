@@ -34,33 +34,39 @@ pub fn open_in_root_no_symlinks(root: RawFd, path: &Path, flags: i32) -> Result<
 }
 
 fn openat2(root: RawFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
+    loop {
+        match openat2_once(root, path, flags, resolve) {
+            // openat2 asks for a retry when a rename raced the lookup.
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One openat2(2) call, close-on-exec, with the RESOLVE_* bits `resolve`; EAGAIN is
+/// returned, not retried (RESOLVE_CACHED answers it for a lookup not in the cache).
+pub fn openat2_once(root: RawFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
     let c = cstr(path)?;
     // SAFETY: open_how is a plain C struct for which all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
-    loop {
-        // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how of the size
-        // passed; the kernel returns a new fd that we own.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: the fd was just returned by the kernel and is owned by no one else.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
-        match Errno::last() {
-            // openat2 asks for a retry when a rename raced the lookup.
-            Errno::EAGAIN | Errno::EINTR => continue,
-            e => return Err(e),
-        }
+    // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how of the size
+    // passed; the kernel returns a new fd that we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
     }
+    // SAFETY: the fd was just returned by the kernel and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// MOUNT_ATTR_IDMAP (linux/mount.h): the mount takes the id mapping of `userns_fd`.
@@ -116,16 +122,23 @@ pub fn mount_setattr_propagation(
 }
 
 /// Whether this kernel has mount_setattr(2) (Linux 5.12, the same release as idmapped
-/// mounts): asked on fd -1, it answers EBADF when it exists, ENOSYS when not. Nothing is
-/// changed either way.
+/// mounts): see [`mount_setattr_probe`].
 pub fn has_mount_setattr() -> bool {
+    mount_setattr_probe() != Errno::ENOSYS
+}
+
+/// mount_setattr(2) asked on fd -1: EBADF when the kernel has it, ENOSYS when not. Nothing
+/// is changed either way.
+pub fn mount_setattr_probe() -> Errno {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: 0,
         userns_fd: u64::MAX,
     };
-    !matches!(setattr(-1, false, &attr), Err(Errno::ENOSYS))
+    setattr(-1, false, &attr)
+        .err()
+        .unwrap_or(Errno::UnknownErrno)
 }
 
 fn setattr(fd: RawFd, recursive: bool, attr: &MountAttr) -> Result<(), Errno> {
@@ -195,8 +208,13 @@ pub fn move_mount_onto(from: RawFd, onto: RawFd) -> Result<(), Errno> {
 /// pidfd_open(2): a handle on a process that cannot be confused with a later process that
 /// reuses its pid.
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    pidfd_open_flags(pid, 0)
+}
+
+/// pidfd_open(2) with flags (PIDFD_NONBLOCK, PIDFD_THREAD).
+pub fn pidfd_open_flags(pid: i32, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
     if fd < 0 {
         return Err(Errno::last());
     }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Smoke test for the cgroup v2 guest (vm/guest.sh vm/payload-smoke): the guest
 # really is cgroup v2, and rt runs a container there whose cgroup is created at
-# linux.cgroupsPath and removed after the run, with cgroup2 mounted inside.
+# linux.cgroupsPath and removed after the run, with cgroup2 mounted inside; `rt check`
+# finds what a v2 host offers.
 # busybox sh only. Prints "N passed, M failed"; exits non-zero on a failure.
 
 pass=0 fail=0
@@ -39,6 +40,25 @@ for c in cpu memory pids io; do
   check "controller $c available and enabled" \
     sh -c "grep -qw $c $CG/cgroup.controllers && grep -qw $c $CG/cgroup.subtree_control"
 done
+
+# --- rt check on v2, run from a cgroup of the payload's own (cgroup.kill and cgroup.freeze
+# are not in the root cgroup): cgroup version 2, cgroup.kill and CLONE_INTO_CGROUP
+# there, exit 0 (everything the default config needs).
+# item_is NAME PATTERN: the JSON item NAME has a line matching PATTERN (the fields follow
+# "name" in a fixed order: area, available, value).
+item_is() { grep -A4 "\"name\": \"$1\"," /tmp/check.json | grep -q "$2"; }
+mkdir $CG/rt-check && echo $$ > $CG/rt-check/cgroup.procs
+rt check --format json > /tmp/check.json
+rc=$?
+rt check | grep -E '^(yes|no |NO!) (cgroup\.|kernel|namespace\.time|mount\.idmap|seccomp\.user)' | cut -c1-150 | sed 's/^/# check: /'
+echo $$ > $CG/cgroup.procs && rmdir $CG/rt-check
+check "rt check exits 0 (got $rc)" test $rc = 0
+check "rt check: cgroup.version is 2" item_is cgroup.version '"value": "2"'
+check "rt check: cgroup.kill available" item_is cgroup.kill '"available": true'
+check "rt check: CLONE_INTO_CGROUP available" item_is cgroup.clone_into_cgroup '"available": true'
+check "rt check: cgroup.freezer is v2" item_is cgroup.freezer '"value": "v2"'
+check "rt check: devices via eBPF" item_is cgroup.controller.devices '"available": true'
+check "rt check: nothing missing for the default config" grep -q '"missingForDefaultConfig": \[\]' /tmp/check.json
 
 # --- rt run c1 with cgroupsPath /rt-vm/c1 (no cgroup namespace in the spec)
 B=/tmp/bundle-c1

@@ -582,6 +582,20 @@ pub fn apply(cgroup_dir: &Path, rules: &[Rule]) -> Result<(), String> {
     })
 }
 
+/// Whether this kernel loads the program for `rules` (BPF_PROG_LOAD only, never attached:
+/// the program is gone when its fd closes here). What `rt check` asks on a cgroup2 host.
+pub fn probe_load(rules: &[Rule]) -> Result<(), String> {
+    let insns = build(rules)?;
+    load_program(&insns).map(drop).map_err(|(e, log)| {
+        let msg = format!("bpf(BPF_PROG_LOAD): {}", errno_text(e));
+        if log.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {log}")
+        }
+    })
+}
+
 #[cfg(test)]
 #[path = "devices_bpf_tests.rs"]
 mod tests;

@@ -228,7 +228,11 @@ impl Drop for Helper {
 /// A user namespace with these mappings, held by an fd. Each entry goes into the map as
 /// written ("containerID hostID size"): on a mount idmapped with it, a file the disk says
 /// is containerID's is seen as hostID's, and hostID's writes land on disk as containerID.
-fn helper_namespace(uid: &[IdMapping], gid: &[IdMapping], owner: &str) -> Result<OwnedFd> {
+pub(crate) fn helper_namespace(
+    uid: &[IdMapping],
+    gid: &[IdMapping],
+    owner: &str,
+) -> Result<OwnedFd> {
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
     let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
     let pid = match sys::fork().ctx(|| "fork the helper for an idmapped mount")? {

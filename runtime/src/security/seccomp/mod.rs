@@ -27,6 +27,7 @@
 
 mod arch;
 mod bpf;
+pub mod kernel;
 mod notify;
 mod profile;
 #[cfg(test)]
@@ -45,6 +46,7 @@ use crate::error::{Error, Result};
 use bpf::{Entry, Section};
 use profile::{Action, Cond, Profile};
 
+pub use kernel::supported_flags;
 pub use notify::send_listener;
 
 /// Syscalls the runtime itself may need after install, to hand the listener fd over:
@@ -183,36 +185,6 @@ pub const KNOWN_FLAGS: [&str; 4] = [
 /// The architectures whose system calls the filter checks on this host.
 pub fn host_arch_names() -> Vec<&'static str> {
     arch::host_abis().iter().map(|a| a.name()).collect()
-}
-
-/// The known flags this kernel accepts: seccomp(SET_MODE_FILTER, flag, NULL) fails with
-/// EFAULT (the NULL program) for a flag it knows, EINVAL for one it does not.
-pub fn supported_flags() -> Vec<&'static str> {
-    let probe = |flag: libc::c_ulong| {
-        // SAFETY: with a NULL program the kernel only validates the flags; nothing is
-        // installed whatever the answer.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                flag,
-                std::ptr::null::<libc::c_void>(),
-            )
-        };
-        r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EFAULT
-    };
-    let mut out = vec!["SECCOMP_FILTER_FLAG_TSYNC"];
-    if probe(libc::SECCOMP_FILTER_FLAG_LOG) {
-        out.push("SECCOMP_FILTER_FLAG_LOG");
-    }
-    if probe(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) {
-        out.push("SECCOMP_FILTER_FLAG_SPEC_ALLOW");
-    }
-    // WAIT_KILLABLE_RECV (1 << 5, Linux 5.19) is only valid with NEW_LISTENER.
-    if probe(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | (1 << 5)) {
-        out.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
-    }
-    out
 }
 
 fn flags(p: &Profile, notify: bool) -> Result<(libc::c_ulong, bool)> {

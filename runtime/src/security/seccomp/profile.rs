@@ -186,6 +186,11 @@ fn cond(v: &Value, field: &str) -> Result<Cond> {
 /// An action name with its errnoRet. errnoRet defaults to EPERM for ERRNO and TRACE and
 /// must not be given for the other actions (runtime-spec: "the runtime MUST print an
 /// error and fail").
+/// The action an `SCMP_ACT_*` name stands for (ERRNO and TRACE with data EPERM).
+pub fn action_by_name(name: &str) -> Option<Action> {
+    action(name, None, "", "").ok()
+}
+
 fn action(name: &str, errno_ret: Option<u64>, field: &str, errno_field: &str) -> Result<Action> {
     let data = || -> Result<u16> {
         match errno_ret {
