@@ -12,8 +12,11 @@ use crate::state::{process_alive, State, StateDir, Status};
 use crate::{hooks, notify_socket};
 
 pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
+    let loading = crate::trace::step("state-load");
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
+    drop(loading);
+    crate::trace::export::configure(&state.config.annotations, id);
     match dir.status(&state) {
         Status::Created => {}
         Status::Stopped => bail!(
@@ -30,7 +33,7 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
 /// NOTIFY_SOCKET when there is one.
 pub fn launch(dir: StateDir, state: &State) -> Result<()> {
     let notify = notify_socket::listen(&dir.path)?;
-    release(&dir, state)?;
+    crate::trace::step("release").run(|| release(&dir, state))?;
     // Other commands may look at the container from now on.
     drop(dir);
     // runtime-spec 1.3 (and runc): a failing poststart hook is an error that stops the

@@ -6,7 +6,8 @@
 //! them back.
 //!
 //! Each event also names its span, its parent span and its trace (W3C ids), so a trace
-//! context given in `TRACEPARENT` makes the steps children of the caller's span.
+//! context given in `TRACEPARENT` makes the steps children of the caller's span, and
+//! sends them as OpenTelemetry spans where the config says (export.rs).
 //!
 //! The step in progress is kept whether tracing is on or not (one thread-local store per
 //! step): an error names the step it happened in.
@@ -24,6 +25,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::{Context, Result};
 
+pub mod export;
+pub mod otlp;
 pub mod summarize;
 
 /// The environment variable naming the trace file when no `--trace` is given.
@@ -41,6 +44,8 @@ struct Tracer {
     trace_id: u128,
     /// The caller's span (from TRACEPARENT), parent of the command's root span; 0: none.
     remote_parent: u64,
+    /// Where this command's events begin in the sink (a trace file may hold older runs).
+    sink_start: u64,
     /// The command's root span: every event carries it, to tell one run from another.
     run: u64,
     /// Open spans, innermost last.
@@ -82,13 +87,21 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
     let parent = std::env::var(PARENT_VAR)
         .ok()
         .and_then(|v| parse_traceparent(&v));
+    let mut sink_start = 0;
     let fd: OwnedFd = match (file, parent) {
-        (Some(path), _) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ctx(|| format!("open trace file {}", path.display()))?
-            .into(),
+        (Some(path), _) => {
+            // Read back at the end for the span export when there is a trace context.
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(parent.is_some())
+                .open(path)
+                .ctx(|| format!("open trace file {}", path.display()))?;
+            if parent.is_some() {
+                sink_start = f.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            f.into()
+        }
         (None, Some(_)) => memfd()?,
         (None, None) => return Ok(None),
     };
@@ -104,6 +117,7 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
         *t.borrow_mut() = Some(Tracer {
             trace_id,
             remote_parent,
+            sink_start,
             run: 0,
             stack: Vec::new(),
             role: "rt",
@@ -123,10 +137,23 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
     Ok(Some(root))
 }
 
-/// End the command's root span and write out what is buffered.
+/// End the command's root span, write out what is buffered, and with a trace context
+/// export the run's spans.
 pub fn finish(root: Option<Span>) {
     drop(root);
     flush();
+    if !has_context() {
+        return;
+    }
+    let run = TRACER.with(|t| t.borrow().as_ref().map(|t| (t.sink_start, t.run)));
+    if let Some((from, run)) = run {
+        export::export(fd(), from, run);
+    }
+}
+
+/// Whether the caller gave a trace context (TRACEPARENT): only then are spans exported.
+pub fn has_context() -> bool {
+    enabled() && TRACER.with(|t| t.borrow().as_ref().is_some_and(|t| t.remote_parent != 0))
 }
 
 /// Whether this process traces.
