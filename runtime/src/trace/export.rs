@@ -1,6 +1,6 @@
 //! This command's steps as OpenTelemetry spans, when the caller gave a trace context
 //! (`TRACEPARENT`) and a place for them: the container's annotations
-//! ([`ENDPOINT_ANNOTATION`], [`FILE_ANNOTATION`]), else the standard
+//! ([`otlp::ENDPOINT_ANNOTATION`], [`otlp::FILE_ANNOTATION`]), else the standard
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
 //!
 //! The spans are the trace sink's events of this run (the root span's id is in each), read
@@ -13,16 +13,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
 
 use super::otlp::{self, Attr, SpanOut, Target};
-
-/// An `http://host:port` OTLP/HTTP collector (`/v1/traces` is added unless the path ends
-/// with it already).
-pub const ENDPOINT_ANNOTATION: &str = "io.github.rt.otlp.endpoint";
-/// An absolute path to which each export is appended as one OTLP/JSON line. (Whoever
-/// writes config.json can run hooks as root already: a file named here is no new power.)
-pub const FILE_ANNOTATION: &str = "io.github.rt.otlp.file";
 
 /// rt's name in the spans' resource.
 const SERVICE: &str = "rt";
@@ -42,21 +34,7 @@ pub fn configure(annotations: &BTreeMap<String, String>, id: &str) {
     if !super::has_context() {
         return;
     }
-    let mut targets = Vec::new();
-    if let Some(url) = annotations.get(ENDPOINT_ANNOTATION) {
-        let signal_path = !url.trim_end_matches('/').ends_with(otlp::TRACES_PATH);
-        match otlp::http_target(url, signal_path) {
-            Ok(t) => targets.push(Target::Http(t)),
-            Err(e) => log::warn!("{ENDPOINT_ANNOTATION}: {e}"),
-        }
-    }
-    if let Some(path) = annotations.get(FILE_ANNOTATION) {
-        if path.starts_with('/') {
-            targets.push(Target::File(PathBuf::from(path)));
-        } else {
-            log::warn!("{FILE_ANNOTATION}: {path:?} is not an absolute path: not used");
-        }
-    }
+    let targets = otlp::annotation_targets(|k| annotations.get(k).cloned());
     CONFIG.with(|c| {
         *c.borrow_mut() = Some(Config {
             targets,

@@ -29,6 +29,8 @@ pub mod export;
 pub mod otlp;
 pub mod summarize;
 
+pub use otlp::parse_traceparent;
+
 /// The environment variable naming the trace file when no `--trace` is given.
 pub const FILE_VAR: &str = "RT_TRACE";
 /// The W3C trace context of the caller (OpenTelemetry's convention for processes).
@@ -321,26 +323,6 @@ impl Tracer {
             b.clear();
         }
     }
-}
-
-/// "00-<trace id>-<parent id>-<flags>" → (trace id, parent span id).
-pub fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
-    let mut parts = v.trim().split('-');
-    let (version, trace, span, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) {
-        return None;
-    }
-    // Version 00 has exactly four fields; later versions may add more.
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let trace = u128::from_str_radix(trace, 16).ok().filter(|&t| t != 0)?;
-    let span = u64::from_str_radix(span, 16).ok().filter(|&s| s != 0)?;
-    Some((trace, span))
 }
 
 fn now_ns() -> u64 {

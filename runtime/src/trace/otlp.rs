@@ -97,6 +97,34 @@ pub fn http_target(url: &str, signal_path: bool) -> Result<HttpTarget, String> {
     Ok(HttpTarget { authority, path })
 }
 
+/// A container annotation naming an `http://host:port` OTLP/HTTP collector (`/v1/traces`
+/// is added unless the path ends with it already).
+pub const ENDPOINT_ANNOTATION: &str = "io.github.rt.otlp.endpoint";
+/// A container annotation naming an absolute path to which each export is appended as one
+/// OTLP/JSON line. (Whoever writes config.json can run hooks as root already: a file
+/// named here is no new power.)
+pub const FILE_ANNOTATION: &str = "io.github.rt.otlp.file";
+
+/// The targets a container's annotations name (`get` reads one); what is wrong is logged.
+pub fn annotation_targets(get: impl Fn(&str) -> Option<String>) -> Vec<Target> {
+    let mut targets = Vec::new();
+    if let Some(url) = get(ENDPOINT_ANNOTATION) {
+        let signal_path = !url.trim_end_matches('/').ends_with(TRACES_PATH);
+        match http_target(&url, signal_path) {
+            Ok(t) => targets.push(Target::Http(t)),
+            Err(e) => log::warn!("{ENDPOINT_ANNOTATION}: {e}"),
+        }
+    }
+    if let Some(path) = get(FILE_ANNOTATION) {
+        if path.starts_with('/') {
+            targets.push(Target::File(PathBuf::from(path)));
+        } else {
+            log::warn!("{FILE_ANNOTATION}: {path:?} is not an absolute path: not used");
+        }
+    }
+    targets
+}
+
 /// The collector the standard OpenTelemetry variables name, if any (`get` reads one).
 pub fn env_target(get: impl Fn(&str) -> Option<String>) -> Option<Result<Target, String>> {
     let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
@@ -220,6 +248,26 @@ pub fn append(path: &std::path::Path, body: &str) -> Result<(), String> {
         .map_err(|e| format!("append to {}: {e}", path.display()))
 }
 
+/// "00-<trace id>-<parent id>-<flags>" → (trace id, parent span id).
+pub fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) {
+        return None;
+    }
+    // Version 00 has exactly four fields; later versions may add more.
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    let trace = u128::from_str_radix(trace, 16).ok().filter(|&t| t != 0)?;
+    let span = u64::from_str_radix(span, 16).ok().filter(|&s| s != 0)?;
+    Some((trace, span))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +298,43 @@ mod tests {
         for bad in ["https://c:4318", "c:4318", "http://", "http://u@c:1/"] {
             assert!(http_target(bad, true).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn annotations_name_a_collector_and_a_file() {
+        let get = |pairs: &'static [(&str, &str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let http = |a: &str, p: &str| {
+            Target::Http(HttpTarget {
+                authority: a.into(),
+                path: p.into(),
+            })
+        };
+        assert_eq!(
+            annotation_targets(get(&[
+                (ENDPOINT_ANNOTATION, "http://127.0.0.1:4318"),
+                (FILE_ANNOTATION, "/tmp/spans.jsonl"),
+            ])),
+            [
+                http("127.0.0.1:4318", "/v1/traces"),
+                Target::File("/tmp/spans.jsonl".into())
+            ]
+        );
+        assert_eq!(
+            annotation_targets(get(&[(ENDPOINT_ANNOTATION, "http://c:1/v1/traces")])),
+            [http("c:1", "/v1/traces")]
+        );
+        const WRONG: &[(&str, &str)] = &[
+            (ENDPOINT_ANNOTATION, "https://c:1"),
+            (FILE_ANNOTATION, "spans.jsonl"),
+        ];
+        assert_eq!(annotation_targets(get(WRONG)), []);
     }
 
     #[test]
