@@ -378,9 +378,19 @@ fn without_a_trace_context_nothing_is_sent_and_no_memfd_is_made() {
     rt_with(&h, None, &["kill", &id, "KILL"]).ok();
     h.wait_status(&id, "stopped", Duration::from_secs(10));
     rt_with(&h, None, &["delete", &id]).ok();
-    // An invalid context is none.
-    let id2 = h.id();
+    // An invalid context is none, and so is an unsampled one.
+    let unsampled = format!("00-{TRACE}-{PARENT}-00");
+    let id1 = h.id();
     b.args(&["true"]);
+    b.config["linux"]["cgroupsPath"] = cgroups_path(&id1).into();
+    b.save();
+    rt_with(
+        &h,
+        Some(&unsampled),
+        &["run", "--bundle", b.dir.to_str().unwrap(), &id1],
+    )
+    .ok();
+    let id2 = h.id();
     b.config["linux"]["cgroupsPath"] = cgroups_path(&id2).into();
     b.save();
     let bad = Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01");

@@ -7,7 +7,8 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` say, from a
 //! thread of its own (the reply does not wait for the collector).
 //!
-//! A request without `traceparent` costs one metadata lookup, and nothing else happens.
+//! A request without `traceparent` (or with an unsampled one) costs one metadata lookup,
+//! and nothing else happens.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -65,6 +66,10 @@ impl RequestSpan {
             .find(|(k, _)| k.eq_ignore_ascii_case(METADATA_KEY))?
             .1
             .first()?;
+        // Unsampled: containerd records nothing of this trace, nor do we (nor rt).
+        if !otlp::is_sampled(header) {
+            return None;
+        }
         let Some((trace_id, parent)) = otlp::parse_traceparent(header) else {
             log::debug!("{method}: ignoring an invalid traceparent {header:?}");
             return None;
@@ -191,7 +196,12 @@ mod tests {
 
     #[test]
     fn no_traceparent_no_span_and_no_bundle_read() {
-        for md in [&[][..], &[("traceparent", "garbage")][..]] {
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        for md in [
+            &[][..],
+            &[("traceparent", "garbage")][..],
+            &[("traceparent", unsampled)][..],
+        ] {
             let md = metadata(md);
             let span = RequestSpan::from_metadata(&md, "Start", "c1", "", || {
                 panic!("the bundle is read only for a traced request")

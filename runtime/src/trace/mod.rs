@@ -82,12 +82,15 @@ struct Recording {
 
 /// Start the command's trace, when asked for: `file` (from `--trace`) or `$RT_TRACE`
 /// names the file; `$TRACEPARENT` alone traces into memory, for the span export. Returns
-/// the command's root span (named after the command); end it with [`finish`].
+/// the command's root span (named after the command); end it with [`finish`]. A context
+/// whose `sampled` flag is off is ignored.
 pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>> {
     let env_file = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty());
     let file = file.or(env_file.as_deref().map(Path::new));
+    // An unsampled context is none: its spans would be dropped.
     let parent = std::env::var(PARENT_VAR)
         .ok()
+        .filter(|v| otlp::is_sampled(v))
         .and_then(|v| parse_traceparent(&v));
     let mut sink_start = 0;
     let fd: OwnedFd = match (file, parent) {

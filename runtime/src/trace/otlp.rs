@@ -248,6 +248,13 @@ pub fn append(path: &std::path::Path, body: &str) -> Result<(), String> {
         .map_err(|e| format!("append to {}: {e}", path.display()))
 }
 
+/// Whether a `traceparent`'s caller records this trace (the `sampled` flag): spans of an
+/// unsampled trace would be dropped anyway, so none are made.
+pub fn is_sampled(v: &str) -> bool {
+    let flags = v.trim().split('-').nth(3).unwrap_or_default();
+    u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1)
+}
+
 /// "00-<trace id>-<parent id>-<flags>" → (trace id, parent span id).
 pub fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
     let mut parts = v.trim().split('-');
@@ -271,6 +278,14 @@ pub fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_sampled_flag_counts() {
+        let tp =
+            |flags: &str| format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+        assert!(is_sampled(&tp("01")) && is_sampled(&tp("03")));
+        assert!(!is_sampled(&tp("00")) && !is_sampled(&tp("02")) && !is_sampled(""));
+    }
 
     #[test]
     fn endpoints_are_http_urls() {
