@@ -15,9 +15,15 @@ mod oom;
 #[path = "../../runtime/src/cgroups/oom_level.rs"]
 mod oom_level;
 mod options;
+// Shared with the runtime (OTLP/JSON spans and their export): std, log and serde_json only.
+// The runtime uses all of it; the shim most (its spans are never INTERNAL).
+#[allow(dead_code)]
+#[path = "../../runtime/src/trace/otlp.rs"]
+mod otlp;
 mod runtime;
 mod service;
 mod stdio;
+mod trace;
 mod wait;
 
 fn main() {

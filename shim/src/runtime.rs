@@ -29,6 +29,8 @@ pub struct Runtime {
     pub systemd_cgroup: bool,
     /// `<bundle>/log.json`.
     pub log: PathBuf,
+    /// The runtime's `TRACEPARENT`: the span of the request it runs for (trace.rs).
+    pub traceparent: Option<String>,
 }
 
 /// Extra stdio for one runtime call: what the container process inherits.
@@ -62,6 +64,16 @@ impl Runtime {
             root,
             systemd_cgroup,
             log: bundle.join("log.json"),
+            traceparent: None,
+        }
+    }
+
+    /// This runtime for calls made under `span` (a copy: what the container keeps stays
+    /// without, for later requests).
+    pub fn traced(&self, span: Option<&crate::trace::RequestSpan>) -> Runtime {
+        Runtime {
+            traceparent: span.map(|s| s.traceparent()),
+            ..self.clone()
         }
     }
 
@@ -106,6 +118,9 @@ impl Runtime {
             c.arg("--systemd-cgroup");
         }
         c.args(args);
+        if let Some(tp) = &self.traceparent {
+            c.env("TRACEPARENT", tp);
+        }
         c.stdin(io.stdin.unwrap_or_else(Stdio::null));
         c.stdout(io.stdout.unwrap_or_else(Stdio::null));
         c.stderr(io.stderr.unwrap_or_else(Stdio::null));

@@ -24,6 +24,7 @@ use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
+use crate::trace::RequestSpan;
 
 /// How long an exit of an unknown pid is kept for a process whose pid file is still to be
 /// read (that happens right after the runtime call that started it); older ones are of
@@ -401,10 +402,11 @@ impl containerd_shim::Shim for Service {
 impl containerd_shim::Task for Service {
     fn create(
         &self,
-        _ctx: &TtrpcContext,
+        ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
         let bundle = PathBuf::from(&req.bundle);
+        let span = RequestSpan::start(ctx, "Create", &req.id, "", || Some(bundle.clone()));
         let opts = runc_options(&req.options);
         let runtime = Runtime::new(
             &opts.binary_name,
@@ -441,7 +443,10 @@ impl containerd_shim::Task for Service {
         });
         let result = match restore {
             Some(_) => Ok((0, Held::default())),
-            None => self.launch_init(&req.id, &bundle, &runtime, &paths, &opts, None),
+            None => {
+                let traced = runtime.traced(span.as_ref());
+                self.launch_init(&req.id, &bundle, &traced, &paths, &opts, None)
+            }
         };
         let (pid, held) = match result {
             Ok(v) => {
@@ -496,13 +501,10 @@ impl containerd_shim::Task for Service {
         })
     }
 
-    fn start(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StartRequest,
-    ) -> TtrpcResult<api::StartResponse> {
+    fn start(&self, ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
+        let span = self.request_span(ctx, "Start", &req.id, &req.exec_id);
         if req.exec_id.is_empty() {
-            let runtime = self.container_runtime(&req.id)?;
+            let runtime = self.container_runtime(&req.id)?.traced(span.as_ref());
             // Holding the table while `start` runs keeps a fast exit's TaskExit after TaskStart.
             let mut t = self.lock();
             let c = t
@@ -559,7 +561,7 @@ impl containerd_shim::Task for Service {
                 .get(&req.exec_id)
                 .ok_or_else(|| not_found(&req.exec_id))?;
             (
-                c.runtime.clone(),
+                c.runtime.traced(span.as_ref()),
                 c.bundle.clone(),
                 p.paths.clone(),
                 p.spec_file.clone(),
@@ -626,9 +628,10 @@ impl containerd_shim::Task for Service {
 
     fn delete(
         &self,
-        _ctx: &TtrpcContext,
+        ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
+        let span = self.request_span(ctx, "Delete", &req.id, &req.exec_id);
         if !req.exec_id.is_empty() {
             let mut t = self.lock();
             let c = t
@@ -647,7 +650,7 @@ impl containerd_shim::Task for Service {
                 ..Default::default()
             });
         }
-        let runtime = self.container_runtime(&req.id)?;
+        let runtime = self.container_runtime(&req.id)?.traced(span.as_ref());
         runtime.call(&["delete", "--force", &req.id]).map_err(err)?;
         if let Some(w) = &self.oom {
             w.remove(&req.id);
@@ -737,9 +740,10 @@ impl containerd_shim::Task for Service {
         self.freeze(&req.id, false)
     }
 
-    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+    fn kill(&self, ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        let span = self.request_span(ctx, "Kill", &req.id, &req.exec_id);
         if req.exec_id.is_empty() {
-            let runtime = self.container_runtime(&req.id)?;
+            let runtime = self.container_runtime(&req.id)?.traced(span.as_ref());
             let sig = req.signal.to_string();
             let mut args = vec!["kill"];
             if req.all {
@@ -774,7 +778,8 @@ impl containerd_shim::Task for Service {
         Ok(api::Empty::default())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+    fn exec(&self, ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        let _span = self.request_span(ctx, "Exec", &req.id, &req.exec_id);
         let mut t = self.lock();
         let c = t
             .containers
@@ -985,6 +990,20 @@ fn read_pid(path: &Path) -> Result<i32, String> {
 }
 
 impl Service {
+    /// The shim's span for a request on a known container, when it carries a trace
+    /// context (trace.rs); the table is looked at only then.
+    fn request_span(
+        &self,
+        ctx: &TtrpcContext,
+        method: &'static str,
+        id: &str,
+        exec_id: &str,
+    ) -> Option<RequestSpan> {
+        RequestSpan::start(ctx, method, id, exec_id, || {
+            self.lock().containers.get(id).map(|c| c.bundle.clone())
+        })
+    }
+
     fn runtime_and_bundle(&self, id: &str) -> TtrpcResult<(Runtime, PathBuf)> {
         let t = self.lock();
         let c = t.containers.get(id).ok_or_else(|| not_found(id))?;

@@ -59,6 +59,7 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     crate::state::validate_id(&opts.id)?;
     let bundle = absolute(&opts.bundle)?;
     let spec = crate::trace::step("config-load").run(|| Spec::load(&bundle))?;
+    crate::trace::export::configure(&spec.annotations, &opts.id);
     let validate = crate::trace::step("validate");
     spec.process()?;
     let rootfs = absolute(&spec.rootfs(&bundle)?)?;

@@ -26,6 +26,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let state = dir.load()?;
+    crate::trace::export::configure(&state.config.annotations, id);
     // One deadline for killing and for emptying the cgroup, not one after the other.
     let deadline = Instant::now() + DEATH_WAIT;
     match dir.status(&state) {

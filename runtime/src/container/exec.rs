@@ -61,6 +61,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let dir = StateDir::open_unlocked(&opts.root, &opts.id)?;
     let state = dir.load()?;
     drop(loading);
+    crate::trace::export::configure(&state.config.annotations, &opts.id);
     let planning = crate::trace::step("plan");
     match dir.status(&state) {
         Status::Stopped => bail!("cannot exec a container that has stopped"),

@@ -60,6 +60,7 @@ pub fn kill(root: &std::path::Path, id: &str, signal: &str, all: bool) -> Result
     let sig = parse_signal(signal)?;
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
+    crate::trace::export::configure(&state.config.annotations, id);
     if all {
         // runc: --all on a stopped container succeeds. Its init is gone, but without a pid
         // namespace of its own other processes may live on in its cgroup: they go too.

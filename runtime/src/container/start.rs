@@ -16,6 +16,7 @@ pub fn start(root: &std::path::Path, id: &str) -> Result<()> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
     drop(loading);
+    crate::trace::export::configure(&state.config.annotations, id);
     match dir.status(&state) {
         Status::Created => {}
         Status::Stopped => bail!(

@@ -6,7 +6,8 @@
 //! them back.
 //!
 //! Each event also names its span, its parent span and its trace (W3C ids), so a trace
-//! context given in `TRACEPARENT` makes the steps children of the caller's span.
+//! context given in `TRACEPARENT` makes the steps children of the caller's span, and
+//! sends them as OpenTelemetry spans where the config says (export.rs).
 //!
 //! The step in progress is kept whether tracing is on or not (one thread-local store per
 //! step): an error names the step it happened in.
@@ -24,7 +25,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::{Context, Result};
 
+pub mod export;
+pub mod otlp;
 pub mod summarize;
+
+pub use otlp::parse_traceparent;
 
 /// The environment variable naming the trace file when no `--trace` is given.
 pub const FILE_VAR: &str = "RT_TRACE";
@@ -41,6 +46,8 @@ struct Tracer {
     trace_id: u128,
     /// The caller's span (from TRACEPARENT), parent of the command's root span; 0: none.
     remote_parent: u64,
+    /// Where this command's events begin in the sink (a trace file may hold older runs).
+    sink_start: u64,
     /// The command's root span: every event carries it, to tell one run from another.
     run: u64,
     /// Open spans, innermost last.
@@ -77,20 +84,31 @@ struct Recording {
 
 /// Start the command's trace, when asked for: `file` (from `--trace`) or `$RT_TRACE`
 /// names the file; `$TRACEPARENT` alone traces into memory, for the span export. Returns
-/// the command's root span (named after the command); end it with [`finish`].
+/// the command's root span (named after the command); end it with [`finish`]. A context
+/// whose `sampled` flag is off is ignored.
 pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>> {
     let env_file = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty());
     let file = file.or(env_file.as_deref().map(Path::new));
+    // An unsampled context is none: its spans would be dropped.
     let parent = std::env::var(PARENT_VAR)
         .ok()
+        .filter(|v| otlp::is_sampled(v))
         .and_then(|v| parse_traceparent(&v));
+    let mut sink_start = 0;
     let fd: OwnedFd = match (file, parent) {
-        (Some(path), _) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ctx(|| format!("open trace file {}", path.display()))?
-            .into(),
+        (Some(path), _) => {
+            // Read back at the end for the span export when there is a trace context.
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(parent.is_some())
+                .open(path)
+                .ctx(|| format!("open trace file {}", path.display()))?;
+            if parent.is_some() {
+                sink_start = f.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            f.into()
+        }
         (None, Some(_)) => memfd()?,
         (None, None) => return Ok(None),
     };
@@ -106,6 +124,7 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
         *t.borrow_mut() = Some(Tracer {
             trace_id,
             remote_parent,
+            sink_start,
             run: 0,
             stack: Vec::new(),
             role: "rt",
@@ -126,10 +145,23 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
     Ok(Some(root))
 }
 
-/// End the command's root span and write out what is buffered.
+/// End the command's root span, write out what is buffered, and with a trace context
+/// export the run's spans.
 pub fn finish(root: Option<Span>) {
     drop(root);
     flush();
+    if !has_context() {
+        return;
+    }
+    let run = TRACER.with(|t| t.borrow().as_ref().map(|t| (t.sink_start, t.run)));
+    if let Some((from, run)) = run {
+        export::export(fd(), from, run);
+    }
+}
+
+/// Whether the caller gave a trace context (TRACEPARENT): only then are spans exported.
+pub fn has_context() -> bool {
+    enabled() && TRACER.with(|t| t.borrow().as_ref().is_some_and(|t| t.remote_parent != 0))
 }
 
 /// Whether this process traces.
@@ -309,26 +341,6 @@ impl Tracer {
             b.clear();
         }
     }
-}
-
-/// "00-<trace id>-<parent id>-<flags>" → (trace id, parent span id).
-pub fn parse_traceparent(v: &str) -> Option<(u128, u64)> {
-    let mut parts = v.trim().split('-');
-    let (version, trace, span, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) {
-        return None;
-    }
-    // Version 00 has exactly four fields; later versions may add more.
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let trace = u128::from_str_radix(trace, 16).ok().filter(|&t| t != 0)?;
-    let span = u64::from_str_radix(span, 16).ok().filter(|&s| s != 0)?;
-    Some((trace, span))
 }
 
 fn now_ns() -> u64 {
