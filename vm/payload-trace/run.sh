@@ -48,6 +48,22 @@ check "summarize counts 3 runs" has '^3 run(s)' /tmp/summary
 check "summarize has a mount row in all 3 runs" grep -Eq ' 3  init  mount$' /tmp/summary
 check "$CG/rt-trace/t1 removed" test ! -e $CG/rt-trace/t1
 
+# --- OTLP spans to a file (the io.github.rt.otlp.file annotation), under a caller's context.
+B=/tmp/bundle-o1
+S=/tmp/spans.jsonl
+TRACE=4bf92f3577b34da6a3ce929d0e0e4736
+check "made bundle $B" make_bundle $B /rt-trace/o1 'true'
+sed -i "s|^\([[:space:]]*\)\"ociVersion\": .*\$|&\n\1\"annotations\": {\"io.github.rt.otlp.file\": \"$S\"},|" $B/config.json
+check "annotation in $B/config.json" has io.github.rt.otlp.file $B/config.json
+TRACEPARENT=00-$TRACE-00f067aa0ba902b7-01 rt --root $STATE run -b $B o1 >/dev/null 2>&1
+check "rt run under TRACEPARENT exits 0" test $? = 0
+check "one export line" test "$(wc -l < $S)" = 1
+check "spans carry the caller's trace id" has "\"traceId\":\"$TRACE\"" $S
+check "the root span is the caller's child" has '"parentSpanId":"00f067aa0ba902b7","name":"run"' $S
+check "the cgroup join is a span" has '"name":"cgroup-join"' $S
+rt --root $STATE run -b $B o2 >/dev/null 2>&1
+check "without TRACEPARENT nothing more is exported" test "$(wc -l < $S)" = 1
+
 rmdir $CG/rt-trace 2>/dev/null
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
