@@ -59,7 +59,8 @@ TRACEPARENT=00-$TRACE-00f067aa0ba902b7-01 rt --root $STATE run -b $B o1 >/dev/nu
 check "rt run under TRACEPARENT exits 0" test $? = 0
 check "one export line" test "$(wc -l < $S)" = 1
 check "spans carry the caller's trace id" has "\"traceId\":\"$TRACE\"" $S
-check "the root span is the caller's child" has '"parentSpanId":"00f067aa0ba902b7","name":"run"' $S
+check "one span, the root, is the caller's child" \
+  test "$(grep -o '"parentSpanId":"00f067aa0ba902b7"' $S | wc -l)" = 1
 check "the cgroup join is a span" has '"name":"cgroup-join"' $S
 rt --root $STATE run -b $B o2 >/dev/null 2>&1
 check "without TRACEPARENT nothing more is exported" test "$(wc -l < $S)" = 1
