@@ -75,7 +75,8 @@ struct Recording {
 
 /// Start the command's trace, when asked for: `file` (from `--trace`) or `$RT_TRACE`
 /// names the file; `$TRACEPARENT` alone traces into memory, for the span export. Returns
-/// the command's root span (named after the command); end it with [`finish`].
+/// the command's root span (named after the command), which is the current step even when
+/// nothing is traced; end it with [`finish`].
 pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>> {
     let env_file = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty());
     let file = file.or(env_file.as_deref().map(Path::new));
@@ -90,7 +91,7 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
             .ctx(|| format!("open trace file {}", path.display()))?
             .into(),
         (None, Some(_)) => memfd()?,
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(Some(step(command))),
     };
     let seed = now_ns() ^ (u64::from(std::process::id()) << 32);
     let (trace_id, remote_parent) = match parent {
