@@ -516,7 +516,7 @@ fn handshake(
                     hooks::run_all("createRuntime", &hooks.create_runtime, &creating)
                 });
                 if let Err(e) = run {
-                    let _ = chan.send(&Msg::Failed(e.to_string()));
+                    let _ = chan.send_failure(&e);
                     return Err(e);
                 }
                 // createContainer and startContainer run in the container's namespaces.
@@ -538,7 +538,7 @@ fn handshake(
                 chan.send(&Msg::ListenerSent)?;
             }
             Some(Msg::Ready) => return Ok(()),
-            Some(Msg::Failed(e)) => return Err(Error::msg(e)),
+            Some(Msg::Failed(e)) => return Err(e),
             Some(other) => bail!("init channel: unexpected message {other:?}"),
             None => bail!("container init exited during setup without reporting why"),
         }

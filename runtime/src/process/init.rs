@@ -33,8 +33,8 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
         Err(e) => e,
     };
     // After create returned, nobody reads the channel: the log is the only witness.
-    if chan.send(&Msg::Failed(err.to_string())).is_err() {
-        log::error!("container init: {err}");
+    if chan.send_failure(&err).is_err() {
+        crate::logging::error(&format!("container init: {err}"), err.fields());
     }
     crate::trace::flush();
     sys::exit_now(1)
@@ -153,7 +153,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
                 let (creating, created) = s.split_once('\n').unwrap_or((&s, &s));
                 states = (creating.to_string(), created.to_string());
             }
-            Some(Msg::Failed(e)) => return Err(Error::msg(e)),
+            Some(Msg::Failed(e)) => return Err(e),
             other => bail!("init channel: expected the state, got {other:?}"),
         }
     }

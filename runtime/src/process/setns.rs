@@ -32,7 +32,7 @@ pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Failed(err.to_string()));
+    let _ = chan.send_failure(&err);
     crate::trace::flush();
     sys::exit_now(1)
 }
