@@ -63,10 +63,11 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     spec.process()?;
     let rootfs = absolute(&spec.rootfs(&bundle)?)?;
     if !rootfs.is_dir() {
-        bail!(
+        return Err(Error::msg(format!(
             "root.path: rootfs {} does not exist or is not a directory",
             rootfs.display()
-        );
+        ))
+        .with_path(rootfs.display()));
     }
     // As runc: the rootfs path must not go through a symlink, which could be swapped
     // between our checks and the mounts.

@@ -183,9 +183,19 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
     let executable = |p: &Path| {
         fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
+    // runc's words, which clients match; the fields say what failed.
     if name.contains('/') {
-        if fs::metadata(name).is_err() {
-            bail!("exec: {name:?}: no such file or directory (process.args[0])");
+        if let Err(e) = fs::metadata(name) {
+            let err = Error::msg(format!(
+                "exec: {name:?}: no such file or directory (process.args[0])"
+            ))
+            .with_field("process.args[0]")
+            .with_path(name)
+            .with_syscall("stat");
+            return Err(match e.raw_os_error() {
+                Some(code) => err.with_errno(nix::errno::Errno::from_raw(code)),
+                None => err,
+            });
         }
         return Ok(PathBuf::from(name));
     }
@@ -199,7 +209,10 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("exec: {name:?}: executable file not found in $PATH (process.args[0])")
+    Err(Error::msg(format!(
+        "exec: {name:?}: executable file not found in $PATH (process.args[0])"
+    ))
+    .with_field("process.args[0]"))
 }
 
 /// Install linux.seccomp; a notify listener goes to the parent, which hands it to
