@@ -55,24 +55,21 @@ pub fn config_field(text: &str) -> Option<&str> {
     ok.then(|| &text[..end])
 }
 
-/// `what` without a leading config field ("linux.sysctl: write ..." → "write ...").
-pub fn without_field(what: &str) -> &str {
-    match config_field(what) {
-        Some(f) => what[f.len()..].trim_start_matches(':').trim_start(),
-        None => what,
-    }
+/// The system call that `what` names: the first word of `what`, or of a part of it after
+/// a ": " (past a field: "linux.sysctl: write ...", "mounts[2] (/x): mount_setattr(...)"),
+/// when that is a syscall's name ("mount", "openat2", "prctl(PR_SET_DUMPABLE, 0)" →
+/// "prctl"), or one of the few words the messages use for one ("remount" and "bind
+/// mount" are mount(2)).
+pub fn syscall(what: &str) -> Option<&'static str> {
+    what.split(": ").find_map(first_word_syscall)
 }
 
-/// The system call that `what` starts with: its first word when that is a syscall's name
-/// ("mount", "openat2", "prctl(PR_SET_DUMPABLE, 0)" → "prctl"), or one of the few words
-/// the messages use for one ("remount" and "bind mount" are mount(2)).
-pub fn syscall(what: &str) -> Option<&'static str> {
-    let what = without_field(what);
-    let end = what
+fn first_word_syscall(part: &str) -> Option<&'static str> {
+    let end = part
         .find(|c: char| c.is_whitespace() || matches!(c, '(' | ':' | ','))
-        .unwrap_or(what.len());
-    let word = &what[..end];
-    let second = what[end..].split_whitespace().next().unwrap_or("");
+        .unwrap_or(part.len());
+    let word = &part[..end];
+    let second = part[end..].split_whitespace().next().unwrap_or("");
     let alias = match word {
         "remount" | "mask" => Some("mount"),
         "bind" if second == "mount" => Some("mount"),
@@ -295,6 +292,10 @@ mod tests {
             ),
             ("linux.sysctl: write \"1\" to /proc/sys/x", Some("write")),
             ("linux.maskedPaths: mask /proc/kcore", Some("mount")),
+            (
+                "mounts[7] (/i): mount_setattr(AT_RECURSIVE, MOUNT_ATTR_IDMAP) on /proc",
+                Some("mount_setattr"),
+            ),
             ("remount /x read-only", Some("mount")),
             ("bind mount /a on /b", Some("mount")),
             ("bind /run/notify.sock", Some("bind")),
