@@ -40,7 +40,9 @@ pub fn terminal(plan: &ProcessPlan, dev_console: bool) -> Result<()> {
 /// chdir to process.cwd, which must stay inside the container's root.
 pub fn enter_cwd(plan: &ProcessPlan) -> Result<()> {
     let cwd = &plan.spec.cwd;
-    nix::unistd::chdir(Path::new(cwd)).ctx(|| format!("chdir to process.cwd {cwd}"))?;
+    nix::unistd::chdir(Path::new(cwd))
+        .ctx(|| format!("chdir to process.cwd {cwd}"))
+        .map_err(|e| e.with_field("process.cwd"))?;
     // getcwd says "(unreachable)" (or fails) for a directory outside the root.
     match nix::unistd::getcwd() {
         Ok(real)

@@ -99,7 +99,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        super::continue_in_sibling(chan, "the container init")?;
+        super::continue_in_sibling(chan, "init", "the container init")?;
         // A fork does not inherit the parent-death signal.
         die_with_parent(chan)?;
     } else {

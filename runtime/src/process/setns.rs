@@ -55,7 +55,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ns
         .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
     {
-        super::continue_in_sibling(chan, "the process in the container")?;
+        super::continue_in_sibling(chan, "exec", "the process in the container")?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }
