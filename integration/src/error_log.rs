@@ -8,8 +8,8 @@
 //! what rt printed is kept in `Output::raw_stderr`. Not done for runc (its reference runs
 //! stay as they were) nor for a command that sets its own `--log` or `--log-format`.
 //!
-//! `RT_IT_FIELDS_REPORT=<file>`: append one line per checked error ("verified" and the
-//! command line), to count the paths the checks cover.
+//! `RT_IT_FIELDS_REPORT=<file>`: append one line per checked error (whether it was, the
+//! test's line, the command, the JSON line), to count the paths the checks cover.
 
 use serde_json::Value;
 use std::fs;
@@ -104,12 +104,11 @@ pub fn check_fields(args: &[String], stderr: &str, log: &str) -> Result<Value, S
     let line = stderr.trim().lines().last().unwrap_or("");
     let entry = log
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| str_of(v, "level") == "error")
-        .last();
+        .find(|v| str_of(v, "level") == "error");
     let Some(entry) = entry else {
         if line.starts_with("open log file ") {
-            report("unverified (no log)", args, line);
             return Ok(Value::Null);
         }
         return Err(format!("no error line in the JSON log:\n{log}"));
@@ -137,7 +136,7 @@ pub fn check_fields(args: &[String], stderr: &str, log: &str) -> Result<Value, S
         if str_of(&entry, "errno") != name {
             return problem(&format!("errno is not {name}"));
         }
-        if !entry["errno_code"].as_i64().is_some_and(|c| c > 0) {
+        if entry["errno_code"].as_i64().is_none_or(|c| c <= 0) {
             return problem("no errno_code");
         }
         if str_of(&entry, "syscall").is_empty() {
@@ -151,17 +150,23 @@ pub fn check_fields(args: &[String], stderr: &str, log: &str) -> Result<Value, S
             return problem(&format!("field is not one of {root}"));
         }
     }
-    report("verified", args, &entry.to_string());
     Ok(entry)
 }
 
-/// One line in `$RT_IT_FIELDS_REPORT`, when it is set.
-fn report(what: &str, args: &[String], detail: &str) {
-    if let Some(file) = std::env::var_os("RT_IT_FIELDS_REPORT") {
-        use std::io::Write;
-        if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(file) {
-            let _ = writeln!(f, "{what}\t{}\t{detail}", args.join(" "));
-        }
+/// One line in `$RT_IT_FIELDS_REPORT`, when it is set: whether the fields of the error
+/// that the test at `at` expected were checked (`entry` is Null when there was no log).
+pub fn report(at: &std::panic::Location, args: &[String], entry: &Value) {
+    let Some(file) = std::env::var_os("RT_IT_FIELDS_REPORT") else {
+        return;
+    };
+    let what = if entry.is_null() {
+        "unverified (no log)"
+    } else {
+        "verified"
+    };
+    use std::io::Write;
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = writeln!(f, "{what}\t{at}\t{}\t{entry}", args.join(" "));
     }
 }
 

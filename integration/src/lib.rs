@@ -210,10 +210,8 @@ impl Output {
             self.cmdline,
             self.stderr
         );
-        if let Some(log) = &self.log {
-            if let Err(e) = error_log::check_fields(&self.args, &self.raw_stderr, log) {
-                panic!("`{}`: the error's fields: {e}", self.cmdline);
-            }
+        if self.log.is_some() {
+            self.error_fields();
         }
         self
     }
@@ -225,8 +223,10 @@ impl Output {
             .log
             .as_deref()
             .unwrap_or_else(|| panic!("`{}`: the harness gave it no JSON log", self.cmdline));
-        error_log::check_fields(&self.args, &self.raw_stderr, log)
-            .unwrap_or_else(|e| panic!("`{}`: the error's fields: {e}", self.cmdline))
+        let entry = error_log::check_fields(&self.args, &self.raw_stderr, log)
+            .unwrap_or_else(|e| panic!("`{}`: the error's fields: {e}", self.cmdline));
+        error_log::report(std::panic::Location::caller(), &self.args, &entry);
+        entry
     }
 
     /// Panics unless it exited `code` with exactly `stdout` and `stderr` containing
