@@ -170,11 +170,6 @@ impl Error {
         self
     }
 
-    /// The message alone, as one line (what [`fmt::Display`] shows).
-    pub fn message(&self) -> String {
-        self.to_string()
-    }
-
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
