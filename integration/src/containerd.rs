@@ -372,6 +372,9 @@ pub fn run_with_timeout(mut c: Command, what: &str, dir: &Path) -> Output {
         status,
         stdout: read(&out_p),
         stderr: read(&err_p),
+        raw_stderr: String::new(),
+        log: None,
+        args: Vec::new(),
     };
     let _ = fs::remove_file(out_p);
     let _ = fs::remove_file(err_p);

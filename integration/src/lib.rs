@@ -12,6 +12,7 @@
 pub mod console;
 pub mod containerd;
 pub mod docker;
+pub mod error_log;
 pub mod fuse;
 pub mod host;
 pub mod measure;
@@ -136,6 +137,12 @@ pub struct Output {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// The command's JSON log (see [`error_log`]); None when the harness gave it none.
+    pub log: Option<String>,
+    /// stderr as the command wrote it (`stderr` is rebuilt when there is a log).
+    pub raw_stderr: String,
+    /// The command's arguments (after `--root`).
+    pub args: Vec<String>,
 }
 
 impl Output {
@@ -185,7 +192,8 @@ impl Output {
     }
 
     /// Panics unless the command failed with exit code 1 and a non-empty, single-line error
-    /// message on stderr.
+    /// message on stderr, whose JSON log line (when the harness asked for one) carries the
+    /// error's fields ([`error_log::check_fields`]).
     #[track_caller]
     pub fn expect_error(&self) -> &Self {
         self.expect_code(1);
@@ -202,7 +210,23 @@ impl Output {
             self.cmdline,
             self.stderr
         );
+        if self.log.is_some() {
+            self.error_fields();
+        }
         self
+    }
+
+    /// The JSON log's error line, checked as [`Output::expect_error`] checks it.
+    #[track_caller]
+    pub fn error_fields(&self) -> Value {
+        let log = self
+            .log
+            .as_deref()
+            .unwrap_or_else(|| panic!("`{}`: the harness gave it no JSON log", self.cmdline));
+        let entry = error_log::check_fields(&self.args, &self.raw_stderr, log)
+            .unwrap_or_else(|e| panic!("`{}`: the error's fields: {e}", self.cmdline));
+        error_log::report(std::panic::Location::caller(), &self.args, &entry);
+        entry
     }
 
     /// Panics unless it exited `code` with exactly `stdout` and `stderr` containing
@@ -651,10 +675,15 @@ impl Ctx {
         d
     }
 
-    /// A `Command` for `RT_BIN --root <root> args...`.
+    /// A `Command` for `RT_BIN --root <root> args...` (with `--log <file> --log-format
+    /// json` for rt: see [`error_log`]).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rt_bin());
-        c.arg("--root").arg(&self.root).args(args);
+        c.arg("--root").arg(&self.root);
+        if let Some(log) = error_log::new_log(&self.dir.join("out"), next_n(), args) {
+            c.arg("--log").arg(log).args(["--log-format", "json"]);
+        }
+        c.args(args);
         c.env(MARK_VAR, self.name.as_str());
         c.stdin(Stdio::null());
         c
@@ -703,11 +732,19 @@ impl Ctx {
         drop(lock);
         let read =
             |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+        let log = error_log::log_of(&c).map(|p| read(&p));
+        let stderr = read(&err_p);
         Ok(Output {
             cmdline,
             status,
             stdout: read(&out_p),
-            stderr: read(&err_p),
+            stderr: match &log {
+                Some(log) => error_log::stderr_with_log(&stderr, log),
+                None => stderr.clone(),
+            },
+            raw_stderr: stderr,
+            log,
+            args: args.iter().map(|a| a.to_string()).collect(),
         })
     }
 

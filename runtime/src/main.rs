@@ -40,17 +40,48 @@ fn main() -> ExitCode {
     } else {
         (None, 1)
     };
+    let container = cli
+        .command
+        .as_ref()
+        .and_then(container_id)
+        .map(str::to_string);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let e = format!("{}{e}", failure.0.unwrap_or(""));
-            log::error!("{e}");
+        Err(mut e) => {
+            if let Some(id) = &container {
+                e = e.with_container(id);
+            }
+            let line = format!("{}{e}", failure.0.unwrap_or(""));
+            logging::error(&line, e.fields());
             if to_file {
-                eprintln!("{}", rt::error::bounded(&e));
+                eprintln!("{}", rt::error::bounded(&line));
             }
             ExitCode::from(failure.1)
         }
     }
+}
+
+/// The container a command is about (its errors name it).
+fn container_id(command: &Command) -> Option<&str> {
+    let id = match command {
+        Command::Create(a) => &a.id,
+        Command::Run(a) => &a.create.id,
+        Command::Start(a) | Command::State(a) | Command::Pause(a) | Command::Resume(a) => &a.id,
+        Command::Kill(a) => &a.id,
+        Command::Delete(a) => &a.id,
+        Command::Ps(a) => a.args.first()?,
+        Command::Events(a) => &a.id,
+        Command::Update(a) => &a.id,
+        Command::Exec(a) => a.args.first()?,
+        Command::Checkpoint(a) => &a.id,
+        Command::Restore(a) => &a.id,
+        Command::List(_)
+        | Command::Spec(_)
+        | Command::Features
+        | Command::Check(_)
+        | Command::Trace(_) => return None,
+    };
+    Some(id.as_str()).filter(|id| !id.is_empty())
 }
 
 fn version() -> String {
@@ -84,7 +115,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
     result
 }
 
-/// The root step's name for a command, and the trace file its flags name.
+/// The root step's name for a command (the `step` of an error made outside any setup
+/// step), and the trace file its flags name.
 fn trace_target(command: &Command) -> (&'static str, Option<std::path::PathBuf>) {
     match command {
         Command::Create(a) => ("create", a.trace.clone()),
@@ -93,7 +125,19 @@ fn trace_target(command: &Command) -> (&'static str, Option<std::path::PathBuf>)
         Command::Start(_) => ("start", None),
         Command::Kill(_) => ("kill", None),
         Command::Delete(_) => ("delete", None),
-        _ => ("rt", None),
+        Command::State(_) => ("state", None),
+        Command::List(_) => ("list", None),
+        Command::Spec(_) => ("spec", None),
+        Command::Pause(_) => ("pause", None),
+        Command::Resume(_) => ("resume", None),
+        Command::Ps(_) => ("ps", None),
+        Command::Events(_) => ("events", None),
+        Command::Update(_) => ("update", None),
+        Command::Features => ("features", None),
+        Command::Checkpoint(_) => ("checkpoint", None),
+        Command::Restore(_) => ("restore", None),
+        Command::Check(_) => ("check", None),
+        Command::Trace(_) => ("trace", None),
     }
 }
 

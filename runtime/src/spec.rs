@@ -340,8 +340,9 @@ impl Spec {
         let path = bundle.join("config.json");
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-        let spec: Spec = serde_json::from_str(&text)
-            .map_err(|e| Error::msg(format!("parse {}: {e}", path.display())))?;
+        let spec: Spec = serde_json::from_str(&text).map_err(|e| {
+            Error::msg(format!("parse {}: {e}", path.display())).with_path(path.display())
+        })?;
         spec.validate()
             .map_err(|e| e.context(format!("invalid {}", path.display())))?;
         Ok(spec)

@@ -64,10 +64,11 @@ pub fn create(opts: &CreateOpts) -> Result<Created> {
     spec.process()?;
     let rootfs = absolute(&spec.rootfs(&bundle)?)?;
     if !rootfs.is_dir() {
-        bail!(
+        return Err(Error::msg(format!(
             "root.path: rootfs {} does not exist or is not a directory",
             rootfs.display()
-        );
+        ))
+        .with_path(rootfs.display()));
     }
     // As runc: the rootfs path must not go through a symlink, which could be swapped
     // between our checks and the mounts.
@@ -517,7 +518,7 @@ fn handshake(
                     hooks::run_all("createRuntime", &hooks.create_runtime, &creating)
                 });
                 if let Err(e) = run {
-                    let _ = chan.send(&Msg::Failed(e.to_string()));
+                    let _ = chan.send_failure(&e);
                     return Err(e);
                 }
                 // createContainer and startContainer run in the container's namespaces.
@@ -539,7 +540,7 @@ fn handshake(
                 chan.send(&Msg::ListenerSent)?;
             }
             Some(Msg::Ready) => return Ok(()),
-            Some(Msg::Failed(e)) => return Err(Error::msg(e)),
+            Some(Msg::Failed(e)) => return Err(e),
             Some(other) => bail!("init channel: unexpected message {other:?}"),
             None => bail!("container init exited during setup without reporting why"),
         }

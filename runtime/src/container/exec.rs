@@ -237,7 +237,7 @@ fn drive(
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                     let _ = waitpid(Pid::from_raw(pid), None);
                 }
-                return Err(Error::msg(e));
+                return Err(e);
             }
             Some(other) => bail!("exec channel: unexpected message {other:?}"),
             // The channel is close-on-exec: it closes when the program starts.

@@ -272,8 +272,8 @@ fn prepare_root(spec: &Spec, bundle: &Path, rootfs: &Path) -> Result<()> {
         let Some(source) = mounts::bind_source(m, bundle) else {
             continue;
         };
-        let meta =
-            fs::metadata(&source).ctx(|| format!("mounts: bind source {}", source.display()))?;
+        let meta = fs::metadata(&source)
+            .ctx(|| format!("mounts: stat bind source {}", source.display()))?;
         let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
         let fd = root
             .ensure(&dest, kind)

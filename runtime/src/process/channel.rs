@@ -44,8 +44,9 @@ pub enum Msg {
     SeccompListener,
     /// Parent → child: the listener was handed to listenerPath.
     ListenerSent,
-    /// Either way: a step failed.
-    Failed(String),
+    /// Either way: a step failed (the error keeps its fields across: see
+    /// [`Error::to_wire`]).
+    Failed(Error),
 }
 
 pub struct Channel {
@@ -86,13 +87,18 @@ impl Channel {
             Msg::State(s) => (b'S', s.as_bytes().to_vec()),
             Msg::SeccompListener => (b'L', vec![]),
             Msg::ListenerSent => (b'l', vec![]),
-            Msg::Failed(s) => (b'F', s.as_bytes().to_vec()),
+            Msg::Failed(e) => (b'F', e.to_wire().into_bytes()),
         };
         let mut buf = Vec::with_capacity(1 + payload.len());
         buf.push(tag);
         buf.extend_from_slice(&payload);
+        self.send_raw(&buf)
+    }
+
+    /// One datagram: a tag and its payload.
+    fn send_raw(&self, buf: &[u8]) -> Result<()> {
         loop {
-            match send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL) {
+            match send(self.fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("send on init channel", e)),
@@ -147,6 +153,13 @@ impl Channel {
                 Err(e) => return Err(Error::sys("read on init channel", e)),
             }
         }
+    }
+
+    /// Report a failure with its fields.
+    pub fn send_failure(&self, err: &Error) -> Result<()> {
+        let mut buf = vec![b'F'];
+        buf.extend_from_slice(err.to_wire().as_bytes());
+        self.send_raw(&buf)
     }
 
     /// Send a message with an fd attached (SCM_RIGHTS).
@@ -215,7 +228,7 @@ impl Channel {
     pub fn expect(&self, want: Msg) -> Result<()> {
         match self.recv()? {
             Some(m) if m == want => Ok(()),
-            Some(Msg::Failed(e)) => Err(Error::msg(e)),
+            Some(Msg::Failed(e)) => Err(e),
             Some(m) => Err(Error::msg(format!(
                 "init channel: expected {want:?}, got {m:?}"
             ))),
@@ -243,7 +256,7 @@ fn decode(buf: &[u8]) -> Result<Msg> {
         b'S' => Msg::State(payload),
         b'L' => Msg::SeccompListener,
         b'l' => Msg::ListenerSent,
-        b'F' => Msg::Failed(payload),
+        b'F' => Msg::Failed(Error::from_wire(&payload)),
         t => return Err(Error::msg(format!("init channel: unknown message tag {t}"))),
     })
 }

@@ -40,7 +40,9 @@ pub fn terminal(plan: &ProcessPlan, dev_console: bool) -> Result<()> {
 /// chdir to process.cwd, which must stay inside the container's root.
 pub fn enter_cwd(plan: &ProcessPlan) -> Result<()> {
     let cwd = &plan.spec.cwd;
-    nix::unistd::chdir(Path::new(cwd)).ctx(|| format!("chdir to process.cwd {cwd}"))?;
+    nix::unistd::chdir(Path::new(cwd))
+        .ctx(|| format!("chdir to process.cwd {cwd}"))
+        .map_err(|e| e.with_field("process.cwd"))?;
     // getcwd says "(unreachable)" (or fails) for a directory outside the root.
     match nix::unistd::getcwd() {
         Ok(real)
@@ -183,9 +185,19 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
     let executable = |p: &Path| {
         fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
+    // runc's words, which clients match; the fields say what failed.
     if name.contains('/') {
-        if fs::metadata(name).is_err() {
-            bail!("exec: {name:?}: no such file or directory (process.args[0])");
+        if let Err(e) = fs::metadata(name) {
+            let err = Error::msg(format!(
+                "exec: {name:?}: no such file or directory (process.args[0])"
+            ))
+            .with_field("process.args[0]")
+            .with_path(name)
+            .with_syscall("stat");
+            return Err(match e.raw_os_error() {
+                Some(code) => err.with_errno(nix::errno::Errno::from_raw(code)),
+                None => err,
+            });
         }
         return Ok(PathBuf::from(name));
     }
@@ -199,7 +211,10 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("exec: {name:?}: executable file not found in $PATH (process.args[0])")
+    Err(Error::msg(format!(
+        "exec: {name:?}: executable file not found in $PATH (process.args[0])"
+    ))
+    .with_field("process.args[0]"))
 }
 
 /// Install linux.seccomp; a notify listener goes to the parent, which hands it to

@@ -33,8 +33,8 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
         Err(e) => e,
     };
     // After create returned, nobody reads the channel: the log is the only witness.
-    if chan.send(&Msg::Failed(err.to_string())).is_err() {
-        log::error!("container init: {err}");
+    if chan.send_failure(&err).is_err() {
+        crate::logging::error(&format!("container init: {err}"), err.fields());
     }
     crate::trace::flush();
     sys::exit_now(1)
@@ -99,7 +99,7 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        super::continue_in_sibling(chan, "the container init")?;
+        super::continue_in_sibling(chan, "init", "the container init")?;
         // A fork does not inherit the parent-death signal.
         die_with_parent(chan)?;
     } else {
@@ -153,7 +153,7 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never> {
                 let (creating, created) = s.split_once('\n').unwrap_or((&s, &s));
                 states = (creating.to_string(), created.to_string());
             }
-            Some(Msg::Failed(e)) => return Err(Error::msg(e)),
+            Some(Msg::Failed(e)) => return Err(e),
             other => bail!("init channel: expected the state, got {other:?}"),
         }
     }

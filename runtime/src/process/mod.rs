@@ -75,7 +75,13 @@ pub fn override_env(env: &mut Vec<String>, overrides: &[String]) {
 /// sibling's pid to rt and ends. The sibling waits until that report is sent, so that none
 /// of its own messages can reach rt first (rt would then finish the handshake still
 /// taking the short-lived intermediate for the container process).
-pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate::error::Result<()> {
+///
+/// `role` ("init" or "exec") goes on doing the steps, and naming them in its errors.
+pub(crate) fn continue_in_sibling(
+    chan: &channel::Channel,
+    role: &'static str,
+    what: &str,
+) -> crate::error::Result<()> {
     use crate::error::Context;
     let (reported_r, reported_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
@@ -102,9 +108,7 @@ pub(crate) fn continue_in_sibling(chan: &channel::Channel, what: &str) -> crate:
                     other => break other.unwrap_or(0),
                 }
             };
-            if n == pid.len() {
-                crate::trace::in_sibling(u32::from_ne_bytes(pid));
-            }
+            crate::trace::in_sibling(role, (n == pid.len()).then(|| u32::from_ne_bytes(pid)));
             while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut pid) {}
             Ok(())
         }

@@ -32,7 +32,7 @@ pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Failed(err.to_string()));
+    let _ = chan.send_failure(&err);
     crate::trace::flush();
     sys::exit_now(1)
 }
@@ -55,7 +55,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ns
         .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
     {
-        super::continue_in_sibling(chan, "the process in the container")?;
+        super::continue_in_sibling(chan, "exec", "the process in the container")?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }

@@ -144,8 +144,12 @@ fn chown_node(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, dev: &Device) 
 /// bind-mounted, and it must be the device the config names.
 fn bind_host_device(root: &Root, dev: &Device) -> Result<()> {
     let host = PathBuf::from(&dev.path);
+    let mut errno = None;
     let why = match nix::sys::stat::stat(&host) {
-        Err(e) => Some(crate::error::describe(e)),
+        Err(e) => {
+            errno = Some(e);
+            Some(crate::error::describe(e))
+        }
         Ok(st) => {
             let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
             let want = match dev.kind.as_str() {
@@ -163,10 +167,15 @@ fn bind_host_device(root: &Root, dev: &Device) -> Result<()> {
         }
     };
     if let Some(why) = why {
-        return Err(Error::msg(format!(
+        let err = Error::msg(format!(
             "linux.devices: {}: in a user namespace devices cannot be made, only bind-mounted from the host's {}: {why}",
             dev.path, dev.path
-        )));
+        ))
+        .with_path(host.display());
+        return Err(match errno {
+            Some(e) => err.with_syscall("stat").with_errno(e),
+            None => err,
+        });
     }
     let target = root.ensure(Path::new(&dev.path), Kind::File)?;
     nix::mount::mount(

@@ -76,6 +76,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         log::debug!("rootfs: mount {} ({:?})", m.destination, m.kind);
         let _mount = crate::trace::step_with("mount", || m.destination.clone());
         mount_entry(&root, plan, i, m).map_err(|e| {
+            let e = e.within_field(format!("mounts[{i}]"));
             // Most filesystems refuse a mount from a user namespace (EPERM): say where.
             if plan.in_userns {
                 e.context(format!("mounts[{i}], in a user namespace"))
@@ -119,7 +120,8 @@ fn mount_entry(root: &Root, plan: &RootfsPlan, index: usize, m: &Mount) -> Resul
     // A bind of a file needs a file to mount on; everything else a directory.
     let kind = match &source {
         Some(s) if mounts::is_bind(m) => {
-            let meta = fs::metadata(s).ctx(|| format!("mounts: bind source {}", s.display()))?;
+            let meta =
+                fs::metadata(s).ctx(|| format!("mounts: stat bind source {}", s.display()))?;
             if meta.is_dir() {
                 Kind::Dir
             } else {

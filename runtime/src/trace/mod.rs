@@ -84,8 +84,9 @@ struct Recording {
 
 /// Start the command's trace, when asked for: `file` (from `--trace`) or `$RT_TRACE`
 /// names the file; `$TRACEPARENT` alone traces into memory, for the span export. Returns
-/// the command's root span (named after the command); end it with [`finish`]. A context
-/// whose `sampled` flag is off is ignored.
+/// the command's root span (named after the command), which is the current step even when
+/// nothing is traced; end it with [`finish`]. A context whose `sampled` flag is off is
+/// ignored.
 pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>> {
     let env_file = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty());
     let file = file.or(env_file.as_deref().map(Path::new));
@@ -110,7 +111,7 @@ pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>>
             f.into()
         }
         (None, Some(_)) => memfd()?,
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(Some(step(command))),
     };
     let seed = now_ns() ^ (u64::from(std::process::id()) << 32);
     let (trace_id, remote_parent) = match parent {
@@ -266,22 +267,23 @@ pub fn traceparent() -> Option<String> {
 /// buffered is the parent's to write.
 pub fn in_child(role: &'static str) {
     CURRENT.with(|c| c.set(role));
-    forked(Some(role), std::process::id());
+    forked(role, std::process::id());
 }
 
 /// In the second child of a pid namespace, whose own pid there is 1: `host_pid` is what
-/// its parent saw, and what the trace shows.
-pub fn in_sibling(host_pid: u32) {
-    forked(None, host_pid);
+/// its parent saw (when it could tell), and what the trace shows.
+pub fn in_sibling(role: &'static str, host_pid: Option<u32>) {
+    CURRENT.with(|c| c.set(role));
+    forked(role, host_pid.unwrap_or_else(std::process::id));
 }
 
-fn forked(role: Option<&'static str>, pid: u32) {
+fn forked(role: &'static str, pid: u32) {
     if !enabled() {
         return;
     }
     TRACER.with(|t| {
         if let Some(t) = t.borrow_mut().as_mut() {
-            t.role = role.unwrap_or(t.role);
+            t.role = role;
             t.pid = pid;
             t.buf.clear();
             t.stack.truncate(1);
