@@ -65,6 +65,32 @@ check "the cgroup join is a span" has '"name":"cgroup-join"' $S
 rt --root $STATE run -b $B o2 >/dev/null 2>&1
 check "without TRACEPARENT nothing more is exported" test "$(wc -l < $S)" = 1
 
+# --- Errors as JSON fields: one from the init (over the channel), one from a cgroup2 file.
+B=/tmp/bundle-e1
+L=/tmp/e1.log
+check "made bundle $B" make_bundle $B /rt-trace/e1 'true'
+sed -i 's|"mounts": \[|&{"destination": "/mnt", "type": "nosuchfs", "source": "none"},|' $B/config.json
+rt --root $STATE --log $L --log-format json run -b $B e1 >/dev/null 2>&1
+check "a mount of an unknown filesystem fails" test $? = 1
+tail -1 $L | sed 's/^/# /'
+for f in '"step":"mount"' '"syscall":"mount"' '"errno":"ENODEV"' '"errno_code":19' \
+         '"field":"mounts\[0\]"' '"container":"e1"' '"path":"/mnt"'; do
+  check "init's mount error has $f" sh -c "tail -1 $L | grep -q '$f'"
+done
+check "nothing left of e1" test ! -e $STATE/e1 -a ! -e $CG/rt-trace/e1
+B=/tmp/bundle-e2
+L=/tmp/e2.log
+check "made bundle $B" make_bundle $B /rt-trace/e2 'true'
+sed -i 's|"resources": {|&"unified": {"pids.max": "bogus"},|' $B/config.json
+rt --root $STATE --log $L --log-format json run -b $B e2 >/dev/null 2>&1
+check "pids.max=bogus fails" test $? = 1
+tail -1 $L | sed 's/^/# /'
+for f in '"step":"cgroup-write"' '"syscall":"write"' '"errno":"EINVAL"' \
+         "\"path\":\"$CG/rt-trace/e2/pids.max\"" '"container":"e2"'; do
+  check "cgroup write error has $f" sh -c "tail -1 $L | grep -q '$f'"
+done
+check "nothing left of e2" test ! -e $STATE/e2 -a ! -e $CG/rt-trace/e2
+
 rmdir $CG/rt-trace 2>/dev/null
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
