@@ -126,7 +126,7 @@ pub fn check_fields(args: &[String], stderr: &str, log: &str) -> Result<Value, S
     let command = args.iter().find(|a| !a.starts_with('-'));
     let takes_id = !matches!(
         command.map(String::as_str),
-        Some("list" | "spec" | "features" | "trace") | None
+        Some("list" | "spec" | "features" | "check" | "trace") | None
     );
     let container = str_of(&entry, "container");
     if takes_id && !args.iter().any(|a| a == container) {

@@ -96,6 +96,19 @@ fn check_tree(evs: &[Value]) {
     }
 }
 
+/// `rt run --trace TRACE --bundle B ID` (the config saved first).
+fn run_traced(h: &Ctx, b: &Bundle, id: &str, trace: &Path) -> Output {
+    b.save();
+    h.rt(&[
+        "run",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        id,
+    ])
+}
+
 #[test]
 fn run_traces_every_step_of_rt_and_the_init() {
     if skip_for_runc("run_traces_every_step_of_rt_and_the_init") {
@@ -108,15 +121,7 @@ fn run_traces_every_step_of_rt_and_the_init() {
     b.hook("createContainer", "true");
     b.sh("ls -l /proc/self/fd/");
     let trace = h.dir.join("trace.jsonl");
-    b.save();
-    let out = h.rt(&[
-        "run",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--bundle",
-        b.dir.to_str().unwrap(),
-        &id,
-    ]);
+    let out = run_traced(&h, &b, &id, &trace);
     out.ok();
     assert!(
         !out.stdout.contains("trace.jsonl"),
@@ -276,16 +281,7 @@ fn user_namespace_steps_are_traced() {
     b.user_namespace(100_000);
     b.args(&["true"]);
     let trace = h.dir.join("trace.jsonl");
-    b.save();
-    h.rt(&[
-        "run",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--bundle",
-        b.dir.to_str().unwrap(),
-        &id,
-    ])
-    .ok();
+    run_traced(&h, &b, &id, &trace).ok();
     let evs = events(&trace);
     check_tree(&evs);
     assert!(names_by(&evs, "rt").contains("id-maps"));
@@ -332,16 +328,7 @@ fn summarize_gives_medians_per_step_over_runs() {
         let id = h.id();
         let mut b = h.bundle(&id);
         b.args(&["true"]);
-        b.save();
-        h.rt(&[
-            "run",
-            "--trace",
-            trace.to_str().unwrap(),
-            "--bundle",
-            b.dir.to_str().unwrap(),
-            &id,
-        ])
-        .ok();
+        run_traced(&h, &b, &id, &trace).ok();
     }
     let out = h.rt(&[
         "trace",

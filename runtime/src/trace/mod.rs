@@ -88,6 +88,8 @@ struct Recording {
 /// nothing is traced; end it with [`finish`]. A context whose `sampled` flag is off is
 /// ignored.
 pub fn start(command: &'static str, file: Option<&Path>) -> Result<Option<Span>> {
+    // Before anything can fail: an unwritable trace file is an error of this command too.
+    CURRENT.with(|c| c.set(command));
     let env_file = std::env::var_os(FILE_VAR).filter(|v| !v.is_empty());
     let file = file.or(env_file.as_deref().map(Path::new));
     // An unsampled context is none: its spans would be dropped.
