@@ -168,8 +168,12 @@ fn run_traces_every_step_of_rt_and_the_init() {
     ] {
         assert!(init.contains(step), "init step {step} missing: {init:?}");
     }
-    // Each namespace on its own, each mount with its destination, each hook by phase.
-    let unshared: HashSet<String> = details(&evs, "unshare").into_iter().collect();
+    // The namespaces made by the one unshare, each mount with its destination, each hook
+    // by phase.
+    let unshared: HashSet<String> = details(&evs, "unshare")
+        .iter()
+        .flat_map(|d| d.split(',').map(str::to_string))
+        .collect();
     for ns in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(
             unshared.contains(ns) == b.has_namespace(ns),

@@ -23,12 +23,14 @@ pub fn flag(kind: &str) -> CloneFlags {
     }
 }
 
-/// The namespace types in `flags`, one flag each, in the spec's order.
-pub fn each(flags: CloneFlags) -> impl Iterator<Item = (&'static str, CloneFlags)> {
-    NAMESPACE_TYPES
+/// The namespace types in `flags`, in the spec's order: "pid,ipc,uts,mount".
+pub fn kinds(flags: CloneFlags) -> String {
+    let named: Vec<&str> = NAMESPACE_TYPES
         .iter()
-        .map(|&kind| (kind, flag(kind)))
-        .filter(move |(_, f)| !f.is_empty() && flags.contains(*f))
+        .copied()
+        .filter(|&kind| !flag(kind).is_empty() && flags.contains(flag(kind)))
+        .collect();
+    named.join(",")
 }
 
 /// A namespace to join, opened by the parent so a bad path fails before anything starts.
