@@ -627,6 +627,17 @@ class Bench:
         reap_zombies()
 
     def remove_cgroups(self):
+        # With the unified hierarchy unmounted here, /sys/fs/cgroup/unified is a plain
+        # directory of the tmpfs below it, and crun makes its cgroup directories there
+        # too: empty, but hidden under the host's mount once we are gone.
+        stray = os.path.join(UNIFIED, CGROUP_PARENT)
+        if UNIFIED not in cgroup_mounts() and os.path.isdir(stray):
+            for leaf in self.cgroup_leaves:  # plain directories holding a cgroup.procs file
+                shutil.rmtree(os.path.join(stray, leaf), ignore_errors=True)
+            try:
+                os.rmdir(stray)
+            except OSError:
+                pass
         for mnt in cgroup_mounts():
             parent = os.path.join(mnt, CGROUP_PARENT)
             if not os.path.isdir(parent):
