@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 
+use super::event::Event;
 use super::otlp::{self, Attr, SpanOut, Target};
 
 /// rt's name in the spans' resource.
@@ -73,30 +74,30 @@ fn spans_of(text: &str, run: u64) -> Vec<SpanOut> {
     let run = format!("{run:016x}");
     text.lines()
         .filter(|l| l.contains(&run))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["args"]["run"] == run.as_str())
-        .filter_map(|e| span_of(&e))
+        .filter_map(Event::parse)
+        .filter(|e| e.args.run == run)
+        .filter_map(span_of)
         .collect()
 }
 
-fn span_of(e: &serde_json::Value) -> Option<SpanOut> {
-    let a = &e["args"];
-    let hex64 = |k: &str| u64::from_str_radix(a[k].as_str()?, 16).ok();
+fn span_of(e: Event) -> Option<SpanOut> {
+    let a = e.args;
+    let hex64 = |v: &str| u64::from_str_radix(v, 16).ok();
     let mut attributes = vec![
-        ("rt.role", Attr::Str(e["cat"].as_str()?.to_string())),
-        ("process.pid", Attr::Int(e["pid"].as_i64()?)),
+        ("rt.role", Attr::Str(e.cat)),
+        ("process.pid", Attr::Int(e.pid)),
     ];
-    if let Some(d) = a["detail"].as_str() {
-        attributes.push(("rt.detail", Attr::Str(d.to_string())));
+    if let Some(d) = a.detail {
+        attributes.push(("rt.detail", Attr::Str(d)));
     }
     Some(SpanOut {
-        trace_id: u128::from_str_radix(a["trace"].as_str()?, 16).ok()?,
-        span_id: hex64("span")?,
-        parent: hex64("parent")?,
-        name: e["name"].as_str()?.to_string(),
+        trace_id: u128::from_str_radix(&a.trace, 16).ok()?,
+        span_id: hex64(&a.span)?,
+        parent: hex64(&a.parent)?,
+        name: e.name,
         kind: otlp::KIND_INTERNAL,
-        start_ns: a["start_ns"].as_u64()?,
-        end_ns: a["end_ns"].as_u64()?,
+        start_ns: a.start_ns,
+        end_ns: a.end_ns,
         attributes,
     })
 }

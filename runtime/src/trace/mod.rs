@@ -18,13 +18,13 @@
 //! read and store.
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::error::{Context, Result};
 
+pub mod event;
 pub mod export;
 pub mod otlp;
 pub mod summarize;
@@ -317,21 +317,24 @@ impl Tracer {
     }
 
     fn record(&mut self, name: &str, rec: &Recording, end_ns: u64) {
+        use std::io::Write as _;
         let pid = self.pid;
         let b = &mut self.buf;
-        let mut line = String::with_capacity(256);
+        // Straight into the buffer: no line or value is built on the side.
         let _ = write!(
-            line,
+            b,
             "{{\"name\":\"{name}\",\"cat\":\"{}\",\"ph\":\"X\",\"ts\":{},\"dur\":{},\"pid\":{pid},\"tid\":{pid},\"args\":{{",
             self.role,
             rec.start_ns / 1000,
             end_ns.saturating_sub(rec.start_ns) / 1000,
         );
         if let Some(d) = &rec.detail {
-            let _ = write!(line, "\"detail\":{},", serde_json::Value::from(d.as_str()));
+            b.extend_from_slice(b"\"detail\":");
+            let _ = serde_json::to_writer(&mut *b, d.as_str());
+            b.push(b',');
         }
         let _ = writeln!(
-            line,
+            b,
             "\"trace\":\"{:032x}\",\"span\":\"{:016x}\",\"parent\":\"{:016x}\",\"run\":\"{:016x}\",\"start_ns\":{},\"end_ns\":{end_ns}}}}}",
             self.trace_id,
             rec.id,
@@ -339,7 +342,6 @@ impl Tracer {
             if self.run == 0 { rec.id } else { self.run },
             rec.start_ns,
         );
-        b.extend_from_slice(line.as_bytes());
         if b.len() > BUFFER_LIMIT {
             write_all(fd(), b);
             b.clear();

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::event::Event;
 use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Default)]
@@ -39,31 +40,6 @@ pub struct StepStats {
     pub median_offset_us: u64,
 }
 
-struct Event {
-    role: String,
-    name: String,
-    detail: Option<String>,
-    run: String,
-    ts: u64,
-    dur: u64,
-}
-
-fn parse(line: &str) -> Option<Event> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let args = v.get("args")?;
-    Some(Event {
-        role: v.get("cat")?.as_str()?.to_string(),
-        name: v.get("name")?.as_str()?.to_string(),
-        detail: args
-            .get("detail")
-            .and_then(|d| d.as_str())
-            .map(String::from),
-        run: args.get("run")?.as_str()?.to_string(),
-        ts: v.get("ts")?.as_u64()?,
-        dur: v.get("dur")?.as_u64()?,
-    })
-}
-
 /// Read trace files (JSON lines as `--trace` writes them, or a JSON array of them).
 pub fn summarize(files: &[PathBuf], by_detail: bool) -> Result<Summary> {
     let mut events = Vec::new();
@@ -86,7 +62,7 @@ pub fn summarize(files: &[PathBuf], by_detail: bool) -> Result<Summary> {
             if line.trim().is_empty() {
                 continue;
             }
-            events.push(parse(line).ok_or_else(|| {
+            events.push(Event::parse(line).ok_or_else(|| {
                 Error::msg(format!(
                     "trace {}: line {}: not a trace event (name, cat, ts, dur, args.run)",
                     f.display(),
@@ -102,30 +78,32 @@ fn summarize_events(events: &[Event], by_detail: bool) -> Summary {
     // Each run starts at its earliest event (its root span).
     let mut run_start: HashMap<&str, u64> = HashMap::new();
     for e in events {
-        let s = run_start.entry(&e.run).or_insert(e.ts);
+        let s = run_start.entry(&e.args.run).or_insert(e.ts);
         *s = (*s).min(e.ts);
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut meta: Vec<(String, String, Option<String>)> = Vec::new();
     for e in events {
-        let detail = if by_detail { e.detail.clone() } else { None };
-        let key = format!(
-            "{}\0{}\0{}",
-            e.role,
-            e.name,
-            detail.as_deref().unwrap_or("")
-        );
+        let detail = if by_detail {
+            e.args.detail.clone()
+        } else {
+            None
+        };
+        let key = format!("{}\0{}\0{}", e.cat, e.name, detail.as_deref().unwrap_or(""));
         let i = *index.entry(key.clone()).or_insert_with(|| {
             rows.push(Row {
                 key,
                 ..Row::default()
             });
-            meta.push((e.role.clone(), e.name.clone(), detail));
+            meta.push((e.cat.clone(), e.name.clone(), detail));
             rows.len() - 1
         });
-        let offset = e.ts.saturating_sub(run_start[e.run.as_str()]);
-        let slot = rows[i].per_run.entry(e.run.clone()).or_insert((0, offset));
+        let offset = e.ts.saturating_sub(run_start[e.args.run.as_str()]);
+        let slot = rows[i]
+            .per_run
+            .entry(e.args.run.clone())
+            .or_insert((0, offset));
         slot.0 += e.dur;
         slot.1 = slot.1.min(offset);
     }
@@ -214,16 +192,25 @@ impl Summary {
 
 #[cfg(test)]
 mod tests {
+    use super::super::event::Args;
     use super::*;
 
     fn ev(run: &str, name: &str, ts: u64, dur: u64) -> Event {
         Event {
-            role: "rt".into(),
+            cat: "rt".into(),
             name: name.into(),
-            detail: Some(format!("{name}-detail")),
-            run: run.into(),
             ts,
             dur,
+            pid: 1,
+            args: Args {
+                detail: Some(format!("{name}-detail")),
+                run: run.into(),
+                trace: String::new(),
+                span: String::new(),
+                parent: String::new(),
+                start_ns: ts * 1000,
+                end_ns: (ts + dur) * 1000,
+            },
         }
     }
 
