@@ -177,7 +177,7 @@ fn spawn(
     if rootless {
         crate::rootless::fit_cgroup(cgroup, &mut resources, linux.resources.is_some());
     }
-    let late_join = late_cgroup_join(cgroup, &ns);
+    let join_at = cgroup_join_at(cgroup, &ns, &resources);
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -334,7 +334,7 @@ fn spawn(
         &Join {
             cgroup,
             resources: &resources,
-            late: late_join,
+            at: join_at,
         },
         rdt.as_ref(),
         &mut state,
@@ -400,20 +400,42 @@ fn reap_within(pid: i32, timeout: std::time::Duration) {
     let _ = waitpid(Pid::from_raw(pid), None);
 }
 
-/// Whether the init joins its cgroups late: rt moves it in once it knows the init's pid,
-/// while the init builds the rootfs, rather than moving the first child in before it
-/// does anything. Hooks and the program still find it there (see `handshake`).
+/// When the init joins its cgroups.
 ///
-/// Why: the first move of a process between cgroups after a quiet spell waits for an RCU
-/// grace period (the kernel's cgroup_threadgroup_rwsem leaves its fast mode), 8-25 ms on
-/// the development VM, longer than all the rest of `create`; joining late overlaps it
-/// with the mounts. The cost: kernel memory the init uses for its setup is charged to
-/// rt's cgroup, not the container's (runc charges it to the container).
-/// Not with a new cgroup namespace, whose root is the cgroup its creator is in when it
-/// unshares (the first child, before any mount). Nor with a systemd unit, whose cgroup
-/// exists only once systemd has started it, and the init's cgroup mount needs it.
-fn late_cgroup_join(cgroup: &Cgroup, ns: &NamespacePlan) -> bool {
-    !cgroup.dirs.is_empty() && cgroup.systemd.is_none() && !ns.creates("cgroup")
+/// Why not simply before it starts: the first move of a process between cgroups after a
+/// quiet spell waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem leaves
+/// its fast mode), 5-25 ms on the development VM, longer than all the rest of `create`.
+/// The wait holds the kernel's cgroup_mutex, so it cannot overlap the mkdirs either; it
+/// can overlap everything the init does. The cost of joining after it started: kernel
+/// memory the init uses for its setup may be charged to rt's cgroup, not the container's
+/// (runc charges it to the container).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum JoinAt {
+    /// Before the first child is told to go. With a new cgroup namespace, whose root is
+    /// the cgroup its creator is in when it unshares (the first child, before any mount);
+    /// with a systemd unit, whose cgroup exists only once systemd has started it, and
+    /// the init's cgroup mount needs it.
+    Start,
+    /// The first child moved at once, while it makes its namespaces (the grace period
+    /// starts at the fork); the init moved too once its pid is known, when it is another
+    /// process (after a pid namespace's fork: the move may not have been done when the
+    /// first child forked it). Hooks and the program find it there (see `handshake`).
+    Fork,
+    /// Only once the init's pid is known, while it builds the rootfs: when the first
+    /// child needs rt before that (id maps, time offsets: rt would be blocked in the
+    /// move), or when a pids limit could refuse the init's fork if the first child
+    /// were already counted there.
+    InitPid,
+}
+
+fn cgroup_join_at(cgroup: &Cgroup, ns: &NamespacePlan, resources: &Resources) -> JoinAt {
+    if cgroup.dirs.is_empty() || cgroup.systemd.is_some() || ns.creates("cgroup") {
+        JoinAt::Start
+    } else if ns.creates("user") || ns.creates("time") || resources.pids.is_some() {
+        JoinAt::InitPid
+    } else {
+        JoinAt::Fork
+    }
 }
 
 /// Fork the first child; in the parent, come back with the channel and its pid.
@@ -441,11 +463,11 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
     Ok((parent_end, pid))
 }
 
-/// How the init joins its cgroup: with these limits, and late or not (`late_cgroup_join`).
+/// How the init joins its cgroup: with these limits, and when (`cgroup_join_at`).
 struct Join<'a> {
     cgroup: &'a Cgroup,
     resources: &'a Resources,
-    late: bool,
+    at: JoinAt,
 }
 
 /// The parent's side of the handshake, message by message.
@@ -461,10 +483,18 @@ fn handshake(
     dir: &StateDir,
 ) -> Result<()> {
     let cgroup = join.cgroup;
-    if !join.late {
+    if join.at == JoinAt::Start {
         crate::trace::step("cgroup-join").run(|| cgroup.join_init(c1, join.resources))?;
     }
     chan.send(&Msg::Go)?;
+    if join.at == JoinAt::Fork {
+        // Gone already (it forked the init and exited, or failed: its error follows on
+        // the channel): the init is moved below, or there is nothing to move.
+        match crate::trace::step("cgroup-join").run(|| cgroup.apply(c1)) {
+            Err(e) if e.fields().errno_code == Some(libc::ESRCH) => {}
+            other => other?,
+        }
+    }
     let linux = spec.linux();
     let hooks = spec.hooks();
     loop {
@@ -487,7 +517,8 @@ fn handshake(
                 if pid > 0 {
                     state.pid = pid;
                 }
-                if join.late {
+                let moved = join.at == JoinAt::Start || (join.at == JoinAt::Fork && pid <= 0);
+                if !moved {
                     // Before this loop reads the init's next message: hooks run, and
                     // `create` returns (so `start` can come), only after the move.
                     crate::trace::step("cgroup-join")
