@@ -143,8 +143,6 @@ fn run_traces_every_step_of_rt_and_the_init() {
         "cgroup-write",
         "fork",
         "wait-init",
-        "cgroup-join",
-        "cgroup-procs",
         "hook",
         "state-save",
         "release-init",
@@ -153,6 +151,7 @@ fn run_traces_every_step_of_rt_and_the_init() {
     }
     let init = names_by(&evs, "init");
     for step in [
+        "cgroup-join",
         "unshare",
         "fork-init",
         "rootfs-prepare",
@@ -254,18 +253,11 @@ fn create_and_exec_trace_to_the_env_var_file() {
     let evs = events(&etrace);
     check_tree(&evs);
     let rt = names_by(&evs, "rt");
-    for step in [
-        "exec",
-        "state-load",
-        "plan",
-        "fork",
-        "cgroup-join",
-        "wait-exec",
-    ] {
+    for step in ["exec", "state-load", "plan", "fork", "wait-exec"] {
         assert!(rt.contains(step), "exec step {step} missing: {rt:?}");
     }
     let child = names_by(&evs, "exec");
-    for step in ["setns", "user-capabilities", "exec"] {
+    for step in ["cgroup-join", "setns", "user-capabilities", "exec"] {
         assert!(
             child.contains(step),
             "exec child step {step} missing: {child:?}"

@@ -29,7 +29,8 @@ pub enum Step {
     CreateCgroupMade,
     /// create: the init is forked; it waits for "go".
     CreateForked,
-    /// init: running, in its cgroup unless it joins late, no namespace made yet.
+    /// init: running, in its cgroup when the first child joins it (see create.rs JoinAt),
+    /// no namespace made yet.
     InitStarted,
     /// init: in its new user namespace, whose maps are not written yet.
     InitUserns,
@@ -37,7 +38,7 @@ pub enum Step {
     CreateMapsWritten,
     /// init: every namespace is made or joined (before the pid/time namespace's fork).
     InitNamespaces,
-    /// create: the init's pid is known and it is in its cgroup; state.json not written yet.
+    /// create: the init's pid is known (it joins its cgroup by itself); state.json not written yet.
     CreateInitJoined,
     /// create: state.json says "creating".
     CreateStateCreating,
@@ -58,8 +59,8 @@ pub enum Step {
     CreateStateSaved,
     /// exec: the child is forked, not yet in the container's cgroup.
     ExecForked,
-    /// exec: the child is in the container's cgroup, not yet told to go on.
-    ExecInCgroup,
+    /// exec child: in the container's cgroup (it joins by itself), no namespace joined yet.
+    ExecChildInCgroup,
     /// exec child: in the container's namespaces and root.
     ExecChildJoined,
     /// exec child: ready to exec, before it says so.
@@ -88,7 +89,7 @@ pub const STEPS: &[Step] = &[
     Step::CreateHandshakeDone,
     Step::CreateStateSaved,
     Step::ExecForked,
-    Step::ExecInCgroup,
+    Step::ExecChildInCgroup,
     Step::ExecChildJoined,
     Step::ExecChildReady,
     Step::ExecReady,
@@ -114,7 +115,7 @@ impl Step {
             Step::CreateHandshakeDone => "create-handshake-done",
             Step::CreateStateSaved => "create-state-saved",
             Step::ExecForked => "exec-forked",
-            Step::ExecInCgroup => "exec-in-cgroup",
+            Step::ExecChildInCgroup => "exec-child-in-cgroup",
             Step::ExecChildJoined => "exec-child-joined",
             Step::ExecChildReady => "exec-child-ready",
             Step::ExecReady => "exec-ready",

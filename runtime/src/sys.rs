@@ -337,6 +337,75 @@ pub fn fork_sibling() -> Result<Option<i32>, Errno> {
     }
 }
 
+/// struct clone_args (linux/sched.h) up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// CLONE_INTO_CGROUP (linux/sched.h, Linux 5.7).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork whose child is born in the cgroup2 directory `cgroup` (clone3 with
+/// CLONE_INTO_CGROUP): it never runs anywhere else, and no process is moved (a move pays
+/// the kernel's RCU grace period on the global threadgroup lock). With `sibling`, the
+/// child becomes a child of our parent, as with [`fork_sibling`]. An error (ENOSYS or
+/// E2BIG from a kernel older than 5.7, a refusal of that cgroup) makes no process.
+pub fn fork_into_cgroup(
+    cgroup: std::os::fd::BorrowedFd,
+    sibling: bool,
+) -> Result<Option<i32>, Errno> {
+    use std::os::fd::AsRawFd;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP
+            | if sibling {
+                libc::CLONE_PARENT as u64
+            } else {
+                0
+            },
+        // CLONE_PARENT takes the parent's exit signal: clone3 wants 0 then.
+        exit_signal: if sibling { 0 } else { libc::SIGCHLD as u64 },
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM and with no new stack this is a fork: the child runs on a
+    // copy of our stack. rt is single-threaded here, so no lock is held elsewhere. `args`
+    // is a valid clone_args of the size passed.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as i32)),
+    }
+}
+
+/// Read a /proc file whole, in as few reads as `expected` bytes allow. Such files say size
+/// 0, and std's read_to_string then starts from a 32-byte probe and doubles: ten reads for
+/// a 15 KiB mountinfo, each of which the kernel formats anew up to where it stopped.
+pub fn read_proc(path: impl AsRef<Path>, expected: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(expected);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Leave the process at once, without running destructors or atexit handlers that belong
 /// to the parent's copy of the state.
 pub fn exit_now(code: i32) -> ! {

@@ -40,7 +40,7 @@ echo "# $(wc -l < $T) trace events"
 for step in config-load cgroup-mkdir cgroup-join fork unshare mount pivot-root ready wait-start exec; do
   check "trace has step $step" has "\"name\":\"$step\"" $T
 done
-check "cgroup-procs names the v2 cgroup.procs" has "\"name\":\"cgroup-procs\".*\"detail\":\"$CG/rt-trace/t1/cgroup.procs\"" $T
+check "the init was born in its v2 cgroup (clone3 CLONE_INTO_CGROUP)" has "\"name\":\"cgroup-join\",\"cat\":\"init\".*\"detail\":\"born in $CG/rt-trace/t1\"" $T
 check "init steps are the init's" has '"cat":"init"' $T
 rt trace summarize $T > /tmp/summary 2>&1
 sed 's/^/# summarize: /' /tmp/summary

@@ -6,25 +6,7 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-/// struct clone_args (linux/sched.h) up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// CLONE_INTO_CGROUP (linux/sched.h).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+use crate::sys::CloneArgs;
 
 /// clone3 with a NULL argument of size 0: a kernel with clone3 refuses the size (EINVAL)
 /// before doing anything; one without answers ENOSYS. No process is made.
@@ -42,25 +24,11 @@ pub fn clone3_probe() -> Errno {
 /// clone3(CLONE_INTO_CGROUP) into the cgroup2 directory `cgroup` (an fd on it): the child
 /// starts there and `_exit`s at once; it is reaped before this returns.
 pub fn clone_into_cgroup(cgroup: RawFd) -> Result<(), Errno> {
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: without CLONE_VM and with no new stack this is a fork (rt is single-threaded
-    // here); the child only calls _exit. `args` is a valid clone_args of the size passed.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match pid {
-        0 => crate::sys::exit_now(0),
-        -1 => Err(Errno::last()),
-        pid => super::child::reap(pid as i32).map(drop),
+    // SAFETY: rt check keeps the fd open while it asks.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(cgroup) };
+    match crate::sys::fork_into_cgroup(fd, false)? {
+        None => crate::sys::exit_now(0),
+        Some(pid) => super::child::reap(pid).map(drop),
     }
 }
 

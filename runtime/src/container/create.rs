@@ -16,6 +16,7 @@ use nix::unistd::{mkfifo, Pid};
 
 use crate::bail;
 use crate::cgroups::resources::{DeviceRule, Resources};
+use crate::cgroups::self_join::{self, SelfJoin};
 use crate::cgroups::{self, Cgroup};
 use crate::error::{Context, Error, Result};
 use crate::fault::{self, Step};
@@ -177,7 +178,7 @@ fn spawn(
     if rootless {
         crate::rootless::fit_cgroup(cgroup, &mut resources, linux.resources.is_some());
     }
-    let join_at = cgroup_join_at(cgroup, &ns, &resources);
+    let join_at = cgroup_join_at(cgroup, &ns);
     let hooks = spec.hooks();
 
     let fifo_path = dir.fifo();
@@ -256,7 +257,7 @@ fn spawn(
         process.exec_cpu_affinity.as_ref(),
         linux.memory_policy.as_ref(),
     )?;
-    let plan = InitPlan {
+    let mut plan = InitPlan {
         id: opts.id.clone(),
         time_offsets: linux.time_offsets.clone(),
         // Also in a mount namespace joined by path: the rootfs is set up inside it.
@@ -291,6 +292,8 @@ fn spawn(
             preserve_fds: opts.preserve_fds + listen_fds,
             extra_env,
         },
+        cgroup_join: None,
+        cgroup_join_first: join_at == JoinAt::FirstChild,
     };
 
     drop(planning);
@@ -300,6 +303,9 @@ fn spawn(
         // is killed before it saves the state.
         dir.save_leftover_cgroup(&cgroup.as_planned())?;
         cgroup.prepare(&resources)?;
+        if join_at != JoinAt::Start {
+            plan.cgroup_join = Some(SelfJoin::open(cgroup)?);
+        }
         fault::point(Step::CreateCgroupMade);
     }
     crate::netdev::check(&linux.net_devices, spec.creates_namespace("network"))?;
@@ -400,41 +406,38 @@ fn reap_within(pid: i32, timeout: std::time::Duration) {
     let _ = waitpid(Pid::from_raw(pid), None);
 }
 
-/// When the init joins its cgroups.
+/// Who puts the init in its cgroups, and when.
 ///
-/// Why not simply before it starts: the first move of a process between cgroups after a
-/// quiet spell waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem leaves
-/// its fast mode), 5-25 ms on the development VM, longer than all the rest of `create`.
-/// The wait holds the kernel's cgroup_mutex, so it cannot overlap the mkdirs either; it
-/// can overlap everything the init does. The cost of joining after it started: kernel
-/// memory the init uses for its setup may be charged to rt's cgroup, not the container's
-/// (runc charges it to the container).
+/// Not rt by moving it: a move pays the kernel's RCU grace period (see `self_join`). The
+/// process joins by itself, born in its cgroup2 directory and writing itself into each v1
+/// hierarchy, before it does anything the container should be charged for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum JoinAt {
-    /// Before the first child is told to go. With a new cgroup namespace, whose root is
-    /// the cgroup its creator is in when it unshares (the first child, before any mount);
-    /// with a systemd unit, whose cgroup exists only once systemd has started it, and
-    /// the init's cgroup mount needs it.
+    /// rt, before the first child is told to go on: with a systemd unit (systemd moves
+    /// the process as it starts the unit, and the init's cgroup mount needs the unit's
+    /// directory), or without any cgroup.
     Start,
-    /// The first child moved at once, while it makes its namespaces (the grace period
-    /// starts at the fork); the init moved too once its pid is known, when it is another
-    /// process (after a pid namespace's fork: the move may not have been done when the
-    /// first child forked it). Hooks and the program find it there (see `handshake`).
-    Fork,
-    /// Only once the init's pid is known, while it builds the rootfs: when the first
-    /// child needs rt before that (id maps, time offsets: rt would be blocked in the
-    /// move), or when a pids limit could refuse the init's fork if the first child
-    /// were already counted there.
-    InitPid,
+    /// The first child, by itself, before it makes or joins any namespace: it is the init
+    /// (no pid or time namespace to fork into), or a cgroup namespace (whose root is where
+    /// its creator is) or a user namespace (whose credentials the kernel would check) needs
+    /// it there first.
+    FirstChild,
+    /// The init, by itself, as it is forked into the new pid (or time) namespace: the
+    /// first child is never counted in the container's cgroup, so a pids limit of 1 holds.
+    Init,
 }
 
-fn cgroup_join_at(cgroup: &Cgroup, ns: &NamespacePlan, resources: &Resources) -> JoinAt {
-    if cgroup.dirs.is_empty() || cgroup.systemd.is_some() || ns.creates("cgroup") {
+fn cgroup_join_at(cgroup: &Cgroup, ns: &NamespacePlan) -> JoinAt {
+    let needs_first = |kind| ns.creates(kind) || ns.join_of(kind).is_some();
+    if cgroup.dirs.is_empty() || cgroup.systemd.is_some() {
         JoinAt::Start
-    } else if ns.creates("user") || ns.creates("time") || resources.pids.is_some() {
-        JoinAt::InitPid
+    } else if needs_first("cgroup")
+        || needs_first("user")
+        || !(ns.creates("pid") || ns.creates("time"))
+    {
+        JoinAt::FirstChild
     } else {
-        JoinAt::Fork
+        JoinAt::Init
     }
 }
 
@@ -449,17 +452,18 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
         }
         None => None,
     };
-    let forked = sys::fork().ctx(|| "fork the container's first process");
-    if let Ok(None) = forked {
+    let join_now = plan.cgroup_join.as_ref().filter(|_| plan.cgroup_join_first);
+    let forked = self_join::fork(join_now, false).ctx(|| "fork the container's first process");
+    if let Ok((None, born_in_cgroup)) = forked {
         drop(parent_end);
-        init::run(plan, &child_end);
+        init::run(plan, &child_end, born_in_cgroup);
     }
     if let Some(own) = own_pidns {
         nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
             .ctx(|| "setns back to rt's own pid namespace")?;
     }
     drop(child_end);
-    let pid = forked?.unwrap_or_default();
+    let pid = forked?.0.unwrap_or_default();
     Ok((parent_end, pid))
 }
 
@@ -487,14 +491,6 @@ fn handshake(
         crate::trace::step("cgroup-join").run(|| cgroup.join_init(c1, join.resources))?;
     }
     chan.send(&Msg::Go)?;
-    if join.at == JoinAt::Fork {
-        // Gone already (it forked the init and exited, or failed: its error follows on
-        // the channel): the init is moved below, or there is nothing to move.
-        match crate::trace::step("cgroup-join").run(|| cgroup.apply(c1)) {
-            Err(e) if e.fields().errno_code == Some(libc::ESRCH) => {}
-            other => other?,
-        }
-    }
     let linux = spec.linux();
     let hooks = spec.hooks();
     loop {
@@ -516,13 +512,6 @@ fn handshake(
             Some(Msg::InitPid(pid)) => {
                 if pid > 0 {
                     state.pid = pid;
-                }
-                let moved = join.at == JoinAt::Start || (join.at == JoinAt::Fork && pid <= 0);
-                if !moved {
-                    // Before this loop reads the init's next message: hooks run, and
-                    // `create` returns (so `start` can come), only after the move.
-                    crate::trace::step("cgroup-join")
-                        .run(|| cgroup.join_init(state.pid, join.resources))?;
                 }
                 if let Some(r) = rdt {
                     state.rdt = Some(r.apply(state.pid)?);

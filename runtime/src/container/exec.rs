@@ -16,6 +16,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::bail;
+use crate::cgroups::self_join::{self, SelfJoin};
 use crate::cgroups::{Cgroup, CgroupDir};
 use crate::container::create;
 use crate::container::foreground::Foreground;
@@ -134,6 +135,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
             preserve_fds: opts.preserve_fds,
             extra_env: Vec::new(),
         },
+        cgroup_join: SelfJoin::open(&cgroup)?,
     };
     log::debug!(
         "exec: into container {} (init {}): namespaces {:?}, cgroup {:?}",
@@ -150,10 +152,12 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     drop(planning);
     let (parent_end, child_end) = channel::pair()?;
     let forking = crate::trace::step("fork");
-    let c1 = match sys::fork().ctx(|| "fork the exec's first process")? {
+    let (forked, born_in_cgroup) =
+        self_join::fork(Some(&plan.cgroup_join), false).ctx(|| "fork the exec's first process")?;
+    let c1 = match forked {
         None => {
             drop(parent_end);
-            setns::run(&plan, &child_end)
+            setns::run(&plan, &child_end, born_in_cgroup)
         }
         Some(pid) => pid,
     };
@@ -163,7 +167,7 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     let seccomp = plan.process.seccomp;
     // Our copy of the process's end of the terminal socket: the master comes on ours.
     drop(plan.process.console_socket);
-    let started = drive(&parent_end, c1, &cgroup, seccomp.as_ref(), &state);
+    let started = drive(&parent_end, c1, seccomp.as_ref(), &state);
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {
@@ -192,21 +196,18 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     fg.wait(pid, tty)
 }
 
-/// The parent's side: put the child into the cgroup, let it go, answer its requests, and
-/// come back with the process's pid once it has exec'd.
+/// The parent's side: let the child go (it joins the cgroup by itself), answer its
+/// requests, and come back with the process's pid once it has exec'd.
 fn drive(
     chan: &Channel,
     c1: i32,
-    cgroup: &Cgroup,
     seccomp: Option<&seccomp::SeccompPlan>,
     state: &State,
 ) -> Result<i32> {
-    crate::trace::step("cgroup-join").run(|| cgroup.apply(c1))?;
     // Its children (the process itself, with a pid namespace) inherit the group.
     if let Some(r) = &state.rdt {
         r.join(c1)?;
     }
-    fault::point(Step::ExecInCgroup);
     chan.send(&Msg::Go)?;
     let mut pid = c1;
     let mut ready = false;

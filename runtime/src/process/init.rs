@@ -20,7 +20,8 @@ use crate::fault::{self, Step};
 use crate::{hooks, namespaces, rootfs, sys};
 
 /// The forked child's entry point. Never returns.
-pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
+/// `born_in_cgroup`: forked into the container's cgroup2 directory (see `self_join`).
+pub fn run(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> ! {
     crate::trace::in_child("init");
     if let Some(fd) = plan.state_lock_fd {
         // Our copy of rt's lock on the state directory: were we to outlive rt (stopped,
@@ -28,7 +29,7 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
         // SAFETY: the fd is rt's lock fd, inherited by fork, and nothing here uses it.
         unsafe { libc::close(fd) };
     }
-    let err = match stage1(plan, chan) {
+    let err = match stage1(plan, chan, born_in_cgroup) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -42,12 +43,15 @@ pub fn run(plan: &InitPlan, chan: &Channel) -> ! {
 
 enum Never {}
 
-fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
+fn stage1(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Never> {
     die_with_parent(chan)?;
     // Nobody may ptrace or read /proc/<pid>/mem of the runtime while it works inside the
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
+    if let Some(join) = plan.cgroup_join.as_ref().filter(|_| plan.cgroup_join_first) {
+        join.join_self(born_in_cgroup)?;
+    }
     fault::point(Step::InitStarted);
     plan.process.attrs.apply_initial()?;
     // Join first, while we still have the host's privileges; the pid namespace was joined
@@ -99,7 +103,11 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never> {
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        super::continue_in_sibling(chan, "init", "the container init")?;
+        let join = plan
+            .cgroup_join
+            .as_ref()
+            .filter(|_| !plan.cgroup_join_first);
+        super::continue_in_sibling(chan, "init", "the container init", join)?;
         // A fork does not inherit the parent-death signal.
         die_with_parent(chan)?;
     } else {

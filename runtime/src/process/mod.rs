@@ -40,6 +40,13 @@ pub struct InitPlan {
     pub rootless: bool,
     /// The program the init becomes.
     pub process: ProcessPlan,
+    /// How the container's process joins its cgroup by itself (none: rt moves it, or
+    /// there is no cgroup), opened by rt once the cgroup is made.
+    pub cgroup_join: Option<crate::cgroups::self_join::SelfJoin>,
+    /// The first child joins, before it makes or joins any namespace (it is the init, or a
+    /// new or joined cgroup or user namespace needs it there first); else the init does,
+    /// once forked into the new pid (or time) namespace.
+    pub cgroup_join_first: bool,
 }
 
 /// The program a container process becomes, and its credentials and limits: shared by
@@ -76,17 +83,21 @@ pub fn override_env(env: &mut Vec<String>, overrides: &[String]) {
 /// of its own messages can reach rt first (rt would then finish the handshake still
 /// taking the short-lived intermediate for the container process).
 ///
-/// `role` ("init" or "exec") goes on doing the steps, and naming them in its errors.
+/// `role` ("init" or "exec") goes on doing the steps, and naming them in its errors. With
+/// `join`, the sibling joins that cgroup by itself (born in it where the kernel can).
 pub(crate) fn continue_in_sibling(
     chan: &channel::Channel,
     role: &'static str,
     what: &str,
+    join: Option<&crate::cgroups::self_join::SelfJoin>,
 ) -> crate::error::Result<()> {
     use crate::error::Context;
     let (reported_r, reported_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe2")?;
     let step = crate::trace::step("fork-init");
-    match crate::sys::fork_sibling().ctx(|| format!("clone(CLONE_PARENT) {what}"))? {
+    let (forked, born_in_cgroup) = crate::cgroups::self_join::fork(join, true)
+        .ctx(|| format!("clone(CLONE_PARENT) {what}"))?;
+    match forked {
         Some(pid) => {
             drop(step);
             crate::trace::flush();
@@ -110,7 +121,10 @@ pub(crate) fn continue_in_sibling(
             };
             crate::trace::in_sibling(role, (n == pid.len()).then(|| u32::from_ne_bytes(pid)));
             while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&reported_r, &mut pid) {}
-            Ok(())
+            match join {
+                Some(join) => join.join_self(born_in_cgroup),
+                None => Ok(()),
+            }
         }
     }
 }

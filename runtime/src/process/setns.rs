@@ -23,12 +23,15 @@ pub struct ExecPlan {
     /// of the container's mount namespace, so it is entered explicitly.
     pub root: OwnedFd,
     pub process: ProcessPlan,
+    /// The container's cgroup (or the --cgroup one), joined by the process itself first.
+    pub cgroup_join: crate::cgroups::self_join::SelfJoin,
 }
 
 /// The forked child's entry point. Never returns.
-pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
+/// `born_in_cgroup`: forked into the container's cgroup2 directory (see `self_join`).
+pub fn run(plan: &ExecPlan, chan: &Channel, born_in_cgroup: bool) -> ! {
     crate::trace::in_child("exec");
-    let err = match enter(plan, chan) {
+    let err = match enter(plan, chan, born_in_cgroup) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -37,10 +40,15 @@ pub fn run(plan: &ExecPlan, chan: &Channel) -> ! {
     sys::exit_now(1)
 }
 
-fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
+fn enter(plan: &ExecPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Infallible> {
     // As for the init (CVE-2016-9962): nobody in the container may ptrace us before execve.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
+    // Before the namespaces: from inside the container's cgroup namespace the kernel
+    // would not see the cgroup we come from. The children (the process itself, with a
+    // pid namespace) inherit the group.
+    plan.cgroup_join.join_self(born_in_cgroup)?;
+    fault::point(Step::ExecChildInCgroup);
     plan.process.attrs.apply_initial()?;
     // One call joins them all, the user namespace first, as the kernel orders it.
     let joining = crate::trace::step("setns");
@@ -55,7 +63,7 @@ fn enter(plan: &ExecPlan, chan: &Channel) -> Result<Infallible> {
         .ns
         .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
     {
-        super::continue_in_sibling(chan, "exec", "the process in the container")?;
+        super::continue_in_sibling(chan, "exec", "the process in the container", None)?;
     } else {
         chan.send(&Msg::InitPid(0))?;
     }
