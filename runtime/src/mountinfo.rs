@@ -2,7 +2,6 @@
 //! `id parent maj:min root mountpoint options [optional fields...] - fstype source superopts`.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::PathBuf;
 
 use crate::error::{Context, Result};
@@ -22,7 +21,8 @@ pub struct Mount {
 
 /// The mounts of this process's mount namespace.
 pub fn read_own() -> Result<Vec<Mount>> {
-    let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let text = crate::sys::read_proc("/proc/self/mountinfo", 64 << 10)
+        .ctx(|| "read /proc/self/mountinfo")?;
     Ok(parse(&text))
 }
 

@@ -121,7 +121,7 @@ impl State {
 
 /// `pid` as the innermost pid namespace it is in sees it (the last NSpid of its status).
 fn pid_in_own_namespace(pid: i32) -> Option<i32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = crate::sys::read_proc(format!("/proc/{pid}/status"), 4096).ok()?;
     let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
     line.split_whitespace().last()?.parse().ok()
 }
@@ -383,7 +383,7 @@ pub struct ProcStat {
 }
 
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = crate::sys::read_proc(format!("/proc/{pid}/stat"), 1024).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let (open, close) = (text.find('(')?, text.rfind(')')?);
     let comm = text.get(open + 1..close)?.to_string();
