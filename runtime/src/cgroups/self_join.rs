@@ -13,24 +13,26 @@
 //!   should the kernel refuse the clone) it is forked as before and writes itself into
 //!   `cgroup.procs`, which pays the grace period but is otherwise the same.
 //!
-//! rt opens every fd before the fork, with its own credentials: the kernel checks a
-//! cgroup file write against the opener's, so the process may already be in a new user
-//! namespace when it writes.
+//! The process writes before it makes or joins any namespace, or, as the init forked into
+//! its new pid namespace, while it still has rt's credentials and view of the cgroup
+//! filesystems: it opens each file as it writes it, one at a time, so a create needs one
+//! fd more than without (the cgroup2 directory, for the clone).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nix::fcntl::{open, openat, OFlag};
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
 use super::Cgroup;
 use crate::error::{Context, Error, Result};
 
-/// The fds a process needs to join `Cgroup` by itself.
+/// What a process needs to join `Cgroup` by itself.
 #[derive(Debug)]
 pub struct SelfJoin {
-    /// Each v1 hierarchy's `tasks` file, opened for writing.
-    tasks: Vec<(OwnedFd, PathBuf)>,
+    /// Each v1 hierarchy's `tasks` file.
+    tasks: Vec<PathBuf>,
     /// The cgroup2 directory, if the container has one.
     unified: Option<Unified>,
 }
@@ -39,13 +41,11 @@ pub struct SelfJoin {
 struct Unified {
     /// O_PATH on the directory: clone3's CLONE_INTO_CGROUP takes it.
     dir: OwnedFd,
-    /// Its `cgroup.procs`, for a process that could not be born there.
-    procs: OwnedFd,
     path: PathBuf,
 }
 
 impl SelfJoin {
-    /// Open what the process will write, in rt before the fork.
+    /// Open the cgroup2 directory (the rest is opened as it is written).
     pub fn open(cgroup: &Cgroup) -> Result<SelfJoin> {
         let mut join = SelfJoin {
             tasks: Vec::new(),
@@ -59,23 +59,12 @@ impl SelfJoin {
                     Mode::empty(),
                 )
                 .ctx(|| format!("open cgroup {}", d.path.display()))?;
-                let procs = openat(
-                    &dir,
-                    "cgroup.procs",
-                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .ctx(|| format!("open {}/cgroup.procs", d.path.display()))?;
                 join.unified = Some(Unified {
                     dir,
-                    procs,
                     path: d.path.clone(),
                 });
             } else {
-                let path = d.path.join("tasks");
-                let fd = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .ctx(|| format!("open {}", path.display()))?;
-                join.tasks.push((fd, path));
+                join.tasks.push(d.path.join("tasks"));
             }
         }
         Ok(join)
@@ -91,17 +80,11 @@ impl SelfJoin {
     /// unless `born_there`.
     pub fn join_self(&self, born_there: bool) -> Result<()> {
         let _step = crate::trace::step_with("cgroup-join", || self.describe(born_there));
-        for (fd, path) in &self.tasks {
-            write_self(fd, "0")
-                .map_err(|e| Error::sys(format!("write 0 (itself) to {}", path.display()), e))?;
+        for path in &self.tasks {
+            write_self(path)?;
         }
         if let Some(u) = self.unified.as_ref().filter(|_| !born_there) {
-            write_self(&u.procs, "0").map_err(|e| {
-                Error::sys(
-                    format!("write 0 (itself) to {}/cgroup.procs", u.path.display()),
-                    e,
-                )
-            })?;
+            write_self(&u.path.join("cgroup.procs"))?;
         }
         Ok(())
     }
@@ -129,11 +112,20 @@ impl SelfJoin {
     }
 }
 
-fn write_self(fd: &OwnedFd, text: &str) -> nix::Result<()> {
+/// Write 0 (the writer itself) into `path`.
+fn write_self(path: &Path) -> Result<()> {
+    let fd = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", path.display()))?;
     loop {
-        match nix::unistd::write(fd, text.as_bytes()) {
+        match nix::unistd::write(&fd, b"0") {
             Err(nix::errno::Errno::EINTR) => continue,
-            other => return other.map(drop),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("write 0 (itself) to {}", path.display()),
+                    e,
+                ))
+            }
+            Ok(_) => return Ok(()),
         }
     }
 }
@@ -145,9 +137,15 @@ pub fn fork(join: Option<&SelfJoin>, sibling: bool) -> nix::Result<(Option<i32>,
     if let Some(fd) = join.and_then(SelfJoin::birth_cgroup) {
         match crate::sys::fork_into_cgroup(fd, sibling) {
             Ok(forked) => return Ok((forked, true)),
-            // Not born there: the child writes itself into cgroup.procs instead, where a
-            // refusal gets its usual error.
-            Err(e) => log::debug!("clone3(CLONE_INTO_CGROUP): {e}; forking, then joining"),
+            // A kernel without clone3 (ENOSYS) or CLONE_INTO_CGROUP (E2BIG, EINVAL): the
+            // child writes itself into cgroup.procs instead.
+            Err(e @ (Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL)) => {
+                log::debug!("clone3(CLONE_INTO_CGROUP): {e}; forking, then joining")
+            }
+            // Anything else is the fork's own failure (EAGAIN from a pids limit...), and
+            // the first fork into a new pid namespace cannot be tried twice (the kernel
+            // takes no more processes into it: ENOMEM).
+            Err(e) => return Err(e),
         }
     }
     let forked = if sibling {

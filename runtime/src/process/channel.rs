@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// Parent → child: go on (the cgroup is joined first, unless the init joins it late:
-    /// see create.rs).
+    /// Parent → child: go on (see create.rs `JoinAt` for where the cgroup is then).
     Go,
+    /// Parent → child: the cgroup is made and its limits set: the init may join it.
+    CgroupMade,
     /// Child → parent: a new user namespace exists; write its id maps.
     UserNsReady,
     /// Parent → child: the id maps are written.
@@ -75,6 +76,7 @@ impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         let (tag, payload): (u8, Vec<u8>) = match msg {
             Msg::Go => (b'G', vec![]),
+            Msg::CgroupMade => (b'g', vec![]),
             Msg::UserNsReady => (b'U', vec![]),
             Msg::MapsWritten => (b'M', vec![]),
             Msg::TimeNsReady => (b'T', vec![]),
@@ -244,6 +246,7 @@ fn decode(buf: &[u8]) -> Result<Msg> {
     let payload = String::from_utf8_lossy(&buf[1..]).into_owned();
     Ok(match buf[0] {
         b'G' => Msg::Go,
+        b'g' => Msg::CgroupMade,
         b'U' => Msg::UserNsReady,
         b'M' => Msg::MapsWritten,
         b'T' => Msg::TimeNsReady,

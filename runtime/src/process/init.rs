@@ -15,6 +15,7 @@ use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use super::channel::{Channel, Msg};
 use super::{finish, InitPlan};
 use crate::bail;
+use crate::cgroups::self_join::SelfJoin;
 use crate::error::{Context, Error, Result};
 use crate::fault::{self, Step};
 use crate::{hooks, namespaces, rootfs, sys};
@@ -49,7 +50,7 @@ fn stage1(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Never
     // container (CVE-2016-9962); execve restores dumpability for the program.
     sys::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")?;
     chan.expect(Msg::Go)?;
-    if let Some(join) = plan.cgroup_join.as_ref().filter(|_| plan.cgroup_join_first) {
+    if let super::CgroupJoin::First(join) = &plan.cgroup_join {
         join.join_self(born_in_cgroup)?;
     }
     fault::point(Step::InitStarted);
@@ -103,11 +104,14 @@ fn stage1(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Never
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        let join = plan
-            .cgroup_join
-            .as_ref()
-            .filter(|_| !plan.cgroup_join_first);
-        super::continue_in_sibling(chan, "init", "the container init", join)?;
+        let join = match plan.cgroup_join {
+            super::CgroupJoin::Init => {
+                crate::trace::step("wait-cgroup").run(|| chan.expect(Msg::CgroupMade))?;
+                Some(SelfJoin::open(&plan.rootfs.cgroup)?)
+            }
+            _ => None,
+        };
+        super::continue_in_sibling(chan, "init", "the container init", join.as_ref())?;
         // A fork does not inherit the parent-death signal.
         die_with_parent(chan)?;
     } else {

@@ -40,13 +40,20 @@ pub struct InitPlan {
     pub rootless: bool,
     /// The program the init becomes.
     pub process: ProcessPlan,
-    /// How the container's process joins its cgroup by itself (none: rt moves it, or
-    /// there is no cgroup), opened by rt once the cgroup is made.
-    pub cgroup_join: Option<crate::cgroups::self_join::SelfJoin>,
-    /// The first child joins, before it makes or joins any namespace (it is the init, or a
-    /// new or joined cgroup or user namespace needs it there first); else the init does,
-    /// once forked into the new pid (or time) namespace.
-    pub cgroup_join_first: bool,
+    /// How the container's process joins its cgroup (see create.rs `JoinAt`).
+    pub cgroup_join: CgroupJoin,
+}
+
+/// How the init joins its cgroup by itself (see `cgroups::self_join`).
+pub enum CgroupJoin {
+    /// It does not: rt puts it there (a systemd unit), or there is no cgroup.
+    Not,
+    /// The first child, before it makes or joins any namespace, with the files rt opened.
+    First(crate::cgroups::self_join::SelfJoin),
+    /// The init as it is forked into its new pid (or time) namespace, once rt says the
+    /// cgroup is made (rt makes it meanwhile): the first child opens the files then, with
+    /// rt's view and privileges still (no cgroup or user namespace in this case).
+    Init,
 }
 
 /// The program a container process becomes, and its credentials and limits: shared by
