@@ -60,7 +60,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 bin_of() {  # bin_of PARTICIPANT: its program
   case $1 in
@@ -228,9 +228,22 @@ goal() {  # goal WHAT PHASE PAIR LIMIT [NOTE]
 }
 
 # --- setup
-cg=$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)
-echo "# guest: $(uname -r), $(nproc) cpus, /sys/fs/cgroup is $cg; $(grep -qw hypervisor /proc/cpuinfo && echo virtualized)"
+case $(stat -f -c %t /sys/fs/cgroup 2>/dev/null) in
+  63677270) cg="cgroup2 (v2 only)" ;;
+  *) cg="not cgroup2: $(cgroup_mounts | wc -l) hierarchies" ;;
+esac
+echo "# $(uname -r), $(nproc) cpus, /sys/fs/cgroup is $cg"
 make_parents || { echo "bench: cannot make the cgroup parents"; exit 1; }
+# How the floor joins its cgroups here, from one traced run: clone3-into-cgroup (v2) or
+# cgroup-procs (v1).
+set -- "$FLOOR" "$ROOTFS" "$W/floor.jsonl" --netns
+for m in $(cgroup_mounts); do set -- "$@" --cgroup "$m/$PARENT/floor-check"; done
+if "$@" 2>"$W/err"; then
+  how=$(grep -oE '"name":"(clone3-into-cgroup|cgroup-procs)"' "$W/floor.jsonl" | cut -d'"' -f4 | sort -u)
+  echo "  floor joins its cgroup(s) with:" $how
+else
+  echo "  floor: a trial run failed: $(tail -n 1 "$W/err")"
+fi
 for p in rt floor crun runc; do
   b=$(bin_of "$p") || { exclude "$p" "not found"; continue; }
   [ "$p" = floor ] && continue
@@ -250,7 +263,7 @@ phase quiet "$QN"
 report quiet
 
 echo
-echo "== goals (issue 19), cgroup v2 guest"
+echo "== goals (issue 19); /sys/fs/cgroup is $cg"
 goal "run" run rt/floor 1.25
 goal "run" run rt/crun 0.7
 beside=""
