@@ -3,8 +3,8 @@
 
 The bundle is busybox with a readonly root and the namespaces `runc spec` and Docker
 give a container: pid, network, ipc, uts and mount. The *light* bundle leaves out the
-network namespace. Every command is timed with time.perf_counter_ns around Popen ->
-wait.
+network namespace. Every command is timed with time.perf_counter_ns from Popen until
+it exits (seen on a pidfd: Popen.wait(timeout) polls, see wait_exit).
 
 The floor (bench/floor.c, built here with cc -O2) is the bare system calls any runtime
 must make: clone into the same namespaces, join the same cgroups (every mounted v1
@@ -51,7 +51,7 @@ The benchmark re-runs itself once inside a private mount namespace in which
 otherwise); every runtime is started directly from there, so all of them see
 the same host and pay the same overhead.
 
-Needs root and cc. Python standard library only. Cleans up its containers, cgroup
+Needs root (and cc for the floor, left out without it). Python standard library only. Cleans up its containers, cgroup
 directories (/sys/fs/cgroup/<controller>/rt-bench/...) and temporary files at
 the end, also on Ctrl-C or SIGTERM. A runtime that is missing or fails is
 reported and left out; the others are still measured.
