@@ -1,45 +1,64 @@
 #!/usr/bin/env python3
-"""Compare OCI runtimes (rt, runc, crun) on short container lifecycles.
+"""Compare OCI runtimes (rt, runc, crun) and the floor on short container lifecycles.
 
-Phases, each timed with time.perf_counter_ns around the runtime commands, all on the
-same busybox bundle (/bin/true; pid, ipc, uts and mount namespaces; readonly root):
+The bundle is busybox with a readonly root and the namespaces `runc spec` and Docker
+give a container: pid, network, ipc, uts and mount. The *light* bundle leaves out the
+network namespace. Every command is timed with time.perf_counter_ns from Popen until
+it exits (seen on a pidfd: Popen.wait(timeout) polls, see wait_exit).
 
-  run       RUNTIME --root R run -b BUNDLE ID
-  cycle     create --pid-file -> start -> wait for exit -> delete
-  netns     the cycle with a new network namespace too
-  seccomp   the cycle with Docker 20.10's default seccomp profile
-            (runtime/tests/data/docker-20.10-default.json)
-  nocgroup  the cycle without cgroups: rt and crun with --cgroup-manager=disabled (runc
-            cannot run without cgroups, so it sits this one out)
-  seq       100 cycles back to back, the total (a few rounds)
-  trace     rt alone: create with and without --trace (paired: what tracing costs),
-            then `rt trace summarize` of the traced runs (where rt's time goes, step
-            by step) beside bench/floor.c, built here with cc: the bare system calls
-            any runtime must make (clone into the same namespaces, join the same
-            cgroups, bind the rootfs, mount proc, pivot_root, exec), traced alike
-  memory    peak RSS of the runtime process during `create` (GNU time's %M, i.e.
-            wait4's ru_maxrss; the wrapper is tiny, a Python parent would count its own
-            pages), and each binary's size
+The floor (bench/floor.c, built here with cc -O2) is the bare system calls any runtime
+must make: clone into the same namespaces, join the same cgroups (every mounted v1
+hierarchy, or on a v2-only host the cgroup2 root through clone3(CLONE_INTO_CGROUP)),
+make / private, bind the rootfs, mount proc, pivot_root, exec /bin/true, wait, rmdir
+the cgroups. It takes part, timed the same way, where marked [floor]; its
+`--exec PID` mode is the bare exec (pidfd_open, setns into all the namespaces, fork,
+join the cgroups, exec /bin/true, wait).
 
-Iterations are interleaved across runtimes (rotating the order every iteration) so that
-load spikes on a shared machine hit every runtime alike; results are reported as
-medians, p90s and *paired* ratios (the median of the per-iteration rt/runc and rt/crun
-ratios), which are far more stable than absolute numbers. A summary table and the
-project's goals (rt <= 0.9x crun and <= 0.3x runc on the cycle; create peak RSS <= crun's)
-close the report.
+Phases:
+
+  run          RUNTIME run -b BUNDLE ID (/bin/true) [floor]
+  run-light    the same with the light bundle [floor, without a network namespace]
+  cycle        create --pid-file -> start -> wait for exit -> delete
+  cycle-light  the cycle with the light bundle
+  exec         one `sleep` container per runtime, then RUNTIME exec ID /bin/true
+               [floor --exec, into rt's container]
+  seccomp      the cycle with Docker 20.10's default seccomp profile
+               (runtime/tests/data/docker-20.10-default.json)
+  nocgroup     the cycle without cgroups: rt and crun with --cgroup-manager=disabled
+               (runc cannot run without cgroups, so it sits this one out)
+  seq          --seq cycles back to back, the total (a few rounds)
+  trace        rt alone: create with and without --trace (paired: what tracing costs),
+               then `rt trace summarize` of the traced runs (where rt's time goes, step
+               by step) beside the floor's own traced steps
+  memory       peak RSS of the runtime process during `create` and during `exec`
+               (GNU time's %M, i.e. wait4's ru_maxrss: the process and the children it
+               reaped; the wrapper is tiny, a Python parent would count its own pages),
+               and each binary's size
+  quiet        the cycle after a quiet spell: a pause (--quiet-pause, default 1.2 s)
+               before each cycle of each runtime and each floor run, so that the first
+               cgroup move waits for an RCU grace period, as after any idle moment on a
+               real host [floor]. Takes a few minutes (--quiet-cycles, default 50).
+
+Iterations are interleaved across the runtimes and the floor (rotating the order every
+iteration) so that load spikes on a shared machine hit every one alike; results are
+reported as medians, p90s and *paired* ratios (the median of the per-iteration ratios,
+e.g. rt/floor, rt/crun), which are far more stable than absolute numbers. A summary
+table and the goals (issue 19's, then the project's older ones), each met or MISSED,
+close the report; a goal whose runtime is missing is "not measured".
 
 The benchmark re-runs itself once inside a private mount namespace in which
 /sys/fs/cgroup/unified is unmounted (crun refuses the hybrid cgroup layout
 otherwise); every runtime is started directly from there, so all of them see
 the same host and pay the same overhead.
 
-Needs root. Python standard library only. Cleans up its containers, cgroup
+Needs root (and cc for the floor, left out without it). Python standard library only. Cleans up its containers, cgroup
 directories (/sys/fs/cgroup/<controller>/rt-bench/...) and temporary files at
 the end, also on Ctrl-C or SIGTERM. A runtime that is missing or fails is
 reported and left out; the others are still measured.
 
-    python3 bench/cycle.py [--cycles 50] [--phases run,cycle,netns,seccomp,nocgroup,seq,trace,memory]
-                           [--rt target/release/rt] [--runc PATH] [--crun PATH]
+    python3 bench/cycle.py [--cycles 50] [--quiet-cycles 50] [--quiet-pause 1.2]
+                           [--phases run,run-light,cycle,cycle-light,exec,seccomp,nocgroup,seq,trace,memory,quiet]
+                           [--rt target/release/rt] [--runc PATH] [--crun PATH] [--no-floor]
 """
 
 import argparse
@@ -48,6 +67,7 @@ import errno
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import statistics
@@ -66,11 +86,27 @@ CGROUP_PARENT = "rt-bench"
 OCI_VERSION = "1.1.0"
 # Docker 20.10's default profile as Docker hands it to its runtime (see runtime/tests/data).
 SECCOMP_PROFILE = os.path.join(REPO, "runtime", "tests", "data", "docker-20.10-default.json")
+FLOOR_SOURCE = os.path.join(REPO, "bench", "floor.c")
 GNU_TIME = "/usr/bin/time"
-GOAL_VS_CRUN, GOAL_VS_RUNC = 0.9, 0.3
-ALL_PHASES = ["run", "cycle", "netns", "seccomp", "nocgroup", "seq", "trace", "memory"]
+ALL_PHASES = ["run", "run-light", "cycle", "cycle-light", "exec", "seccomp", "nocgroup",
+              "seq", "trace", "memory", "quiet"]
+# The bundles: the default one as `runc spec` and Docker make it, and the light one.
+DEFAULT = {"netns": True}
+LIGHT = {"netns": False}
+SLEEPER_ARGS = ["sleep", "100000"]  # the exec phases' long-running container
+# Paired ratios printed for each phase, when both sides were measured.
+PAIRS = [("rt", "floor"), ("rt", "crun"), ("rt", "runc"),
+         ("crun", "floor"), ("runc", "floor"), ("crun", "runc")]
+CYCLE_STEPS = ["create", "start", "wait", "delete"]
+# Issue 19's goals ("speed to the floor").
+GOAL_RUN_VS_FLOOR, GOAL_RUN_VS_CRUN = 1.25, 0.7
+GOAL_QUIET_VS_FLOOR = 1.25
+GOAL_EXEC_VS_CRUN = 0.5
+GOAL_RSS_VS_CRUN = 0.75  # peak RSS of create, and of exec
 # --trace may cost at most this share of rt's create (issue 18: cheap enough to leave on).
 GOAL_TRACE_COST = 0.02
+# The project's older goals, on the cycle.
+OLD_GOAL_VS_CRUN, OLD_GOAL_VS_RUNC = 0.9, 0.3
 
 
 class RuntimeFailure(Exception):
@@ -119,18 +155,60 @@ def cgroup_mounts():
     return mounts
 
 
+def is_cgroup2(path):
+    """Whether `path` (a mount point from cgroup_mounts) is a cgroup2 hierarchy."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path:
+                return fields[fields.index("-") + 1] == "cgroup2"
+    return False
+
+
+def wait_exit(proc, timeout):
+    """Block until `proc` exits (True) or `timeout` seconds pass (False), without reaping it.
+
+    Not Popen.wait(timeout): CPython implements that as a poll loop whose sleeps double
+    from 1 ms to 50 ms, so a command is seen to end only at 1, 3, 7, 15, 31, 63... ms
+    after it started (a 16.5 ms sleep measured 32 ms). A pidfd becomes readable the moment
+    the process exits.
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return True  # already reaped elsewhere; Popen.wait() sorts it out
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(fd)
+
+
 def percentile(values, q):
     """Nearest-rank percentile."""
     s = sorted(values)
     return s[max(0, math.ceil(q * len(s)) - 1)]
 
 
+def paired(sa, sb):
+    """Median of the per-iteration ratios of two {iteration: sample} maps, or None."""
+    common = sorted(set(sa) & set(sb))
+    if not common:
+        return None
+    return statistics.median(sa[i]["total"] / sb[i]["total"] for i in common)
+
+
 class Runtime:
-    def __init__(self, name, path, root):
+    """A participant: a runtime, or the floor program (is_floor)."""
+
+    def __init__(self, name, path, root, is_floor=False):
         self.name = name
         self.path = path
         self.root = root  # --root state directory, private to this run
+        self.is_floor = is_floor
         self.bundle = None
+        self.version = ""
         self.excluded = None  # reason, once excluded
         self.extra = []  # global flags for the current phase (--cgroup-manager=disabled)
 
@@ -144,10 +222,12 @@ class Bench:
         self.cgroup_leaves = set()  # leaf names under /rt-bench that we used
         self.container_ids = {}  # runtime name -> set of ids maybe still present
         self.runtimes = []
-        self.variant = {}  # the current phase's bundle changes: netns, seccomp
-        self.summary = []  # (phase, {runtime: median ns}, {pair: ratio})
-        self.memory_ratios = {}
+        self.floor = None  # Runtime(is_floor=True), set up in setup()
+        self.variant = dict(DEFAULT)  # the current phase's bundle: netns, seccomp, args
+        self.summary = []  # (phase, {name: median ns}, {pair: ratio})
+        self.memory_ratios = {}  # "create"/"exec" -> {pair: ratio}
         self.trace_cost = None
+        self.sleepers = {}  # runtime name -> (container id, init pid, cgroup leaf)
         with open(SECCOMP_PROFILE) as f:
             self.seccomp = json.load(f)
         self.out = open(os.path.join(self.tmp, "stdout"), "w+b")
@@ -155,17 +235,13 @@ class Bench:
 
     # ---- process helpers -------------------------------------------------
 
-    def call(self, rt, argv, timeout=None, prefix=()):
-        """Run RUNTIME (after `prefix`, e.g. GNU time); return (rc, stdout, stderr, ns).
-
-        main() already moved the whole benchmark into one private mount namespace without
-        the unified hierarchy: runtimes are started directly from here.
+    def timed(self, cmd, timeout=None):
+        """Run `cmd`; return (rc, stdout, stderr, ns), ns measured from Popen to wait.
 
         Output goes to files, not pipes: after `create` the container's init
         keeps the inherited stdio open until it exits, so reading pipes to EOF
         would block until `start`.
         """
-        cmd = list(prefix) + [rt.path, "--root", rt.root] + rt.extra + argv
         timeout = timeout or self.args.timeout
         for f in (self.out, self.err):
             f.seek(0)
@@ -178,11 +254,10 @@ class Bench:
             stderr=self.err,
             start_new_session=True,  # Ctrl-C reaches us only; we clean up
         )
-        try:
-            rc = self.live.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if not wait_exit(self.live, timeout):
             self.kill_live()
-            raise RuntimeFailure("`%s` timed out after %ss" % (argv[0], timeout))
+            raise RuntimeFailure("`%s` timed out after %ss" % (os.path.basename(cmd[0]), timeout))
+        rc = self.live.wait()  # exited: reaps at once
         elapsed = time.perf_counter_ns() - start
         self.live = None
         output = []
@@ -190,6 +265,14 @@ class Bench:
             f.seek(0)
             output.append(f.read().decode(errors="replace"))
         return rc, output[0], output[1], elapsed
+
+    def call(self, rt, argv, timeout=None, prefix=()):
+        """Run RUNTIME (after `prefix`, e.g. GNU time) with its --root; see timed().
+
+        main() already moved the whole benchmark into one private mount namespace without
+        the unified hierarchy: runtimes are started directly from here.
+        """
+        return self.timed(list(prefix) + [rt.path, "--root", rt.root] + rt.extra + argv, timeout)
 
     def check(self, rt, argv):
         rc, out, err, ns = self.call(rt, argv)
@@ -233,7 +316,7 @@ class Bench:
             "process": {
                 "terminal": False,
                 "user": {"uid": 0, "gid": 0},
-                "args": ["/bin/true"],
+                "args": self.variant.get("args", ["/bin/true"]),
                 "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "cwd": "/",
                 "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "ambient")},
@@ -273,8 +356,7 @@ class Bench:
         return config
 
     def setup(self):
-        rootfs = self.build_rootfs()
-        self.rootfs = rootfs
+        self.rootfs = self.build_rootfs()
         candidates = [("rt", self.args.rt), ("runc", self.args.runc), ("crun", self.args.crun)]
         wanted = self.args.only.split(",") if self.args.only else None
         for name, path in candidates:
@@ -298,9 +380,29 @@ class Bench:
                     rt.version = out.splitlines()[0]
             except RuntimeFailure:
                 pass
+        self.floor = self.build_floor()
+
+    def build_floor(self):
+        """bench/floor.c, built with cc -O2 (excluded, with the reason, when that fails)."""
+        floor = Runtime("floor", None, None, is_floor=True)
+        floor.version = "bench/floor.c, cc -O2"
+        if self.args.no_floor:
+            floor.excluded = "left out (--no-floor)"
+            return floor
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            floor.excluded = "no C compiler (cc)"
+            return floor
+        binary = os.path.join(self.tmp, "floor")
+        built = subprocess.run([cc, "-O2", "-o", binary, FLOOR_SOURCE], capture_output=True, text=True)
+        if built.returncode != 0:
+            floor.excluded = "building %s failed: %s" % (FLOOR_SOURCE, last_line(built.stderr))
+        else:
+            floor.path = binary
+        return floor
 
     def prepare(self, rt, phase):
-        """Fresh container id and cgroup path for one iteration."""
+        """Fresh container id and cgroup path for one iteration; (id, cgroup leaf)."""
         self.counter += 1
         leaf = "%s-%s%d" % (rt.name, phase, self.counter)
         cid = "bench-%d-%s" % (os.getpid(), leaf)
@@ -309,19 +411,54 @@ class Bench:
         with open(os.path.join(rt.bundle, "config.json"), "w") as f:
             json.dump(cfg, f)
         self.container_ids[rt.name].add(cid)
-        return cid
+        return cid, leaf
 
-    # ---- the two measured operations -------------------------------------
+    # ---- the floor's cgroups ---------------------------------------------
+
+    def cgroup_dirs(self, leaf):
+        """The directories of cgroup `leaf` in every hierarchy rt uses (all mounted ones),
+        their /rt-bench parents made (untimed: they outlive every container)."""
+        dirs = []
+        for mnt in cgroup_mounts():
+            parent = os.path.join(mnt, CGROUP_PARENT)
+            if not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+                if is_cgroup2(mnt):
+                    enable_controllers(mnt, parent)
+            dirs.append(os.path.join(parent, leaf))
+        return dirs
+
+    def floor_argv(self, leaf, trace="-"):
+        """The floor's command line for one container in cgroup `leaf`."""
+        self.cgroup_leaves.add(leaf)
+        argv = [self.floor.path, self.rootfs, trace]
+        if self.variant.get("netns"):
+            argv.append("--netns")
+        for d in self.cgroup_dirs(leaf):
+            argv += ["--cgroup", d]
+        return argv
+
+    def run_floor(self, argv):
+        rc, out, err, ns = self.timed(argv)
+        if rc != 0:
+            raise RuntimeFailure("the floor exited %d: %s" % (rc, last_line(err, out)))
+        return ns
+
+    # ---- the measured operations -----------------------------------------
 
     def op_run(self, rt):
-        cid = self.prepare(rt, "run")
+        """`run -b` (/bin/true); for the floor, one run of it."""
+        self.counter += 1
+        if rt.is_floor:
+            return {"total": self.run_floor(self.floor_argv("floor%d" % self.counter))}
+        cid, _ = self.prepare(rt, "run")
         ns = self.check(rt, ["run", "-b", rt.bundle, cid])
         self.container_ids[rt.name].discard(cid)
         reap_zombies()
         return {"total": ns}
 
     def op_cycle(self, rt, create_flags=()):
-        cid = self.prepare(rt, "cycle")
+        cid, _ = self.prepare(rt, "cycle")
         pidfile = os.path.join(self.tmp, cid + ".pid")
         t0 = time.perf_counter_ns()
         create = self.check(rt, ["create"] + list(create_flags)
@@ -337,6 +474,24 @@ class Bench:
         reap_zombies()
         return {"total": t3 - t0, "create": create, "start": start,
                 "wait": t2 - t1, "delete": delete}
+
+    def op_quiet(self, rt):
+        """A quiet spell (no container work of ours), then the cycle; the floor runs once
+        (its run is a whole cycle: cgroups made, clone to exit, cgroups removed)."""
+        time.sleep(self.args.quiet_pause)
+        return self.op_run(rt) if rt.is_floor else self.op_cycle(rt)
+
+    def op_exec(self, rt):
+        """`exec ID /bin/true` in the runtime's sleeper; for the floor, `floor --exec`
+        into the target container's namespaces and cgroups."""
+        if rt.is_floor:
+            _, pid, leaf = self.sleepers[self.exec_target]
+            argv = [self.floor.path, "--exec", str(pid), "-"]
+            for d in self.cgroup_dirs(leaf):
+                argv += ["--cgroup", d]
+            return {"total": self.run_floor(argv)}
+        cid, _, _ = self.sleepers[rt.name]
+        return {"total": self.check(rt, ["exec", cid, "/bin/true"])}
 
     def wait_stopped(self, rt, cid, pidfile):
         with open(pidfile) as f:
@@ -366,48 +521,82 @@ class Bench:
             self.op_cycle(rt)
         return {"total": time.perf_counter_ns() - t0}
 
+    def start_sleeper(self, rt):
+        """A long-running container (busybox sleep, the default bundle) for exec."""
+        saved, self.variant = self.variant, dict(DEFAULT, args=SLEEPER_ARGS)
+        try:
+            cid, leaf = self.prepare(rt, "sleeper")
+        finally:
+            self.variant = saved
+        pidfile = os.path.join(self.tmp, cid + ".pid")
+        self.check(rt, ["create", "-b", rt.bundle, "--pid-file", pidfile, cid])
+        self.check(rt, ["start", cid])
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.unlink(pidfile)
+        self.sleepers[rt.name] = (cid, pid, leaf)
+
+    def stop_sleepers(self):
+        for name in list(self.sleepers):
+            rt = next(r for r in self.runtimes if r.name == name)
+            cid = self.sleepers.pop(name)[0]
+            try:
+                self.call(rt, ["delete", "--force", cid], timeout=15)
+                self.container_ids[name].discard(cid)
+            except RuntimeFailure:
+                pass  # cleanup() tries again
+        reap_zombies()
+
     # ---- phases ----------------------------------------------------------
 
     def exclude(self, rt, phase, what, err):
         print("  %-5s FAILED during %s %s: %s -> excluded" % (rt.name, phase, what, err))
-        self.forget_containers(rt)
+        if not rt.is_floor:
+            self.forget_containers(rt)
         return err
 
-    def phase(self, phase, op, title, iterations, warmup, sits_out=None, extra=None):
-        """Warm up, then `iterations` interleaved rounds of `op` on every runtime.
+    def participants(self, with_floor, sits_out):
+        everyone = self.runtimes + ([self.floor] if with_floor else [])
+        return [p for p in everyone if p.excluded is None and p.name not in sits_out]
+
+    def phase(self, phase, op, title, iterations, warmup, sits_out=None, extra=None,
+              with_floor=False):
+        """Warm up, then `iterations` interleaved rounds of `op` on every participant.
 
         sits_out: {runtime: reason} left out of this phase only; extra: {runtime: flags}
-        added to its command lines for this phase.
+        added to its command lines for this phase; with_floor: the floor takes part.
         """
         sits_out, extra = sits_out or {}, extra or {}
-        active = [rt for rt in self.runtimes if rt.excluded is None and rt.name not in sits_out]
+        active = self.participants(with_floor, sits_out)
         failed = {}
-        samples = {rt.name: {} for rt in active}
+        samples = {p.name: {} for p in active}
         print()
         print("== %s: %s" % (phase, title))
         for name, why in sits_out.items():
             print("  %-5s sits this phase out: %s" % (name, why))
+        if with_floor and self.floor.excluded:
+            print("  floor left out: %s" % self.floor.excluded)
         for rt in self.runtimes:
             rt.extra = list(extra.get(rt.name, []))
         try:
-            for rt in active:
+            for p in active:
                 for _ in range(warmup):
                     try:
-                        op(rt)
+                        op(p)
                     except RuntimeFailure as e:
-                        failed[rt.name] = self.exclude(rt, phase, "warm-up", e)
+                        failed[p.name] = self.exclude(p, phase, "warm-up", e)
                         break
-            active = [rt for rt in active if rt.name not in failed]
+            active = [p for p in active if p.name not in failed]
             for i in range(iterations):
                 if not active:
                     break
                 k = i % len(active)
-                for rt in active[k:] + active[:k]:
+                for p in active[k:] + active[:k]:
                     try:
-                        samples[rt.name][i] = op(rt)
+                        samples[p.name][i] = op(p)
                     except RuntimeFailure as e:
-                        failed[rt.name] = self.exclude(rt, phase, "iteration %d" % (i + 1), e)
-                active = [rt for rt in active if rt.name not in failed]
+                        failed[p.name] = self.exclude(p, phase, "iteration %d" % (i + 1), e)
+                active = [p for p in active if p.name not in failed]
         finally:
             for rt in self.runtimes:
                 self.forget_containers(rt)
@@ -417,36 +606,62 @@ class Bench:
 
     def report(self, phase, samples, failed):
         ms = lambda ns: ns / 1e6
-        steps = ["create", "start", "wait", "delete"] if phase not in ("run", "seq") else []
-        header = "%-7s %5s %10s %10s" % ("runtime", "n", "median ms", "p90 ms")
+        with_steps = any(CYCLE_STEPS[0] in s for per in samples.values() for s in per.values())
+        steps = CYCLE_STEPS if with_steps else []
+        header = "%-7s %5s %10s %10s" % ("", "n", "median ms", "p90 ms")
         header += "".join(" %10s" % (s + " ms") for s in steps)
         print(header)
         medians = {}
-        for rt in self.runtimes:
-            if rt.name in failed:
-                print("%-7s excluded: %s" % (rt.name, failed[rt.name]))
+        for p in self.runtimes + [self.floor]:
+            if p.name in failed:
+                print("%-7s excluded: %s" % (p.name, failed[p.name]))
                 continue
-            vals = [s["total"] for s in samples.get(rt.name, {}).values()]
+            per = samples.get(p.name, {})
+            vals = [s["total"] for s in per.values()]
             if not vals:
                 continue
-            medians[rt.name] = statistics.median(vals)
-            line = "%-7s %5d %10.2f %10.2f" % (rt.name, len(vals), ms(medians[rt.name]),
+            medians[p.name] = statistics.median(vals)
+            line = "%-7s %5d %10.2f %10.2f" % (p.name, len(vals), ms(medians[p.name]),
                                                ms(percentile(vals, 0.9)))
             for s in steps:
-                line += " %10.2f" % ms(statistics.median(x[s] for x in samples[rt.name].values()))
+                got = [x[s] for x in per.values() if s in x]
+                line += " %10.2f" % ms(statistics.median(got)) if got else " %10s" % "-"
             print(line)
         ratios = {}
-        for a, b in [("rt", "runc"), ("rt", "crun"), ("crun", "runc")]:
-            sa, sb = samples.get(a), samples.get(b)
-            if not sa or not sb or a in failed or b in failed:
+        for a, b in PAIRS:
+            if a in failed or b in failed or not samples.get(a) or not samples.get(b):
                 continue
-            common = sorted(set(sa) & set(sb))
-            if common:
-                ratios[a + "/" + b] = statistics.median(sa[i]["total"] / sb[i]["total"] for i in common)
+            r = paired(samples[a], samples[b])
+            if r is not None:
+                ratios[a + "/" + b] = r
         if ratios:
             print("paired ratios (median of per-iteration ratios): "
                   + ", ".join("%s %.2f" % kv for kv in ratios.items()))
         self.summary.append((phase, medians, ratios))
+
+    def exec_phase(self, iterations, warmup):
+        """One sleeper per runtime, then interleaved execs (and the floor's, into rt's)."""
+        active = [rt for rt in self.runtimes if rt.excluded is None]
+        print()
+        print("== exec: starting one `%s` container per runtime (default bundle)"
+              % " ".join(SLEEPER_ARGS))
+        sits_out = {}
+        try:
+            for rt in active:
+                try:
+                    self.start_sleeper(rt)
+                except RuntimeFailure as e:
+                    sits_out[rt.name] = "its sleeper did not start: %s" % e
+                    self.forget_containers(rt)
+            self.exec_target = next((n for n in ("rt", "crun", "runc") if n in self.sleepers), None)
+            if self.exec_target is None:
+                sits_out["floor"] = "no container to exec into"
+            title = ("RUNTIME exec ID /bin/true  (floor --exec: pidfd_open, setns, fork, "
+                     "cgroups, exec, into %s's container)" % (self.exec_target or "no"))
+            return self.phase("exec", self.op_exec, title, iterations, warmup,
+                              sits_out=sits_out, with_floor=True)
+        finally:
+            self.stop_sleepers()
 
     def trace(self, iterations, warmup):
         """What --trace costs rt's create, and where rt's time goes next to the floor."""
@@ -485,7 +700,7 @@ class Bench:
                                        "met" if cost < GOAL_TRACE_COST else "MISSED"))
         self.trace_cost = cost
         rt_steps = self.summarize(rt, traced)
-        floor_steps = self.floor(rt, iterations)
+        floor_steps = self.traced_floor(rt, iterations)
         if rt_steps is None:
             return False
         print()
@@ -515,105 +730,129 @@ class Bench:
             return None
         return json.loads(out)
 
-    def floor(self, rt, iterations):
-        """Build bench/floor.c and run it `iterations` times into its own trace file."""
-        cc = shutil.which("cc") or shutil.which("gcc")
-        if cc is None:
-            print("  no C compiler (cc): the floor program is left out")
-            return None
-        binary = os.path.join(self.tmp, "floor")
-        src = os.path.join(REPO, "bench", "floor.c")
-        built = subprocess.run([cc, "-O2", "-o", binary, src], capture_output=True, text=True)
-        if built.returncode != 0:
-            print("  building %s failed: %s" % (src, last_line(built.stderr)))
+    def traced_floor(self, rt, iterations):
+        """Run the floor `iterations` times (after 3 warm-ups) into its own trace file."""
+        if self.floor.excluded:
+            print("  the floor is left out: %s" % self.floor.excluded)
             return None
         path = os.path.join(self.tmp, "floor.jsonl")
         for i in range(iterations + 3):
-            leaf = "floor%d" % i
-            self.cgroup_leaves.add(leaf)
-            cgroups = []
-            for mnt in cgroup_mounts():
-                parent = os.path.join(mnt, CGROUP_PARENT)
-                os.makedirs(parent, exist_ok=True)
-                cgroups += ["--cgroup", os.path.join(parent, leaf)]
             out = path if i >= 3 else path + ".warmup"
-            done = subprocess.run([binary, self.rootfs, out] + cgroups, capture_output=True,
-                                  text=True, timeout=self.args.timeout)
-            if done.returncode != 0:
-                print("  the floor program failed: %s" % last_line(done.stderr))
+            try:
+                self.run_floor(self.floor_argv("floor-trace%d" % i, trace=out))
+            except RuntimeFailure as e:
+                print("  the floor program failed: %s" % e)
                 return None
         return self.summarize(rt, path)
 
     def memory(self, rounds):
-        """Peak RSS of `create` per runtime (GNU time's %M), interleaved; binary sizes."""
+        """Peak RSS of `create` and of `exec` per runtime (GNU time's %M), interleaved;
+        binary sizes."""
         print()
-        print("== memory: peak RSS of the runtime process during create (wait4's ru_maxrss, "
-              "reported by %s) and binary size" % GNU_TIME)
+        print("== memory: peak RSS of the runtime process during create and during exec "
+              "(wait4's ru_maxrss: the process and the children it reaped, reported by %s) "
+              "and binary size" % GNU_TIME)
         active = [rt for rt in self.runtimes if rt.excluded is None]
-        peak = {rt.name: [] for rt in active}
+        peak = {rt.name: {"create": [], "exec": []} for rt in active}
         report = os.path.join(self.tmp, "maxrss")
+        time_it = (GNU_TIME, "-o", report, "-f", "%M")
+
+        def measured(rt, what, argv):
+            rc, out, err, _ = self.call(rt, argv, prefix=time_it)
+            if rc != 0:
+                raise RuntimeFailure("%s: %s exited %d: %s" % (rt.name, what, rc, last_line(err, out)))
+            with open(report) as f:
+                peak[rt.name][what].append(int(f.read().split()[-1]))
+
         try:
+            for rt in active:
+                self.start_sleeper(rt)
             for i in range(rounds):
                 k = i % len(active)
                 for rt in active[k:] + active[:k]:
-                    cid = self.prepare(rt, "mem")
-                    argv = ["create", "-b", rt.bundle, cid]
-                    rc, out, err, _ = self.call(rt, argv, prefix=(GNU_TIME, "-o", report, "-f", "%M"))
-                    if rc != 0:
-                        raise RuntimeFailure("%s: create exited %d: %s" % (rt.name, rc, last_line(err, out)))
-                    with open(report) as f:
-                        peak[rt.name].append(int(f.read().split()[-1]))
+                    cid, _ = self.prepare(rt, "mem")
+                    measured(rt, "create", ["create", "-b", rt.bundle, cid])
                     self.check(rt, ["delete", "--force", cid])
                     self.container_ids[rt.name].discard(cid)
                     reap_zombies()
+                    measured(rt, "exec", ["exec", self.sleepers[rt.name][0], "/bin/true"])
         except RuntimeFailure as e:
             print("  memory phase failed: %s" % e)
             return False
         finally:
+            self.stop_sleepers()
             for rt in active:
                 self.forget_containers(rt)
-        print("%-7s %5s %14s %11s  %s" % ("runtime", "n", "create peak", "binary", "linkage"))
-        medians = {}
+        print("%-7s %5s %14s %14s %11s  %s" % ("runtime", "n", "create peak", "exec peak",
+                                              "binary", "linkage"))
+        medians = {"create": {}, "exec": {}}
         for rt in active:
-            medians[rt.name] = statistics.median(peak[rt.name]) * 1024
-            print("%-7s %5d %10.2f MiB %8.2f MB  %s" % (
-                rt.name, len(peak[rt.name]), medians[rt.name] / 2**20,
-                os.path.getsize(rt.path) / 1e6, linkage(rt.path)))
-        ratios = {"%s/%s" % (a, b): medians[a] / medians[b]
-                  for a, b in [("rt", "runc"), ("rt", "crun")] if a in medians and b in medians}
-        if ratios:
-            print("ratios: " + ", ".join("%s %.2f" % kv for kv in ratios.items()))
-        self.memory_ratios = ratios
+            for what in medians:
+                medians[what][rt.name] = statistics.median(peak[rt.name][what]) * 1024
+            print("%-7s %5d %10.2f MiB %10.2f MiB %8.2f MB  %s" % (
+                rt.name, len(peak[rt.name]["create"]), medians["create"][rt.name] / 2**20,
+                medians["exec"][rt.name] / 2**20, os.path.getsize(rt.path) / 1e6, linkage(rt.path)))
+        for what, m in medians.items():
+            ratios = {"%s/%s" % (a, b): m[a] / m[b]
+                      for a, b in [("rt", "crun"), ("rt", "runc")] if a in m and b in m}
+            if ratios:
+                print("%s ratios: %s" % (what, ", ".join("%s %.2f" % kv for kv in ratios.items())))
+            self.memory_ratios[what] = ratios
         return True
+
+    # ---- the summary and the goals ---------------------------------------
 
     def print_summary(self):
         print()
         print("== summary (medians; paired ratios)")
-        print("%-9s %9s %9s %9s %8s %8s" % ("phase", "rt ms", "runc ms", "crun ms", "rt/runc", "rt/crun"))
-        cell = lambda m, n: "%9.1f" % (m[n] / 1e6) if n in m else "%9s" % "-"
-        ratio = lambda r, k: "%8.2f" % r[k] if k in r else "%8s" % "-"
+        names = ["rt", "floor", "crun", "runc"]
+        pairs = ["rt/floor", "rt/crun", "rt/runc"]
+        print("%-12s" % "phase" + "".join("%9s" % (n + " ms") for n in names)
+              + "".join("%10s" % p for p in pairs))
         for phase, medians, ratios in self.summary:
-            print("%-9s %s %s %s %s %s" % (phase, cell(medians, "rt"), cell(medians, "runc"),
-                                          cell(medians, "crun"), ratio(ratios, "rt/runc"),
-                                          ratio(ratios, "rt/crun")))
-        cycle = {p: r for p, _, r in self.summary}.get("cycle", {})
-        goals = [("rt/crun on the cycle", cycle.get("rt/crun"), GOAL_VS_CRUN),
-                 ("rt/runc on the cycle", cycle.get("rt/runc"), GOAL_VS_RUNC),
-                 ("rt/crun create peak RSS", self.memory_ratios.get("rt/crun"), 1.0)]
-        for what, value, goal in goals:
-            if value is not None:
-                print("goal: %s %.2f (goal <= %.1f): %s"
-                      % (what, value, goal, "met" if value <= goal else "MISSED"))
-        if self.trace_cost is not None:
-            print("goal: --trace costs %+.1f%% of rt's create (goal < %.0f%%): %s"
-                  % (self.trace_cost * 100, GOAL_TRACE_COST * 100,
-                     "met" if self.trace_cost < GOAL_TRACE_COST else "MISSED"))
+            line = "%-12s" % phase
+            line += "".join("%9.1f" % (medians[n] / 1e6) if n in medians else "%9s" % "-"
+                            for n in names)
+            line += "".join("%10.2f" % ratios[p] if p in ratios else "%10s" % "-" for p in pairs)
+            print(line)
+        print()
+        print("== goals (issue 19: speed to the floor)")
+        ratios = {p: r for p, _, r in self.summary}
+        get = lambda phase, pair: ratios.get(phase, {}).get(pair)
+        create_rss = self.memory_ratios.get("create", {})
+        exec_rss = self.memory_ratios.get("exec", {})
+        goals = [
+            ("run rt/floor", get("run", "rt/floor"), GOAL_RUN_VS_FLOOR, ""),
+            ("run rt/crun", get("run", "rt/crun"), GOAL_RUN_VS_CRUN, ""),
+            ("quiet cycle rt/floor", get("quiet", "rt/floor"), GOAL_QUIET_VS_FLOOR,
+             beside(ratios.get("quiet", {}), ["rt/crun", "rt/runc"])),
+            ("exec rt/crun", get("exec", "rt/crun"), GOAL_EXEC_VS_CRUN,
+             beside(ratios.get("exec", {}), ["rt/runc", "rt/floor"])),
+            ("create peak RSS rt/crun", create_rss.get("rt/crun"), GOAL_RSS_VS_CRUN, ""),
+            ("exec peak RSS rt/crun", exec_rss.get("rt/crun"), GOAL_RSS_VS_CRUN, ""),
+        ]
+        for what, value, limit, note in goals:
+            print_goal(what, value, "<= %.2f" % limit, value is not None and value <= limit, note)
+        cost = self.trace_cost
+        print_goal("--trace cost", None if cost is None else cost * 100,
+                   "< %.0f %%" % (GOAL_TRACE_COST * 100), cost is not None and cost < GOAL_TRACE_COST,
+                   "", fmt="%+.1f %%")
+        print("the project's older goals (the cycle, default bundle):")
+        for what, value, limit in [("cycle rt/crun", get("cycle", "rt/crun"), OLD_GOAL_VS_CRUN),
+                                   ("cycle rt/runc", get("cycle", "rt/runc"), OLD_GOAL_VS_RUNC)]:
+            print_goal(what, value, "<= %.2f" % limit, value is not None and value <= limit, "")
+        light = [(phase, beside(ratios[phase], ["rt/floor", "rt/crun", "rt/runc"]))
+                 for phase in ("run-light", "cycle-light") if phase in ratios]
+        if light:
+            print("informational, the light bundle (no network namespace):")
+            for phase, text in light:
+                print("  %-12s %s" % (phase, text.strip("()") or "-"))
 
     # ---- cleanup ---------------------------------------------------------
 
     def forget_containers(self, rt):
         """Force-delete every container of `rt` that may still exist."""
-        if rt.path is None:
+        if rt.path is None or rt.is_floor:
             return
         ids = set(self.container_ids.get(rt.name, ()))
         if os.path.isdir(rt.root):
@@ -624,6 +863,7 @@ class Bench:
             except RuntimeFailure:
                 pass
         self.container_ids[rt.name] = set()
+        self.sleepers.pop(rt.name, None)
         reap_zombies()
 
     def remove_cgroups(self):
@@ -658,6 +898,34 @@ class Bench:
         self.remove_cgroups()
         reap_zombies()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def beside(ratios, pairs):
+    """'(rt/crun 0.61, rt/runc 0.30)' for those of `pairs` measured, else ''."""
+    got = ["%s %.2f" % (p, ratios[p]) for p in pairs if p in ratios]
+    return "(%s)" % ", ".join(got) if got else ""
+
+
+def print_goal(what, value, goal, met, note, fmt="%.2f"):
+    if value is None:
+        print("goal: %-24s %8s  (goal %s): not measured" % (what, "-", goal))
+        return
+    line = "goal: %-24s %8s  (goal %s): %s" % (what, fmt % value, goal, "met" if met else "MISSED")
+    print(line + (" " + note if note else ""))
+
+
+def enable_controllers(root, parent):
+    """Enable in `parent` (a new cgroup2 directory) every controller `root` offers, as rt
+    does for the container's ancestors on a v2-only host."""
+    for d in (root, parent):
+        try:
+            with open(os.path.join(d, "cgroup.controllers")) as f:
+                wanted = f.read().split()
+            for c in wanted:
+                with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                    f.write("+" + c)
+        except OSError:
+            pass  # a controller that cannot be enabled here; the runtimes meet the same
 
 
 def linkage(path):
@@ -702,46 +970,125 @@ def remove_cgroup(path):
     print("warning: could not remove cgroup %s" % path, file=sys.stderr)
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cycles", type=int, default=50, help="measured iterations per phase (default 50)")
+    ap.add_argument("--cycles", type=int, default=50,
+                    help="measured iterations per phase (default 50)")
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per runtime and phase (default 3)")
     ap.add_argument("--phases", default=",".join(ALL_PHASES),
                     help="comma-separated subset of %s (default: all)" % ",".join(ALL_PHASES))
+    ap.add_argument("--quiet-cycles", type=int, default=50,
+                    help="iterations of the quiet phase (default 50)")
+    ap.add_argument("--quiet-pause", type=float, default=1.2,
+                    help="seconds of quiet before each run in the quiet phase (default 1.2; "
+                         "at least 1 for the RCU grace period to show)")
     ap.add_argument("--seq", type=int, default=100, help="cycles per round of the seq phase (default 100)")
     ap.add_argument("--seq-rounds", type=int, default=3, help="rounds of the seq phase (default 3)")
     ap.add_argument("--memory-rounds", type=int, default=10,
-                    help="creates per runtime in the memory phase (default 10)")
+                    help="creates and execs per runtime in the memory phase (default 10)")
     ap.add_argument("--rt", default=os.path.join(REPO, "target", "release", "rt"))
     ap.add_argument("--runc", default="runc")
     ap.add_argument("--crun", default="crun")
     ap.add_argument("--only", help="comma-separated subset of rt,runc,crun")
+    ap.add_argument("--no-floor", action="store_true", help="leave the floor program out")
     ap.add_argument("--rootfs", default=os.path.join(REPO, "spec-examples", "rootfs"),
                     help="busybox rootfs to copy (built with build-rootfs.sh if missing)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds allowed per runtime command")
     args = ap.parse_args()
-    phases = args.phases.split(",")
-    unknown = [p for p in phases if p not in ALL_PHASES]
+    args.phase_list = args.phases.split(",")
+    unknown = [p for p in args.phase_list if p not in ALL_PHASES]
     if unknown:
         sys.exit("cycle.py: unknown phase(s) %s; choose from %s" % (",".join(unknown), ",".join(ALL_PHASES)))
-    if "memory" in phases and not os.access(GNU_TIME, os.X_OK):
+    if "memory" in args.phase_list and not os.access(GNU_TIME, os.X_OK):
         sys.exit("cycle.py: the memory phase needs GNU time at %s (apt-get install time)" % GNU_TIME)
+    return args
 
-    if os.geteuid() != 0:
-        sys.exit("cycle.py: must run as root")
+
+def reexec_in_private_namespace():
+    """crun refuses a hybrid cgroup host. Rather than wrapping every command in
+    `unshare -m sh -c 'umount ...'` (whose umount costs ~16 ms, a tick-bound RCU wait,
+    and would dwarf what is measured), the whole benchmark re-runs itself once in a
+    private mount namespace where /sys/fs/cgroup/unified is unmounted; every runtime
+    then sees the same pure-v1 host and is started directly."""
+    if os.environ.get("RT_BENCH_NS") == "1":
+        return
     if shutil.which("unshare") is None:
         sys.exit("cycle.py: unshare (util-linux) is required")
-    # crun refuses a hybrid cgroup host. Rather than wrapping every command in
-    # `unshare -m sh -c 'umount ...'` (whose umount costs ~16 ms, a tick-bound RCU wait,
-    # and would dwarf what is measured), the whole benchmark re-runs itself once in a
-    # private mount namespace where /sys/fs/cgroup/unified is unmounted; every runtime
-    # then sees the same pure-v1 host and is started directly.
-    if os.environ.get("RT_BENCH_NS") != "1":
-        env = dict(os.environ, RT_BENCH_NS="1")
-        script = 'umount %s 2>/dev/null; exec "$0" "$@"' % UNIFIED
-        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-               sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
-        os.execvpe("unshare", cmd, env)
+    env = dict(os.environ, RT_BENCH_NS="1")
+    script = 'umount %s 2>/dev/null; exec "$0" "$@"' % UNIFIED
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+           sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
+    os.execvpe("unshare", cmd, env)
+
+
+def print_header(bench, args):
+    print("All runtimes run directly, inside one private mount namespace in which %s is "
+          "unmounted (crun refuses hybrid cgroups): same host view for all" % UNIFIED)
+    print("Bundle: busybox /bin/true, terminal false, readonly root, pid/network/ipc/uts/mount "
+          "namespaces (as `runc spec`, Docker); the light bundle without the network one; "
+          "cgroupsPath /%s/<runtime>-<phase><n>" % CGROUP_PARENT)
+    print("%d interleaved iterations per phase (order rotated), %d warm-up runs; quiet phase "
+          "%d iterations after %.1f s pauses; load average %s"
+          % (args.cycles, args.warmup, args.quiet_cycles, args.quiet_pause,
+             open("/proc/loadavg").read().split()[0]))
+    for p in bench.runtimes + [bench.floor]:
+        if p.excluded:
+            print("  %-5s excluded: %s" % (p.name, p.excluded))
+        else:
+            print("  %-5s %s (%s)" % (p.name, p.path, p.version))
+
+
+def run_phases(bench, args):
+    """Every phase asked for, in ALL_PHASES order; True if any measured something."""
+    phases, ok = args.phase_list, False
+    n, w = args.cycles, args.warmup
+    cycle_title = "create -> start -> wait -> delete  (%s; total ms, then medians per step)"
+    for phase, variant, what in [("run", DEFAULT, "default bundle"),
+                                 ("run-light", LIGHT, "light bundle: no network namespace")]:
+        if phase in phases:
+            bench.variant = dict(variant)
+            ok |= bench.phase(phase, bench.op_run, "run -b BUNDLE ID  (/bin/true, %s)" % what,
+                              n, w, with_floor=True)
+    for phase, variant, what in [("cycle", DEFAULT, "/bin/true, default bundle"),
+                                 ("cycle-light", LIGHT, "/bin/true, light bundle: no network namespace")]:
+        if phase in phases:
+            bench.variant = dict(variant)
+            ok |= bench.phase(phase, bench.op_cycle, cycle_title % what, n, w)
+    bench.variant = dict(DEFAULT)
+    if "exec" in phases:
+        ok |= bench.exec_phase(n, w)
+    if "seccomp" in phases:
+        bench.variant = dict(DEFAULT, seccomp=True)
+        ok |= bench.phase("seccomp", bench.op_cycle,
+                          cycle_title % "/bin/true, Docker 20.10's default seccomp profile", n, w)
+        bench.variant = dict(DEFAULT)
+    if "nocgroup" in phases:
+        disabled = ["--cgroup-manager=disabled"]
+        ok |= bench.phase("nocgroup", bench.op_cycle,
+                          cycle_title % "/bin/true, no cgroups: --cgroup-manager=disabled", n, w,
+                          sits_out={"runc": "runc always creates cgroups (no such flag)"},
+                          extra={"rt": disabled, "crun": disabled})
+    if "seq" in phases:
+        ok |= bench.phase("seq", bench.op_seq,
+                          "%d cycles back to back, total ms per round" % args.seq,
+                          args.seq_rounds, 0)
+    if "trace" in phases:
+        ok |= bench.trace(n, w)
+    if "memory" in phases:
+        ok |= bench.memory(args.memory_rounds)
+    if "quiet" in phases:
+        ok |= bench.phase("quiet", bench.op_quiet,
+                          cycle_title % ("/bin/true, default bundle, each after %.1f s of quiet"
+                                         % args.quiet_pause),
+                          args.quiet_cycles, min(w, 1), with_floor=True)
+    return ok
+
+
+def main():
+    args = parse_args()
+    if os.geteuid() != 0:
+        sys.exit("cycle.py: must run as root")
+    reexec_in_private_namespace()
     make_subreaper()
 
     def on_signal(signum, frame):
@@ -754,44 +1101,8 @@ def main():
     ok = False
     try:
         bench.setup()
-        print("All runtimes run directly, inside one private mount namespace in which %s is "
-              "unmounted (crun refuses hybrid cgroups): same host view for all" % UNIFIED)
-        print("Bundle: busybox /bin/true, terminal false, readonly root, pid/ipc/uts/mount "
-              "namespaces, cgroupsPath /%s/<runtime>-<phase><n>" % CGROUP_PARENT)
-        print("%d interleaved iterations per phase (order rotated), %d warm-up runs; load average %s"
-              % (args.cycles, args.warmup, open("/proc/loadavg").read().split()[0]))
-        for rt in bench.runtimes:
-            if rt.excluded:
-                print("  %-5s excluded: %s" % (rt.name, rt.excluded))
-            else:
-                print("  %-5s %s (%s)" % (rt.name, rt.path, rt.version))
-        if "run" in phases:
-            ok |= bench.phase("run", bench.op_run, "run -b BUNDLE ID  (/bin/true)",
-                              args.cycles, args.warmup)
-        cycle_title = "create -> start -> wait -> delete  (%s; total ms, then medians per step)"
-        for phase, variant, what in [("cycle", {}, "/bin/true"),
-                                     ("netns", {"netns": True}, "/bin/true, new network namespace"),
-                                     ("seccomp", {"seccomp": True},
-                                      "/bin/true, Docker 20.10's default seccomp profile")]:
-            if phase in phases:
-                bench.variant = variant
-                ok |= bench.phase(phase, bench.op_cycle, cycle_title % what, args.cycles, args.warmup)
-        bench.variant = {}
-        if "nocgroup" in phases:
-            disabled = ["--cgroup-manager=disabled"]
-            ok |= bench.phase("nocgroup", bench.op_cycle,
-                              cycle_title % "/bin/true, no cgroups: --cgroup-manager=disabled",
-                              args.cycles, args.warmup,
-                              sits_out={"runc": "runc always creates cgroups (no such flag)"},
-                              extra={"rt": disabled, "crun": disabled})
-        if "seq" in phases:
-            ok |= bench.phase("seq", bench.op_seq,
-                              "%d cycles back to back, total ms per round" % args.seq,
-                              args.seq_rounds, 0)
-        if "trace" in phases:
-            ok |= bench.trace(args.cycles, args.warmup)
-        if "memory" in phases:
-            ok |= bench.memory(args.memory_rounds)
+        print_header(bench, args)
+        ok = run_phases(bench, args)
         bench.print_summary()
         print()
         print("load average at end: %s" % open("/proc/loadavg").read().split()[0])
