@@ -18,10 +18,11 @@
  * into its mount, pid, ipc, uts and network namespaces at once, fork (a pid namespace
  * takes only children), join the container's cgroups DIR..., exec /bin/true, wait.
  *
- * Cgroups: a DIR on a cgroup v1 hierarchy is joined by writing the child's pid to its
- * cgroup.procs (the child waits for that before going on, as a runtime's init does); a
- * DIR on cgroup2 is joined at birth, clone3(CLONE_INTO_CGROUP), as a runtime can on a
- * v2-only host.
+ * Cgroups, joined the cheapest way the kernel offers, as rt does: a DIR on cgroup2 at
+ * birth, clone3(CLONE_INTO_CGROUP); a DIR on a cgroup v1 hierarchy by the child itself,
+ * first thing, writing 0 (itself) into its `tasks` file, which a single-threaded process
+ * may do without the global threadgroup lock (writing a pid into cgroup.procs takes it,
+ * and waits for an RCU grace period after a quiet spell: 5-25 ms).
  *
  * TRACEFILE: where the steps go, written as rt's --trace writes them (one JSON line per
  * step, "cat":"floor"), so `rt trace summarize` reads both; `-` for no tracing.
@@ -163,19 +164,19 @@ static int remove_cgroup(const char *dir) {
 }
 
 /* The cgroups to join: the first cgroup2 DIR at birth (its directory fd for clone3), the
- * v1 ones afterwards (their cgroup.procs, opened now: an exec's child may no longer see
+ * v1 ones by the child (their tasks files, opened now: an exec's child may no longer see
  * them once in the container's mount namespace). */
 struct cgroups {
 	const char *dirs[MAX_CGROUPS];
 	int n;
 	int into_fd; /* cgroup2 directory, or -1 */
-	int procs[MAX_CGROUPS]; /* v1 cgroup.procs, or -1 */
+	int tasks[MAX_CGROUPS]; /* v1 tasks, or -1 */
 };
 
 static void open_cgroups(struct cgroups *cg, long self) {
 	cg->into_fd = -1;
 	for (int i = 0; i < cg->n; i++) {
-		cg->procs[i] = -1;
+		cg->tasks[i] = -1;
 		uint64_t t0 = now_ns();
 		if (cg->into_fd < 0 && on_cgroup2(cg->dirs[i])) {
 			cg->into_fd = open(cg->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -185,19 +186,12 @@ static void open_cgroups(struct cgroups *cg, long self) {
 			continue;
 		}
 		char path[4200];
-		snprintf(path, sizeof path, "%s/cgroup.procs", cg->dirs[i]);
-		cg->procs[i] = open(path, O_WRONLY | O_CLOEXEC);
-		if (cg->procs[i] < 0)
+		snprintf(path, sizeof path, "%s/tasks", cg->dirs[i]);
+		cg->tasks[i] = open(path, O_WRONLY | O_CLOEXEC);
+		if (cg->tasks[i] < 0)
 			die(path);
 		record("cgroup-open", path, t0, now_ns(), self);
 	}
-}
-
-static int joins_later(const struct cgroups *cg) {
-	for (int i = 0; i < cg->n; i++)
-		if (cg->procs[i] >= 0)
-			return 1;
-	return 0;
 }
 
 /* fork or clone with `flags` (namespaces), born in cg's cgroup2 directory if any. */
@@ -226,26 +220,16 @@ static long spawn(long flags, const struct cgroups *cg, long self) {
 	return pid;
 }
 
-/* Move the child into the v1 cgroups, then let it go on. */
-static void join_v1(const struct cgroups *cg, long pid, int go, long self) {
-	char text[32];
-	int len = snprintf(text, sizeof text, "%ld", pid);
+/* In the child: write itself into the v1 cgroups. */
+static void join_v1(const struct cgroups *cg, long self) {
 	for (int i = 0; i < cg->n; i++) {
-		if (cg->procs[i] < 0)
+		if (cg->tasks[i] < 0)
 			continue;
 		uint64_t c0 = now_ns();
-		if (write(cg->procs[i], text, (size_t)len) != len)
+		if (write(cg->tasks[i], "0", 1) != 1)
 			die(cg->dirs[i]);
-		record("cgroup-procs", cg->dirs[i], c0, now_ns(), self);
+		record("cgroup-tasks", cg->dirs[i], c0, now_ns(), self);
 	}
-	if (go >= 0 && write(go, "g", 1) != 1)
-		die("write go");
-}
-
-static void wait_go(int go) {
-	char byte;
-	if (go >= 0 && read(go, &byte, 1) != 1)
-		die("read go");
 }
 
 static int wait_child(long pid, long self) {
@@ -270,11 +254,10 @@ static void exec_true(long self) {
 	die("execve /bin/true");
 }
 
-static void container_child(const char *rootfs, int go) {
+static void container_child(const char *rootfs, const struct cgroups *cg) {
 	char proc[4096];
-	/* Wait until the parent has moved us into the cgroups, as a runtime's init does. */
-	wait_go(go);
 	long self = (long)syscall(SYS_getpid); /* 1: we are the pid namespace's init */
+	join_v1(cg, self);
 	STEP("mount-private", "/", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
 	STEP("mount", "rootfs", mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL));
 	snprintf(proc, sizeof proc, "%s/proc", rootfs);
@@ -292,18 +275,9 @@ static int run_container(const char *rootfs, long flags, struct cgroups *cg) {
 	for (int i = 0; i < cg->n; i++)
 		STEP("cgroup-mkdir", cg->dirs[i], make_cgroup(cg->dirs[i]));
 	open_cgroups(cg, self);
-	int go[2] = {-1, -1};
-	if (joins_later(cg) && pipe2(go, O_CLOEXEC) < 0)
-		die("pipe2");
 	long pid = spawn(flags, cg, self);
-	if (pid == 0) {
-		if (go[1] >= 0)
-			close(go[1]);
-		container_child(rootfs, go[0]);
-	}
-	if (go[0] >= 0)
-		close(go[0]);
-	join_v1(cg, pid, go[1], self);
+	if (pid == 0)
+		container_child(rootfs, cg);
 	int rc = wait_child(pid, self);
 	for (int i = 0; i < cg->n; i++)
 		STEP("cgroup-rmdir", cg->dirs[i], remove_cgroup(cg->dirs[i]));
@@ -320,19 +294,12 @@ static int run_exec(long target, struct cgroups *cg) {
 	STEP("setns", "mnt, pid, ipc, uts, net",
 	     setns(pidfd, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET));
 	close(pidfd);
-	int go[2] = {-1, -1};
-	if (joins_later(cg) && pipe2(go, O_CLOEXEC) < 0)
-		die("pipe2");
 	long pid = spawn(0, cg, self);
 	if (pid == 0) {
-		if (go[1] >= 0)
-			close(go[1]);
-		wait_go(go[0]);
-		exec_true((long)syscall(SYS_getpid));
+		long child = (long)syscall(SYS_getpid);
+		join_v1(cg, child);
+		exec_true(child);
 	}
-	if (go[0] >= 0)
-		close(go[0]);
-	join_v1(cg, pid, go[1], self);
 	int rc = wait_child(pid, self);
 	record("floor-exec", "", start, now_ns(), self);
 	return rc;
