@@ -194,10 +194,19 @@ pub fn plan(hierarchies: &[Hierarchy], cgroups_path: Option<&str>, id: &str) -> 
 impl Cgroup {
     /// Make the directories (and any missing parents, remembered for removal).
     pub fn create(&mut self) -> Result<()> {
-        for dir in self.dirs.iter().map(|d| d.path.clone()).collect::<Vec<_>>() {
+        for d in self.dirs.clone() {
+            let dir = &d.path;
             let _step = crate::trace::step_with("cgroup-mkdir", || dir.display().to_string());
-            self.make_dir_all(&dir)?;
-            inherit_cpuset_v1(&dir, 0)?;
+            // The parent usually exists: one mkdir, and the stats of make_dir_all only
+            // when it does not.
+            match fs::create_dir(dir) {
+                Ok(()) => self.created.insert(0, dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => self.make_dir_all(dir)?,
+            }
+            if !d.unified && d.subsystems.split(',').any(|s| s == "cpuset") {
+                inherit_cpuset_v1(dir, 0)?;
+            }
         }
         Ok(())
     }

@@ -17,11 +17,20 @@ pub struct CapPlan {
     pub inheritable: CapsHashSet,
     pub permitted: CapsHashSet,
     pub ambient: CapsHashSet,
+    /// Every capability this kernel knows: the bounding set drops those not asked for.
+    pub supported: CapsHashSet,
+}
+
+/// The capabilities this kernel knows: from /proc/sys/kernel/cap_last_cap (one read),
+/// else by asking prctl(PR_CAPBSET_READ) about each (forty-odd calls).
+fn kernel_supported() -> CapsHashSet {
+    caps::runtime::procfs_all_supported(None)
+        .unwrap_or_else(|_| caps::runtime::thread_all_supported())
 }
 
 pub fn plan(spec: Option<&Capabilities>) -> Result<Option<CapPlan>> {
     let Some(c) = spec else { return Ok(None) };
-    let supported = caps::runtime::thread_all_supported();
+    let supported = kernel_supported();
     let parse = |field: &str, names: &[String]| -> Result<CapsHashSet> {
         let mut set = CapsHashSet::new();
         for name in names {
@@ -48,12 +57,13 @@ pub fn plan(spec: Option<&Capabilities>) -> Result<Option<CapPlan>> {
         inheritable: parse("inheritable", &c.inheritable)?,
         permitted: parse("permitted", &c.permitted)?,
         ambient: parse("ambient", &c.ambient)?,
+        supported,
     }))
 }
 
 /// Before setuid: shrink the bounding set (needs CAP_SETPCAP, which root still has).
 pub fn drop_bounding(p: &CapPlan) -> Result<()> {
-    for cap in caps::runtime::thread_all_supported() {
+    for &cap in &p.supported {
         if !p.bounding.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
                 .map_err(|e| Error::msg(format!("prctl(PR_CAPBSET_DROP, {cap}): {e}")))?;
