@@ -13,7 +13,7 @@ CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman time
 
-.PHONY: help build rootfs deps test test-v2 test-systemd demo bench soak install clean
+.PHONY: help build rootfs deps test test-v2 test-systemd demo bench bench-v2 soak install clean
 
 help:
 	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
@@ -24,7 +24,8 @@ help:
 	@echo "make test-systemd  the systemd cgroup driver with docker, containerd (ctr, CRI), podman and"
 	@echo "               the runtime itself, runc and rt, in a QEMU guest booting systemd (vm/systemd-test.sh)"
 	@echo "make demo      run spec-examples/\$$EXAMPLE (default hello) with rt"
-	@echo "make bench     compare rt, runc and crun (bench/cycle.py), and the shims' memory (bench/shim.py)"
+	@echo "make bench     compare rt, runc, crun and the floor (bench/cycle.py, ~10 min), the shims (bench/shim.py),"
+	@echo "               and the run and quiet cycle in a cgroup v2 guest (make bench-v2, ~5 min)"
 	@echo "make soak      leak and drift checks over many containers (bench/soak.py; not in make test):"
 	@echo "               SOAK_ARGS='--cycles 1000 --execs 1000 --minutes 10 --fuzz-cases 100000'"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
@@ -118,6 +119,13 @@ demo: build rootfs
 bench: build rootfs
 	$(PYTHON) bench/cycle.py
 	$(PYTHON) bench/shim.py
+	$(MAKE) bench-v2
+
+# The run and the quiet cycle in a throwaway cgroup v2 guest (vm/payload-bench): rt, the
+# floor, crun and runc. TCG makes every time slow; the ratios still count.
+bench-v2: build rootfs
+	vm/payload-bench/prepare.sh
+	RT_VM_TIMEOUT=1800 vm/guest.sh vm/payload-bench
 
 # 1000 create/start/delete cycles, 1000 execs with rt and 1000 through the shim, a churn
 # of containers under containerd with our shim, then the fuzz tests with many more cases:

@@ -19,7 +19,7 @@
 # Environment (all optional; the guest passes none): BENCH_N=15 (run iterations),
 # BENCH_QUIET_N=15, BENCH_PAUSE=1.2, BENCH_WARMUP=2, RT=rt, RT_VM_ROOTFS=/rootfs,
 # BENCH_CGROUP_PARENT=rt-bench. On a v1 host (a trial outside the guest) the floor
-# writes cgroup.procs in every hierarchy instead.
+# joins the v1 hierarchies by writing itself into their tasks files instead.
 # Exits 1 when rt or the floor could not be measured.
 
 N=${BENCH_N:-15}
@@ -235,11 +235,11 @@ esac
 echo "# $(uname -r), $(nproc) cpus, /sys/fs/cgroup is $cg"
 make_parents || { echo "bench: cannot make the cgroup parents"; exit 1; }
 # How the floor joins its cgroups here, from one traced run: clone3-into-cgroup (v2) or
-# cgroup-procs (v1).
+# cgroup-tasks (v1: it writes itself into each tasks file).
 set -- "$FLOOR" "$ROOTFS" "$W/floor.jsonl" --netns
 for m in $(cgroup_mounts); do set -- "$@" --cgroup "$m/$PARENT/floor-check"; done
 if "$@" 2>"$W/err"; then
-  how=$(grep -oE '"name":"(clone3-into-cgroup|cgroup-procs)"' "$W/floor.jsonl" | cut -d'"' -f4 | sort -u)
+  how=$(grep -oE '"name":"(clone3-into-cgroup|cgroup-tasks)"' "$W/floor.jsonl" | cut -d'"' -f4 | sort -u)
   echo "  floor joins its cgroup(s) with:" $how
 else
   echo "  floor: a trial run failed: $(tail -n 1 "$W/err")"
