@@ -330,7 +330,13 @@ fn spawn(
             let _ = kill(Pid::from_raw(c1), Signal::SIGKILL);
             return Err(e);
         }
-        chan.send(&Msg::CgroupMade)?;
+        if let Err(e) = chan.send(&Msg::CgroupMade) {
+            // The first child failed meanwhile: its own error is on the channel.
+            return Err(match chan.recv() {
+                Ok(Some(Msg::Failed(failed))) => failed,
+                _ => e,
+            });
+        }
     }
     let mut state = State {
         id: opts.id.clone(),

@@ -111,12 +111,23 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         }
         _ => (None, None),
     };
+    let ns = linux
+        .namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |f, n| f | namespaces::flag(&n.kind));
+    // A pid namespace applies to children only: rt enters the container's for the fork,
+    // so that the one process it forks is born inside (no intermediate process to fork
+    // it), then goes back to its own. Not with a time namespace, whose setns would change
+    // rt's own clocks too: then the child forks once more, as before.
+    let born_in = if ns.contains(namespaces::flag("time")) {
+        CloneFlags::empty()
+    } else {
+        ns & CloneFlags::CLONE_NEWPID
+    };
     let plan = ExecPlan {
         init_pidfd,
-        ns: linux
-            .namespaces
-            .iter()
-            .fold(CloneFlags::empty(), |f, n| f | namespaces::flag(&n.kind)),
+        ns,
+        born_in,
         root,
         process: ProcessPlan {
             caps: capabilities::plan(process.capabilities.as_ref())?,
@@ -152,8 +163,24 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     drop(planning);
     let (parent_end, child_end) = channel::pair()?;
     let forking = crate::trace::step("fork");
-    let (forked, born_in_cgroup) =
-        self_join::fork(Some(&plan.cgroup_join), false).ctx(|| "fork the exec's first process")?;
+    let own_pidns = if plan.born_in.is_empty() {
+        None
+    } else {
+        let own = std::fs::File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+        nix::sched::setns(&plan.init_pidfd, plan.born_in).ctx(|| {
+            format!(
+                "setns(pidfd of the container init, {:?}) for the fork",
+                plan.born_in
+            )
+        })?;
+        Some(own)
+    };
+    let forked = self_join::fork(Some(&plan.cgroup_join), false);
+    if let (Some(own), Ok((Some(_), _)) | Err(_)) = (own_pidns, &forked) {
+        nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
+            .ctx(|| "setns back to rt's own pid namespace")?;
+    }
+    let (forked, born_in_cgroup) = forked.ctx(|| "fork the exec's process")?;
     let c1 = match forked {
         None => {
             drop(parent_end);

@@ -95,6 +95,14 @@ fn stage1(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Never
     crate::trace::step_with("unshare", || namespaces::kinds(rest))
         .run(|| namespaces::create(rest))?;
     fault::point(Step::InitNamespaces);
+    // rt sends this before it reads our next message (time offsets): wait for it first.
+    let join = match plan.cgroup_join {
+        super::CgroupJoin::Init => {
+            crate::trace::step("wait-cgroup").run(|| chan.expect(Msg::CgroupMade))?;
+            Some(SelfJoin::open(&plan.rootfs.cgroup)?)
+        }
+        _ => None,
+    };
     if plan.ns.creates("time") && !plan.time_offsets.is_empty() {
         // Written by rt, from outside: this process is not dumpable, so its /proc files
         // belong to the host's root, whom a new user namespace does not map (EACCES).
@@ -104,13 +112,6 @@ fn stage1(plan: &InitPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Never
     }
     // New pid and time namespaces apply to children only: the init is a second child.
     if plan.ns.creates("pid") || plan.ns.creates("time") {
-        let join = match plan.cgroup_join {
-            super::CgroupJoin::Init => {
-                crate::trace::step("wait-cgroup").run(|| chan.expect(Msg::CgroupMade))?;
-                Some(SelfJoin::open(&plan.rootfs.cgroup)?)
-            }
-            _ => None,
-        };
         super::continue_in_sibling(chan, "init", "the container init", join.as_ref())?;
         // A fork does not inherit the parent-death signal.
         die_with_parent(chan)?;

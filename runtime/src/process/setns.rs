@@ -19,6 +19,8 @@ pub struct ExecPlan {
     pub init_pidfd: OwnedFd,
     /// The container's namespaces, as CLONE_NEW* flags.
     pub ns: CloneFlags,
+    /// Those the process is born in (rt entered them for the fork: a pid namespace).
+    pub born_in: CloneFlags,
     /// The init's root directory (/proc/<pid>/root): under --no-pivot it is not the root
     /// of the container's mount namespace, so it is entered explicitly.
     pub root: OwnedFd,
@@ -52,17 +54,15 @@ fn enter(plan: &ExecPlan, chan: &Channel, born_in_cgroup: bool) -> Result<Infall
     plan.process.attrs.apply_initial()?;
     // One call joins them all, the user namespace first, as the kernel orders it.
     let joining = crate::trace::step("setns");
-    nix::sched::setns(plan.init_pidfd.as_fd(), plan.ns)
-        .ctx(|| format!("setns(pidfd of the container init, {:?})", plan.ns))?;
+    let ns = plan.ns - plan.born_in;
+    nix::sched::setns(plan.init_pidfd.as_fd(), ns)
+        .ctx(|| format!("setns(pidfd of the container init, {ns:?})"))?;
     nix::unistd::fchdir(&plan.root).ctx(|| "fchdir to the container's root")?;
     nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
     drop(joining);
     fault::point(Step::ExecChildJoined);
     // New pid and time namespaces apply to children only.
-    if plan
-        .ns
-        .intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time"))
-    {
+    if ns.intersects(CloneFlags::CLONE_NEWPID | namespaces::flag("time")) {
         super::continue_in_sibling(chan, "exec", "the process in the container", None)?;
     } else {
         chan.send(&Msg::InitPid(0))?;
