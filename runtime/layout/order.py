@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regenerate runtime/layout/symbol-order.txt: the functions rt runs on its hot paths
-(create, start, exec, delete, ...), in the order they are first called.
+(create, exec, start, delete, ...), grouped by who runs them, in first-call order.
 
 Why: rt is one static binary of ~3.2 MB of code. The kernel maps file pages 64 KiB at
 a time around each page fault (fault-around), so a command's resident set is not the
@@ -108,6 +108,8 @@ class Tracer:
         self.spaces, self.mems = {}, {}
         self.live, self.awaited, self.early = set(), set(), set()
         self.first = {}  # name -> order of first entry
+        self.users = {}  # name -> {(command, "main" or "child")} that entered it
+        self.command, self.root = None, None
 
     def mem(self, pid):
         if pid not in self.mems:
@@ -121,8 +123,9 @@ class Tracer:
         if f:
             f.close()
 
-    def run(self, args):
+    def run(self, args, command):
         """Run BINARY ARGS traced until it exits (its children stay traced)."""
+        self.command = command
         pid = os.fork()
         if pid == 0:
             try:
@@ -146,6 +149,7 @@ class Tracer:
             f.seek(base + a)
             f.write(b"\xcc")
         self.spaces[pid] = Space(armed, base)
+        self.root = pid
         self.live.add(pid)
         ptrace(PTRACE_CONT, pid, 0, 0)
         while pid in self.live:
@@ -245,7 +249,10 @@ class Tracer:
         f.write(space.armed.pop(at))
         regs.r[RIP] = at
         ptrace(PTRACE_SETREGS, pid, 0, ctypes.addressof(regs))
-        self.first.setdefault(self.syms[at - space.base], len(self.first))
+        name = self.syms[at - space.base]
+        self.first.setdefault(name, len(self.first))
+        role = "main" if pid == self.root else "child"
+        self.users.setdefault(name, set()).add((self.command, role))
         return True
 
 
@@ -289,7 +296,7 @@ def config(rootfs, cgroups_path, args):
 
 
 def workload(binary, rootfs, tmp, tag):
-    """Run the commands whose code should be resident-cheap; return names in first-call order."""
+    """Run the commands traced; return {name: [first-call index, [[command, role], ...]]}."""
     tracer = Tracer(binary, function_symbols(binary))
     root = os.path.join(tmp, "state-" + tag)
     prefix = "layout-%d-%s" % (os.getpid(), tag)
@@ -314,7 +321,7 @@ def workload(binary, rootfs, tmp, tag):
              ["list"]]
     try:
         for argv in steps:
-            code = tracer.run(rt + argv)
+            code = tracer.run(rt + argv, argv[0])
             if code != 0:
                 raise RuntimeError("rt %s exited %s" % (" ".join(argv), code))
             if argv[0] == "start":
@@ -332,7 +339,18 @@ def workload(binary, rootfs, tmp, tag):
                     if os.path.isdir(os.path.join(d, leaf)):
                         os.rmdir(os.path.join(d, leaf))
                 os.rmdir(d)
-    return sorted(tracer.first, key=tracer.first.get)
+    return {n: [i, sorted(tracer.users[n])] for n, i in tracer.first.items()}
+
+
+def group(users):
+    """Where a function goes: what both create and exec run (rt itself, not its children)
+    first, then create's own, then exec's, then the children's, then the other commands'.
+    `make bench` measures the peak of create and exec, which is rt's own process."""
+    users = {tuple(u) for u in users}
+    create, exec_ = ("create", "main") in users, ("exec", "main") in users
+    if create or exec_:
+        return 0 if create and exec_ else 1 if create else 2
+    return 3 if ("create", "child") in users or ("exec", "child") in users else 4
 
 
 def wait_stopped(binary, root, cid):
@@ -358,16 +376,16 @@ def main():
     ap.add_argument("--rt", help="an unstripped rt built as make build does, plus -C strip=none")
     ap.add_argument("--rootfs", default=os.path.join(REPO, "spec-examples", "rootfs"))
     ap.add_argument("--out", default=OUT)
-    ap.add_argument("--workload-only", help=argparse.SUPPRESS)  # NAMES_FILE: one run, for the namespace
+    ap.add_argument("--workload-only", help=argparse.SUPPRESS)  # FILE: one run (JSON), in the namespace
     args = ap.parse_args()
     if args.workload_only:
         tmp = tempfile.mkdtemp(prefix="rt-layout-")
         try:
-            names = workload(args.rt, args.rootfs, tmp, "ns")
+            found = workload(args.rt, args.rootfs, tmp, "ns")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         with open(args.workload_only, "w") as f:
-            f.write("".join(n + "\n" for n in names))
+            json.dump(found, f)
         return 0
     if os.geteuid() != 0:
         sys.exit("order.py: must run as root")
@@ -380,21 +398,26 @@ def main():
     binary = build_unstripped() if built else os.path.abspath(args.rt)
     tmp = tempfile.mkdtemp(prefix="rt-layout-")
     try:
-        names = workload(binary, rootfs, tmp, "host")
+        found = workload(binary, rootfs, tmp, "host")
         if os.path.ismount(UNIFIED):
-            more = os.path.join(tmp, "names-ns")
+            more = os.path.join(tmp, "found-ns")
             script = 'umount %s && exec "$0" "$@"' % UNIFIED
             subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                             sys.executable, os.path.abspath(__file__), "--rt", binary,
                             "--rootfs", rootfs, "--workload-only", more], check=True)
-            seen = set(names)
-            names += [n for n in open(more).read().split() if n not in seen]
+            with open(more) as f:
+                for name, (i, users) in json.load(f).items():
+                    first, known = found.setdefault(name, [len(found) + i, []])
+                    known.extend(u for u in users if u not in known)
+        names = sorted(found, key=lambda n: (group(found[n][1]), found[n][0]))
         sizes = symbol_sizes(binary)
         old = read_names(args.out)
         with open(args.out, "w") as f:
-            f.write("# Functions rt runs on its hot paths, in first-call order: the linker places them\n"
-                    "# first, together (runtime/build.rs, lld's --symbol-ordering-file). Generated by\n"
-                    "# runtime/layout/order.py; regenerate after a toolchain or dependency change.\n")
+            f.write("# Functions rt runs on its hot paths: the linker places them first, together, in\n"
+                    "# this order (runtime/build.rs, lld's --symbol-ordering-file): what create and exec\n"
+                    "# both run, create's, exec's, their children's, the other commands', each in\n"
+                    "# first-call order. Generated by runtime/layout/order.py; regenerate after a\n"
+                    "# toolchain or dependency change.\n")
             f.write("".join(n + "\n" for n in names))
         print("%s: %d functions, %.0f KiB of code" % (
             os.path.relpath(args.out), len(names), sum(sizes.get(n, 0) for n in names) / 1024))
