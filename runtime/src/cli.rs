@@ -50,7 +50,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Each subcommand's arguments are built only when it is the one run (clap's `defer`):
+/// building all of them, for every command, allocated ~200 KiB and ran ~150 KiB of code.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// create a container
     Create(CreateArgs),
@@ -372,7 +375,8 @@ pub struct UpdateArgs {
     pub id: String,
 }
 
-/// Options that `checkpoint` and `restore` share (runc's names).
+// Options that `checkpoint` and `restore` share (runc's names). Not a doc comment: with
+// `defer`, a flattened struct's doc would become the subcommand's about line in its help.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CriuArgs {
     /// path for saving (checkpoint) or reading (restore) criu image files (default ./checkpoint)
