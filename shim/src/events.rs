@@ -4,11 +4,10 @@
 //! (`descriptor_dyn().full_name()`), which on first use builds the descriptors of every
 //! event proto and its imports: about half a MiB of heap, and the reflection code in the
 //! binary, for a name known at compile time. Here each event type says its name. And it
-//! connected once: see [`Publisher`].
+//! connected once: see [`Publisher`]. The connection is our own ttrpc client (wire.rs):
+//! the crate's client polled its socket every 10 ms for the life of the shim.
 
 use std::collections::VecDeque;
-use std::os::fd::IntoRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::events::{Envelope, ForwardRequest};
 use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc;
-use containerd_shim::protos::EventsClient;
+
+use crate::wire::Client;
 
 /// An event containerd knows: its topic and its protobuf type name.
 pub trait Event: Message {
@@ -50,6 +50,9 @@ events! {
 /// How long containerd may take to answer one event before the connection is taken for
 /// dead (a containerd that hangs must not hold the events behind it for ever).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// containerd's ttrpc service for events from shims.
+const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
 
 /// Pauses between attempts while containerd is away: short at first (a restart takes a
 /// second or two), then every few seconds for as long as it takes.
@@ -163,7 +166,7 @@ impl Shared {
     /// Send the queue's head until it is delivered (or refused), then the next: an event
     /// leaves the queue only then, so order holds and `flush` sees what is in flight.
     fn send_forever(&self) {
-        let mut client: Option<EventsClient> = None;
+        let mut client: Option<Client> = None;
         let mut pause = RETRY_FIRST;
         // Whether the last attempt failed: the outage is logged once, and its end.
         let mut failing = false;
@@ -203,28 +206,20 @@ impl Shared {
         }
     }
 
-    fn forward(&self, client: &mut Option<EventsClient>, envelope: Envelope) -> ttrpc::Result<()> {
-        if client.is_none() {
-            *client = Some(self.connect()?);
-        }
+    fn forward(&self, client: &mut Option<Client>, envelope: Envelope) -> ttrpc::Result<()> {
+        let c =
+            match client {
+                Some(c) => c,
+                None => client.insert(Client::connect(&self.address).map_err(|e| {
+                    ttrpc::Error::Others(format!("connect to {}: {e}", self.address))
+                })?),
+            };
         let req = ForwardRequest {
             envelope: MessageField::some(envelope),
             ..Default::default()
         };
-        let ctx = ttrpc::context::with_duration(FORWARD_TIMEOUT);
-        client
-            .as_ref()
-            .expect("connected above")
-            .forward(ctx, &req)
+        c.call(EVENTS_SERVICE, "Forward", &req, FORWARD_TIMEOUT)
             .map(drop)
-    }
-
-    fn connect(&self) -> ttrpc::Result<EventsClient> {
-        let stream = UnixStream::connect(&self.address)
-            .map_err(|e| ttrpc::Error::Others(format!("connect to {}: {e}", self.address)))?;
-        // Client::new takes the descriptor over.
-        let client = ttrpc::Client::new(stream.into_raw_fd())?;
-        Ok(EventsClient::new(client))
     }
 
     fn delivered(&self) {

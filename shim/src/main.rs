@@ -25,6 +25,7 @@ mod service;
 mod stdio;
 mod trace;
 mod wait;
+mod wire;
 
 fn main() {
     // One malloc arena for all threads: the shim's threads mostly sleep, and an arena
