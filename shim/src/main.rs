@@ -1,8 +1,10 @@
 //! `containerd-shim-rt-v2`: containerd's runtime v2 shim for `rt` (runtime type
 //! `io.containerd.rt.v2`). containerd starts it with `start`, then talks to the server it
-//! spawned over ttrpc; `delete` cleans up after a dead one. The protocol plumbing (flags,
-//! ttrpc server, event publisher, reaper) comes from containerd's `containerd-shim` crate;
-//! the task logic is ours (`service.rs`), and the runtime is driven through its CLI.
+//! spawned over ttrpc; `delete` cleans up after a dead one. The protocol's types, flags
+//! and the spawning of the server come from containerd's `containerd-shim` crate; the
+//! bootstrap below, the ttrpc server and client (server.rs, wire.rs), the event publisher,
+//! the reaper and the task logic (service.rs) are ours, and the runtime is driven through
+//! its CLI.
 
 mod events;
 mod fault;
@@ -21,6 +23,7 @@ mod options;
 #[path = "../../runtime/src/trace/otlp.rs"]
 mod otlp;
 mod runtime;
+mod server;
 mod service;
 mod stdio;
 mod trace;
@@ -50,14 +53,70 @@ fn main() {
             }
         });
     }
-    // Our own non-blocking logger replaces the crate's (see logger.rs), and our own reaper
-    // the crate's SIGCHLD loop (see wait.rs).
-    let config = containerd_shim::Config {
-        no_setup_logger: true,
-        no_reaper: true,
-        ..Default::default()
-    };
-    containerd_shim::run::<service::Service>("io.containerd.rt.v2", Some(config))
+    if let Err(e) = bootstrap() {
+        eprintln!("io.containerd.rt.v2: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// SIGINT and SIGTERM do not stop a shim (containerd stops it with Shutdown, or SIGKILL):
+/// a handler that does nothing, as the crate had, rather than SIG_IGN, which the runtime
+/// and the containers it starts would inherit.
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// What containerd asks of the binary: `start` (spawn the server, print its address),
+/// `delete` (clean up after a server that died), or, with no action, serve.
+fn bootstrap() -> Result<(), String> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let flags = containerd_shim::parse(&args[1..]).map_err(|e| e.to_string())?;
+    if flags.namespace.is_empty() {
+        return Err("Shim namespace cannot be empty".into());
+    }
+    let ttrpc_address =
+        std::env::var("TTRPC_ADDRESS").map_err(|e| format!("TTRPC_ADDRESS: {e}"))?;
+    let action = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler does nothing.
+        unsafe { sigaction(sig, &action) }.map_err(|e| format!("sigaction {sig}: {e}"))?;
+    }
+    // The runtime's processes and the containers' inits are reparented to the shim.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "set child subreaper: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let shim = service::Service::new(&flags).map_err(|e| format!("exit pipe: {e}"))?;
+    match flags.action.as_str() {
+        "start" => {
+            let opts = containerd_shim::StartOpts {
+                id: flags.id.clone(),
+                publish_binary: flags.publish_binary.clone(),
+                address: flags.address.clone(),
+                ttrpc_address,
+                namespace: flags.namespace.clone(),
+                debug: flags.debug,
+            };
+            let address = shim.start_shim(opts).map_err(|e| e.to_string())?;
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, address.as_bytes()).map_err(|e| e.to_string())
+        }
+        "delete" => {
+            use containerd_shim::protos::protobuf::Message;
+            let response = shim.delete_shim();
+            let mut out = std::io::stdout().lock();
+            response
+                .write_to_writer(&mut out)
+                .map_err(|e| e.to_string())
+        }
+        _ => shim.serve(&ttrpc_address),
+    }
 }
 
 /// `-info` (containerd 1.7+): the runtime-info message on stdout, with the runtime's

@@ -5,6 +5,7 @@
 //! process's TaskStart / TaskExecStarted.
 
 use std::collections::HashMap;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
@@ -13,16 +14,14 @@ use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task as ev;
 use containerd_shim::protos::protobuf::{well_known_types::timestamp::Timestamp, MessageField};
 use containerd_shim::protos::shim::oci::CheckpointOptions;
-use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{
-    Config, DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult,
-};
+use containerd_shim::{DeleteResponse, Flags, StartOpts, TtrpcContext, TtrpcResult};
 
 use crate::events::{Event, Publisher};
 use crate::oom::OomWatcher;
 use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
+use crate::server::Exit;
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 use crate::trace::RequestSpan;
 
@@ -97,7 +96,7 @@ struct Table {
 #[derive(Clone)]
 pub struct Service {
     table: Arc<(Mutex<Table>, Condvar)>,
-    exit: Arc<ExitSignal>,
+    exit: Arc<Exit>,
     namespace: String,
     id: String,
     debug: bool,
@@ -288,23 +287,23 @@ fn grouping(id: &str) -> String {
         .to_string()
 }
 
-impl containerd_shim::Shim for Service {
-    type T = Service;
-
-    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
-        Service {
+impl Service {
+    pub fn new(args: &Flags) -> std::io::Result<Service> {
+        Ok(Service {
             table: Arc::default(),
-            exit: Arc::new(ExitSignal::default()),
+            exit: Arc::new(Exit::new()?),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             debug: args.debug,
             socket: args.socket.clone(),
             publisher: Arc::default(),
             oom: None,
-        }
+        })
     }
 
-    fn start_shim(&mut self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
+    /// `start`: spawn the serving shim (or find the one serving this container's pod) and
+    /// return its address.
+    pub fn start_shim(&self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
         let group = grouping(&opts.id);
         let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
         // The bundle's `address` file: containerd reconnects through it after a restart,
@@ -314,7 +313,7 @@ impl containerd_shim::Shim for Service {
     }
 
     /// containerd cleans up after a shim that died: the container is removed the hard way.
-    fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
+    pub fn delete_shim(&self) -> DeleteResponse {
         // The runtime's exit comes from the reaper here too, at once.
         if let Err(e) = crate::wait::start_reaper() {
             log::warn!("{e}");
@@ -335,17 +334,30 @@ impl containerd_shim::Shim for Service {
                 let _ = std::fs::remove_file(&socket);
             }
         }
-        Ok(DeleteResponse {
+        DeleteResponse {
             // containerd's TaskExit for the task names its init.
             pid: read_pid(&bundle.join("init.pid")).unwrap_or_default() as u32,
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: MessageField::some(now()),
             ..Default::default()
-        })
+        }
     }
 
-    fn wait(&mut self) {
-        self.exit.wait();
+    /// The serving shim: the task service on our socket until containerd shuts it down.
+    pub fn serve(&self, ttrpc_address: &str) -> Result<(), String> {
+        if self.socket.is_empty() {
+            return Err("Shim socket cannot be empty".into());
+        }
+        let task = self.create_task_service(ttrpc_address);
+        let Some(listener) = listen(&self.socket)? else {
+            // Another shim serves this address (this container's pod): it serves this
+            // container too.
+            server_started();
+            return Ok(());
+        };
+        let methods = containerd_shim::protos::create_task(Arc::new(task));
+        server_started();
+        crate::server::serve(listener, methods, &self.exit);
         // The last events (the TaskDelete before Shutdown) go out before the shim does,
         // unless containerd does not take them within a few seconds.
         if let Some(p) = self.publisher.get() {
@@ -353,20 +365,17 @@ impl containerd_shim::Shim for Service {
                 log::warn!("exiting with events containerd did not take");
             }
         }
-        // Remove our socket ourselves: the crate finds it through the `address` file of
-        // the bundle we started in, which is gone when that container was deleted first
-        // (a pod's shim outlives its first container).
+        // Our socket, named by our flags: the `address` file of the bundle we started in is
+        // gone when that container was deleted first (a pod's shim outlives it).
         let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
+        Ok(())
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+    fn create_task_service(&self, ttrpc_address: &str) -> Service {
         // Only the serving shim logs, into the bundle's `log` FIFO.
         crate::logger::init(self.debug);
-        // Events go through our own publisher (see events.rs), on a connection of its own.
-        drop(publisher);
-        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let mut s = self.clone();
-        match Publisher::start(&address, &self.namespace) {
+        match Publisher::start(ttrpc_address, &self.namespace) {
             Ok(p) => {
                 let _ = self.publisher.set(p);
             }
@@ -396,6 +405,50 @@ impl containerd_shim::Shim for Service {
         // Console sockets a killed shim left behind.
         stdio::remove_stale_console_dirs();
         s
+    }
+}
+
+/// The listening socket at `socket` (`unix://PATH`); None when a shim already serves there
+/// (the address is then written to the bundle for this container too). A socket left by a
+/// shim that died is replaced.
+fn listen(socket: &str) -> Result<Option<UnixListener>, String> {
+    let path = Path::new(socket.trim_start_matches("unix://"));
+    let bind = || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        UnixListener::bind(path)
+    };
+    let e = match bind() {
+        Ok(l) => return Ok(Some(l)),
+        Err(e) => e,
+    };
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return Err(format!("listen on {}: {e}", path.display()));
+    }
+    // Whoever holds it may still be starting: a second to answer, as the crate gave it.
+    for _ in 0..200 {
+        if UnixStream::connect(path).is_ok() {
+            containerd_shim::util::write_address(socket).map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
+    }
+    bind()
+        .map(Some)
+        .map_err(|e| format!("listen on {}: {e}", path.display()))
+}
+
+/// Tell `start`, which reads our stdout until it closes, that the server is up: our stdout
+/// becomes our stderr (/dev/null).
+fn server_started() {
+    // SAFETY: dup2 of our own standard descriptors.
+    if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+        log::error!("dup2: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -933,7 +986,7 @@ impl containerd_shim::Task for Service {
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // One shim may hold a whole pod: it stays while any container does.
         if self.lock().containers.is_empty() {
-            self.exit.signal();
+            self.exit.request();
         }
         Ok(api::Empty::default())
     }

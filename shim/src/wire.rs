@@ -46,6 +46,25 @@ pub fn frame(stream_id: u32, type_: u8, payload: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// The response frame to request `stream_id`.
+pub fn response_frame(stream_id: u32, res: &Response) -> Vec<u8> {
+    let payload = res.write_to_bytes().unwrap_or_default();
+    if payload.len() > MESSAGE_LENGTH_MAX {
+        let msg = format!(
+            "response of {} bytes exceeds the maximum message size of {MESSAGE_LENGTH_MAX}",
+            payload.len()
+        );
+        return response_frame(stream_id, &status_response(Code::RESOURCE_EXHAUSTED, msg));
+    }
+    frame(stream_id, MESSAGE_TYPE_RESPONSE, &payload)
+}
+
+pub fn status_response(code: Code, msg: String) -> Response {
+    let mut res = Response::new();
+    res.set_status(ttrpc::get_status(code, msg));
+    res
+}
+
 /// A ttrpc client connection for one caller at a time: `call` writes the request and
 /// reads until its response, on the caller's thread (no thread of its own, nothing that
 /// wakes while no call is made).
