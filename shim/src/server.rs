@@ -9,8 +9,10 @@
 //! supervisor and a pool of 3 to 5 workers that grew by three whenever one was left idle.
 //!
 //! Responses are written whole under the connection's lock by the thread that made them.
+//! Requests go to a [`Dispatch`], which decodes each with its own type: the generated
+//! `create_task` table of handlers (one boxed handler per method, each decoding, calling
+//! and encoding through a channel) was about 75 KB of the binary.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -19,13 +21,41 @@ use std::sync::{Arc, Mutex};
 
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::ttrpc::proto::MESSAGE_TYPE_REQUEST;
+use containerd_shim::protos::ttrpc::TtrpcContext;
 use containerd_shim::protos::ttrpc::{self, Code, MessageHeader, Request, Response};
-use containerd_shim::protos::ttrpc::{MethodHandler, TtrpcContext};
 use nix::fcntl::OFlag;
 
-use crate::wire::{frame, read_frame, response_frame, status_response};
+use crate::wire::{read_frame, response_frame, status_response};
 
-pub type Methods = HashMap<String, Box<dyn MethodHandler + Send + Sync>>;
+/// What a server serves: the response payload of a call, from its request payload.
+pub trait Dispatch: Send + Sync + 'static {
+    fn call(
+        &self,
+        ctx: &TtrpcContext,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+    ) -> ttrpc::Result<Vec<u8>>;
+}
+
+/// A unary call: `payload` decoded as `Req`, handed to `f`, its `Res` encoded.
+pub fn unary<Req: Message, Res: Message>(
+    payload: &[u8],
+    f: impl FnOnce(Req) -> ttrpc::Result<Res>,
+) -> ttrpc::Result<Vec<u8>> {
+    let req = Req::parse_from_bytes(payload).map_err(|e| {
+        ttrpc::Error::RpcStatus(ttrpc::get_status(Code::INVALID_ARGUMENT, e.to_string()))
+    })?;
+    f(req)?
+        .write_to_bytes()
+        .map_err(|e| ttrpc::Error::Others(e.to_string()))
+}
+
+/// The error for a method this server does not have.
+pub fn no_such_method(service: &str, method: &str) -> ttrpc::Error {
+    let msg = format!("/{service}/{method} does not exist");
+    ttrpc::Error::RpcStatus(ttrpc::get_status(Code::INVALID_ARGUMENT, msg))
+}
 
 /// The shim's way out: `Shutdown` requests it, and the server returns once that call was
 /// answered (its response is on the wire before the shim goes).
@@ -58,8 +88,7 @@ impl Exit {
 }
 
 /// Serve `methods` on `listener` until an exit is requested.
-pub fn serve(listener: UnixListener, methods: Methods, exit: &Arc<Exit>) {
-    let methods = Arc::new(methods);
+pub fn serve(listener: UnixListener, methods: Arc<dyn Dispatch>, exit: &Arc<Exit>) {
     loop {
         let ready = crate::wait::poll_in(&[listener.as_fd(), exit.wake_r.as_fd()], None);
         if !ready[1].is_empty() {
@@ -93,7 +122,7 @@ pub fn serve(listener: UnixListener, methods: Methods, exit: &Arc<Exit>) {
 }
 
 /// Read a connection's requests until it closes, each handled on a thread of its own.
-fn read_requests(stream: UnixStream, methods: &Arc<Methods>, exit: &Arc<Exit>) {
+fn read_requests(stream: UnixStream, methods: &Arc<dyn Dispatch>, exit: &Arc<Exit>) {
     let fd = stream.as_raw_fd();
     let writer = match stream.try_clone() {
         Ok(w) => Arc::new(Mutex::new(w)),
@@ -127,7 +156,7 @@ fn read_requests(stream: UnixStream, methods: &Arc<Methods>, exit: &Arc<Exit>) {
         let (methods, writer2, exit2) = (methods.clone(), writer.clone(), exit.clone());
         let spawned = std::thread::Builder::new()
             .name("ttrpc-call".into())
-            .spawn(move || handle(fd, header, &payload, &methods, &writer2, &exit2));
+            .spawn(move || handle(fd, header, &payload, &*methods, &writer2, &exit2));
         if let Err(e) = spawned {
             let res = status_response(Code::RESOURCE_EXHAUSTED, format!("no thread: {e}"));
             respond(&writer, &response_frame(header.stream_id, &res), exit);
@@ -140,7 +169,7 @@ fn handle(
     fd: i32,
     header: MessageHeader,
     payload: &[u8],
-    methods: &Methods,
+    methods: &dyn Dispatch,
     writer: &Mutex<UnixStream>,
     exit: &Exit,
 ) {
@@ -152,35 +181,29 @@ fn handle(
             return respond(writer, &response_frame(id, &res), exit);
         }
     };
-    let path = format!("/{}/{}", req.service, req.method);
-    let Some(method) = methods.get(&path) else {
-        let res = status_response(Code::INVALID_ARGUMENT, format!("{path} does not exist"));
-        return respond(writer, &response_frame(id, &res), exit);
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
     let ctx = TtrpcContext {
         fd,
         cancel_rx: crossbeam_channel::never(),
         mh: header,
-        res_tx: tx,
+        // Unused: responses are not sent through the context.
+        res_tx: std::sync::mpsc::channel().0,
         metadata: ttrpc::context::from_pb(&req.metadata),
         timeout_nano: req.timeout_nano,
     };
-    // The generated handler decodes the request, calls the service and queues the encoded
-    // response; it fails only when the request does not decode.
-    let out = match method.handler(ctx, req) {
-        Ok(()) => match rx.try_recv() {
-            Ok((mh, buf)) => frame(mh.stream_id, mh.type_, &buf),
-            Err(_) => response_frame(id, &unknown(format!("{path}: no response"))),
-        },
+    let res = match methods.call(&ctx, &req.service, &req.method, &req.payload) {
+        Ok(payload) => {
+            let mut res = status_response(Code::OK, String::new());
+            res.payload = payload;
+            res
+        }
         Err(ttrpc::Error::RpcStatus(s)) => {
             let mut res = Response::new();
             res.set_status(s);
-            response_frame(id, &res)
+            res
         }
-        Err(e) => response_frame(id, &unknown(format!("{path}: {e:?}"))),
+        Err(e) => unknown(format!("/{}/{}: {e:?}", req.service, req.method)),
     };
-    respond(writer, &out, exit);
+    respond(writer, &response_frame(id, &res), exit);
 }
 
 fn unknown(msg: String) -> Response {
@@ -214,8 +237,23 @@ mod tests {
         changed: std::sync::Condvar,
     }
 
-    impl containerd_shim::protos::Events for Blocking {
-        fn forward(&self, _: &TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
+    impl Dispatch for Blocking {
+        fn call(
+            &self,
+            _: &TtrpcContext,
+            service: &str,
+            method: &str,
+            payload: &[u8],
+        ) -> ttrpc::Result<Vec<u8>> {
+            if (service, method) != ("containerd.services.events.ttrpc.v1.Events", "Forward") {
+                return Err(no_such_method(service, method));
+            }
+            unary(payload, |req| self.forward(req))
+        }
+    }
+
+    impl Blocking {
+        fn forward(&self, req: ForwardRequest) -> ttrpc::Result<Empty> {
             let value = &req.envelope.event.value;
             let status = TaskExit::parse_from_bytes(value).map_or(0, |e| e.exit_status);
             let wait_for = if status == 99 { 0 } else { status };
@@ -268,7 +306,7 @@ mod tests {
             answered: Mutex::new(0),
             changed: std::sync::Condvar::new(),
         });
-        let methods = containerd_shim::protos::create_events(service.clone());
+        let methods: Arc<dyn Dispatch> = service.clone();
         let exit = Arc::new(Exit::new().unwrap());
         let server = {
             let exit = exit.clone();

@@ -21,7 +21,7 @@ use crate::oom::OomWatcher;
 use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
-use crate::server::Exit;
+use crate::server::{no_such_method, unary, Dispatch, Exit};
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 use crate::trace::RequestSpan;
 
@@ -355,9 +355,8 @@ impl Service {
             server_started();
             return Ok(());
         };
-        let methods = containerd_shim::protos::create_task(Arc::new(task));
         server_started();
-        crate::server::serve(listener, methods, &self.exit);
+        crate::server::serve(listener, Arc::new(task), &self.exit);
         // The last events (the TaskDelete before Shutdown) go out before the shim does,
         // unless containerd does not take them within a few seconds.
         if let Some(p) = self.publisher.get() {
@@ -449,6 +448,44 @@ fn server_started() {
     // SAFETY: dup2 of our own standard descriptors.
     if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
         log::error!("dup2: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// containerd's Task service.
+const TASK_SERVICE: &str = "containerd.task.v2.Task";
+
+impl Dispatch for Service {
+    fn call(
+        &self,
+        ctx: &TtrpcContext,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+    ) -> TtrpcResult<Vec<u8>> {
+        use containerd_shim::Task;
+        if service != TASK_SERVICE {
+            return Err(no_such_method(service, method));
+        }
+        match method {
+            "State" => unary(payload, |r| self.state(ctx, r)),
+            "Create" => unary(payload, |r| self.create(ctx, r)),
+            "Start" => unary(payload, |r| self.start(ctx, r)),
+            "Delete" => unary(payload, |r| self.delete(ctx, r)),
+            "Pids" => unary(payload, |r| self.pids(ctx, r)),
+            "Pause" => unary(payload, |r| self.pause(ctx, r)),
+            "Resume" => unary(payload, |r| self.resume(ctx, r)),
+            "Checkpoint" => unary(payload, |r| self.checkpoint(ctx, r)),
+            "Kill" => unary(payload, |r| self.kill(ctx, r)),
+            "Exec" => unary(payload, |r| self.exec(ctx, r)),
+            "ResizePty" => unary(payload, |r| self.resize_pty(ctx, r)),
+            "CloseIO" => unary(payload, |r| self.close_io(ctx, r)),
+            "Update" => unary(payload, |r| self.update(ctx, r)),
+            "Wait" => unary(payload, |r| self.wait(ctx, r)),
+            "Stats" => unary(payload, |r| self.stats(ctx, r)),
+            "Connect" => unary(payload, |r| self.connect(ctx, r)),
+            "Shutdown" => unary(payload, |r| self.shutdown(ctx, r)),
+            _ => Err(no_such_method(service, method)),
+        }
     }
 }
 
