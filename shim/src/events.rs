@@ -68,7 +68,9 @@ const QUEUE_MAX: usize = 1024;
 /// them, connecting again whenever the connection breaks. A TaskExit published while
 /// containerd restarts or is down reaches the containerd that comes back; the crate's
 /// publisher (and this one before) connected once, and every event after a containerd
-/// restart was lost, a TaskExit too.
+/// restart was lost, a TaskExit too. The sending thread lives while there is something to
+/// send: events come a few per container life, and an idle shim keeps no thread for them
+/// (the connection stays open for the next one).
 pub struct Publisher {
     shared: Arc<Shared>,
 }
@@ -76,9 +78,18 @@ pub struct Publisher {
 struct Shared {
     address: String,
     namespace: String,
-    queue: Mutex<VecDeque<Envelope>>,
-    /// Signalled when an event is queued, and when the queue becomes empty.
+    queue: Mutex<Queue>,
+    /// Signalled when the queue becomes empty.
     changed: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Envelope>,
+    /// A thread is sending the events.
+    sending: bool,
+    /// The connection, while no thread sends.
+    client: Option<Client>,
 }
 
 impl Publisher {
@@ -91,13 +102,6 @@ impl Publisher {
             queue: Mutex::default(),
             changed: Condvar::new(),
         });
-        let sender = shared.clone();
-        std::thread::Builder::new()
-            .name("events".into())
-            // It encodes and sends small messages: a small stack will do.
-            .stack_size(256 * 1024)
-            .spawn(move || sender.send_forever())
-            .map_err(|e| format!("start the event sender: {e}"))?;
         Ok(Publisher { shared })
     }
 
@@ -117,18 +121,30 @@ impl Publisher {
             ..Default::default()
         };
         let mut q = self.shared.lock();
-        if q.len() >= QUEUE_MAX {
+        if q.events.len() >= QUEUE_MAX {
             // The oldest after the head: the sender may have the head in flight, and takes
             // it off the queue once delivered.
-            if let Some(old) = q.remove(1) {
+            if let Some(old) = q.events.remove(1) {
                 log::warn!(
                     "{QUEUE_MAX} events wait for containerd: {} dropped",
                     old.topic
                 );
             }
         }
-        q.push_back(envelope);
-        self.shared.changed.notify_all();
+        q.events.push_back(envelope);
+        if !q.sending {
+            let (sender, client) = (self.shared.clone(), q.client.take());
+            let spawned = std::thread::Builder::new()
+                .name("events".into())
+                // It encodes and sends small messages: a small stack will do.
+                .stack_size(256 * 1024)
+                .spawn(move || sender.send_all(client));
+            match spawned {
+                Ok(_) => q.sending = true,
+                // The event waits for the next publish to try again.
+                Err(e) => return Err(format!("start the event sender: {e}")),
+            }
+        }
         Ok(())
     }
 
@@ -136,7 +152,7 @@ impl Publisher {
     pub fn flush(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let mut q = self.shared.lock();
-        while !q.is_empty() {
+        while !q.events.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -154,29 +170,31 @@ impl Publisher {
     /// Events not delivered yet.
     #[cfg(test)]
     fn pending(&self) -> usize {
-        self.shared.lock().len()
+        self.shared.lock().events.len()
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Envelope>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Send the queue's head until it is delivered (or refused), then the next: an event
-    /// leaves the queue only then, so order holds and `flush` sees what is in flight.
-    fn send_forever(&self) {
-        let mut client: Option<Client> = None;
+    /// leaves the queue only then, so order holds and `flush` sees what is in flight. Once
+    /// the queue is empty the thread ends, leaving the connection for the next sender.
+    fn send_all(&self, mut client: Option<Client>) {
         let mut pause = RETRY_FIRST;
         // Whether the last attempt failed: the outage is logged once, and its end.
         let mut failing = false;
         loop {
             let envelope = {
                 let mut q = self.lock();
-                while q.is_empty() {
-                    q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
-                }
-                q[0].clone()
+                let Some(head) = q.events.front() else {
+                    q.sending = false;
+                    q.client = client;
+                    return;
+                };
+                head.clone()
             };
             let topic = envelope.topic.clone();
             match self.forward(&mut client, envelope) {
@@ -224,8 +242,8 @@ impl Shared {
 
     fn delivered(&self) {
         let mut q = self.lock();
-        q.pop_front();
-        if q.is_empty() {
+        q.events.pop_front();
+        if q.events.is_empty() {
             self.changed.notify_all();
         }
     }
@@ -331,7 +349,7 @@ mod tests {
         for i in 0..QUEUE_MAX + 10 {
             p.publish(&exit(&format!("c{i}"), 0)).unwrap();
         }
-        let q = p.shared.lock();
+        let q = &p.shared.lock().events;
         let id = |e: &Envelope| {
             let value = &e.event.as_ref().unwrap().value;
             ev::TaskExit::parse_from_bytes(value).unwrap().container_id

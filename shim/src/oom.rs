@@ -122,7 +122,10 @@ impl OomWatcher {
             on_oom: Box::new(on_oom),
         });
         let me = w.clone();
-        std::thread::spawn(move || me.run());
+        std::thread::Builder::new()
+            .name("oom".into())
+            .spawn(move || me.run())
+            .map_err(|e| format!("start the OOM watcher: {e}"))?;
         Ok(w)
     }
 

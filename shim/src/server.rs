@@ -1,14 +1,14 @@
 //! The shim's ttrpc server: containerd's Task calls, served with as few threads as the
 //! calls need. The main thread accepts connections (containerd makes one per shim, or one
-//! again after a restart); each connection has a thread reading its requests, and each
-//! request gets a thread of its own for as long as it is handled, so no call waits for
-//! another: `Wait` holds its thread for the life of the process it waits for while `Start`,
-//! `State`, `Kill` and the others are served beside it. An idle shim with one container
-//! thus keeps two server threads (the connection's reader and the `Wait`), where the ttrpc
+//! again after a restart) and reads their requests; each request gets a thread of its own
+//! for as long as it is handled, so no call waits for another. A call may also park its
+//! [`Reply`] and let its thread go: `Wait` does, until the process it waits for exits, so
+//! an idle shim keeps no server thread at all besides the main one, where the ttrpc
 //! crate's server kept a listener, a reaper, and per connection a reader, a writer, a
-//! supervisor and a pool of 3 to 5 workers that grew by three whenever one was left idle.
+//! supervisor and a pool of 3 to 5 workers that grew by three whenever one was left idle,
+//! and one more blocked for each `Wait`.
 //!
-//! Responses are written whole under the connection's lock by the thread that made them.
+//! Responses are written whole under the connection's lock by whoever answers.
 //! Requests go to a [`Dispatch`], which decodes each with its own type: the generated
 //! `create_task` table of handlers (one boxed handler per method, each decoding, calling
 //! and encoding through a channel) was about 75 KB of the binary.
@@ -16,7 +16,6 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use containerd_shim::protos::protobuf::Message;
@@ -27,15 +26,9 @@ use nix::fcntl::OFlag;
 
 use crate::wire::{read_frame, response_frame, status_response};
 
-/// What a server serves: the response payload of a call, from its request payload.
+/// What a server serves: each call answered through its [`Reply`], at once or later.
 pub trait Dispatch: Send + Sync + 'static {
-    fn call(
-        &self,
-        ctx: &TtrpcContext,
-        service: &str,
-        method: &str,
-        payload: &[u8],
-    ) -> ttrpc::Result<Vec<u8>>;
+    fn call(&self, ctx: &TtrpcContext, service: &str, method: &str, payload: &[u8], reply: Reply);
 }
 
 /// A unary call: `payload` decoded as `Req`, handed to `f`, its `Res` encoded.
@@ -58,127 +51,190 @@ pub fn no_such_method(service: &str, method: &str) -> ttrpc::Error {
 }
 
 /// The shim's way out: `Shutdown` requests it, and the server returns once that call was
-/// answered (its response is on the wire before the shim goes).
+/// answered (its response is on the wire before the shim goes; the answer of another call
+/// finishing meanwhile does not count).
 pub struct Exit {
-    requested: AtomicBool,
     wake_r: OwnedFd,
     wake_w: OwnedFd,
+}
+
+thread_local! {
+    /// The call handled on this thread requested the exit.
+    static EXIT_REQUESTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Exit {
     pub fn new() -> io::Result<Exit> {
         let (wake_r, wake_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-        Ok(Exit {
-            requested: AtomicBool::new(false),
-            wake_r,
-            wake_w,
-        })
+        Ok(Exit { wake_r, wake_w })
     }
 
-    /// Exit once the current call is answered.
+    /// Exit once the call being handled (on this thread) is answered.
     pub fn request(&self) {
-        self.requested.store(true, Ordering::SeqCst);
+        EXIT_REQUESTED.with(|r| r.set(true));
     }
 
-    fn wake_if_requested(&self) {
-        if self.requested.load(Ordering::SeqCst) {
+    fn wake_if_requested_here(&self) {
+        if EXIT_REQUESTED.with(|r| r.replace(false)) {
             let _ = nix::unistd::write(&self.wake_w, b"x");
         }
     }
 }
 
-/// Serve `methods` on `listener` until an exit is requested.
+/// How long a request may take to arrive whole once it began: a client that stops halfway
+/// loses its connection rather than hold the server.
+const FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection: our end for reading (the main thread's) and, shared with whoever answers,
+/// for writing.
+struct Conn {
+    reader: UnixStream,
+    out: Arc<Out>,
+}
+
+struct Out {
+    writer: Mutex<UnixStream>,
+}
+
+/// The answer to one call, to be sent once. Dropped unsent, it sends an error: no call is
+/// left unanswered.
+pub struct Reply {
+    id: u32,
+    out: Option<Arc<Out>>,
+}
+
+impl Reply {
+    pub fn send(mut self, result: ttrpc::Result<Vec<u8>>) {
+        if let Some(out) = self.out.take() {
+            out.respond(self.id, result);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            let status = ttrpc::get_status(Code::UNKNOWN, "the call was given up");
+            out.respond(self.id, Err(ttrpc::Error::RpcStatus(status)));
+        }
+    }
+}
+
+impl Out {
+    fn respond(&self, id: u32, result: ttrpc::Result<Vec<u8>>) {
+        let res = match result {
+            Ok(payload) => {
+                let mut res = status_response(Code::OK, String::new());
+                res.payload = payload;
+                res
+            }
+            Err(ttrpc::Error::RpcStatus(s)) => {
+                let mut res = Response::new();
+                res.set_status(s);
+                res
+            }
+            Err(e) => status_response(Code::UNKNOWN, format!("{e:?}")),
+        };
+        let frame = response_frame(id, &res);
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // A connection that broke: the main thread sees it too and drops it.
+        let _ = io::Write::write_all(&mut *w, &frame);
+    }
+}
+
+/// Serve `methods` on `listener` until an exit is requested: accept connections and read
+/// their requests, on the calling thread.
 pub fn serve(listener: UnixListener, methods: Arc<dyn Dispatch>, exit: &Arc<Exit>) {
+    let mut conns: Vec<Conn> = Vec::new();
     loop {
-        let ready = crate::wait::poll_in(&[listener.as_fd(), exit.wake_r.as_fd()], None);
-        if !ready[1].is_empty() {
+        let mut fds = vec![exit.wake_r.as_fd(), listener.as_fd()];
+        fds.extend(conns.iter().map(|c| c.reader.as_fd()));
+        let ready = crate::wait::poll_in(&fds, None);
+        drop(fds);
+        if !ready[0].is_empty() {
             return;
         }
-        if ready[0].is_empty() {
-            continue;
+        // From the last: a connection dropped is replaced by one already looked at.
+        for i in (0..conns.len()).rev() {
+            if !ready[2 + i].is_empty() && !read_request(&mut conns[i], &methods, exit) {
+                conns.swap_remove(i);
+            }
         }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (methods, exit) = (methods.clone(), exit.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("ttrpc-conn".into())
-                    // It reads frames and starts threads: a small stack will do.
-                    .stack_size(128 * 1024)
-                    .spawn(move || read_requests(stream, &methods, &exit));
-                if let Err(e) = spawned {
-                    // The connection is dropped: containerd sees it closed.
-                    log::error!("ttrpc: no thread for a connection: {e}");
+        if !ready[1].is_empty() {
+            match accept(&listener) {
+                Ok(c) => conns.push(c),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::error!("ttrpc: accept: {e}");
+                    // Out of descriptors or memory: this lasts a while, and the socket stays
+                    // readable; do not spin on it.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::error!("ttrpc: accept: {e}");
-                // Out of descriptors or memory: this lasts a while, and the socket stays
-                // readable; do not spin on it.
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
         }
     }
 }
 
-/// Read a connection's requests until it closes, each handled on a thread of its own.
-fn read_requests(stream: UnixStream, methods: &Arc<dyn Dispatch>, exit: &Arc<Exit>) {
-    let fd = stream.as_raw_fd();
-    let writer = match stream.try_clone() {
-        Ok(w) => Arc::new(Mutex::new(w)),
-        Err(e) => {
-            log::error!("ttrpc: {e}");
-            return;
+fn accept(listener: &UnixListener) -> io::Result<Conn> {
+    let (reader, _) = listener.accept()?;
+    reader.set_read_timeout(Some(FRAME_TIMEOUT))?;
+    let writer = Mutex::new(reader.try_clone()?);
+    Ok(Conn {
+        reader,
+        out: Arc::new(Out { writer }),
+    })
+}
+
+/// Read one frame off a readable connection and start its call; false once the connection
+/// is closed or broken.
+fn read_request(conn: &mut Conn, methods: &Arc<dyn Dispatch>, exit: &Arc<Exit>) -> bool {
+    let (header, payload) = match read_frame(&mut conn.reader) {
+        Ok(f) => f,
+        // Closed (containerd went away, or is done with us), broken, or stalled.
+        Err(_) => return false,
+    };
+    if header.type_ != MESSAGE_TYPE_REQUEST {
+        return true;
+    }
+    let reply = Reply {
+        id: header.stream_id,
+        out: Some(conn.out.clone()),
+    };
+    let payload = match payload {
+        Ok(p) => p,
+        Err(len) => {
+            let msg = format!(
+                "message length {len} exceeds the maximum message size of {}",
+                ttrpc::proto::MESSAGE_LENGTH_MAX
+            );
+            let status = ttrpc::get_status(Code::RESOURCE_EXHAUSTED, msg);
+            reply.send(Err(ttrpc::Error::RpcStatus(status)));
+            return true;
         }
     };
-    let mut reader = stream;
-    loop {
-        let (header, payload) = match read_frame(&mut reader) {
-            Ok(f) => f,
-            // Closed (containerd went away, or is done with us) or broken.
-            Err(_) => return,
-        };
-        if header.type_ != MESSAGE_TYPE_REQUEST {
-            continue;
-        }
-        let payload = match payload {
-            Ok(p) => p,
-            Err(len) => {
-                let msg = format!(
-                    "message length {len} exceeds the maximum message size of {}",
-                    ttrpc::proto::MESSAGE_LENGTH_MAX
-                );
-                let res = status_response(Code::RESOURCE_EXHAUSTED, msg);
-                respond(&writer, &response_frame(header.stream_id, &res), exit);
-                continue;
-            }
-        };
-        let (methods, writer2, exit2) = (methods.clone(), writer.clone(), exit.clone());
-        let spawned = std::thread::Builder::new()
-            .name("ttrpc-call".into())
-            .spawn(move || handle(fd, header, &payload, &*methods, &writer2, &exit2));
-        if let Err(e) = spawned {
-            let res = status_response(Code::RESOURCE_EXHAUSTED, format!("no thread: {e}"));
-            respond(&writer, &response_frame(header.stream_id, &res), exit);
-        }
+    let fd = conn.reader.as_raw_fd();
+    let (methods, exit) = (methods.clone(), exit.clone());
+    // The reply goes into the thread; if it cannot start, the reply dropped with its
+    // closure answers with an error.
+    let spawned = std::thread::Builder::new()
+        .name("ttrpc-call".into())
+        .spawn(move || {
+            handle(fd, header, &payload, &*methods, reply);
+            exit.wake_if_requested_here();
+        });
+    if let Err(e) = spawned {
+        log::error!("ttrpc: no thread for a call: {e}");
     }
+    true
 }
 
-/// One request: decoded, handed to its method, answered.
-fn handle(
-    fd: i32,
-    header: MessageHeader,
-    payload: &[u8],
-    methods: &dyn Dispatch,
-    writer: &Mutex<UnixStream>,
-    exit: &Exit,
-) {
-    let id = header.stream_id;
+/// One request: decoded and handed to its method.
+fn handle(fd: i32, header: MessageHeader, payload: &[u8], methods: &dyn Dispatch, reply: Reply) {
     let req = match Request::parse_from_bytes(payload) {
         Ok(r) => r,
         Err(e) => {
-            let res = status_response(Code::INVALID_ARGUMENT, e.to_string());
-            return respond(writer, &response_frame(id, &res), exit);
+            let status = ttrpc::get_status(Code::INVALID_ARGUMENT, e.to_string());
+            return reply.send(Err(ttrpc::Error::RpcStatus(status)));
         }
     };
     let ctx = TtrpcContext {
@@ -190,33 +246,7 @@ fn handle(
         metadata: ttrpc::context::from_pb(&req.metadata),
         timeout_nano: req.timeout_nano,
     };
-    let res = match methods.call(&ctx, &req.service, &req.method, &req.payload) {
-        Ok(payload) => {
-            let mut res = status_response(Code::OK, String::new());
-            res.payload = payload;
-            res
-        }
-        Err(ttrpc::Error::RpcStatus(s)) => {
-            let mut res = Response::new();
-            res.set_status(s);
-            res
-        }
-        Err(e) => unknown(format!("/{}/{}: {e:?}", req.service, req.method)),
-    };
-    respond(writer, &response_frame(id, &res), exit);
-}
-
-fn unknown(msg: String) -> Response {
-    status_response(Code::UNKNOWN, msg)
-}
-
-fn respond(writer: &Mutex<UnixStream>, frame: &[u8], exit: &Exit) {
-    {
-        let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-        // A connection that broke: its reader sees it too and ends it.
-        let _ = io::Write::write_all(&mut *w, frame);
-    }
-    exit.wake_if_requested();
+    methods.call(&ctx, &req.service, &req.method, &req.payload, reply);
 }
 
 #[cfg(test)]
@@ -235,6 +265,7 @@ mod tests {
     struct Blocking {
         answered: Mutex<u32>,
         changed: std::sync::Condvar,
+        exit: Arc<Exit>,
     }
 
     impl Dispatch for Blocking {
@@ -244,11 +275,20 @@ mod tests {
             service: &str,
             method: &str,
             payload: &[u8],
-        ) -> ttrpc::Result<Vec<u8>> {
-            if (service, method) != ("containerd.services.events.ttrpc.v1.Events", "Forward") {
-                return Err(no_such_method(service, method));
+            reply: Reply,
+        ) {
+            match (service, method) {
+                ("containerd.services.events.ttrpc.v1.Events", "Forward") => {
+                    reply.send(unary(payload, |req| self.forward(req)))
+                }
+                // Dropped unanswered: the error the drop sends.
+                ("test", "Drop") => drop(reply),
+                ("test", "Shutdown") => {
+                    self.exit.request();
+                    reply.send(Ok(Vec::new()))
+                }
+                _ => reply.send(Err(no_such_method(service, method))),
             }
-            unary(payload, |req| self.forward(req))
         }
     }
 
@@ -294,7 +334,7 @@ mod tests {
 
     /// A call that blocks (as `Wait` does) does not hold the ones after it, on the same
     /// connection or another; errors and unknown methods come back as statuses; the
-    /// server returns once an exit is requested and a call answered.
+    /// server returns once a call requested the exit and was answered.
     #[test]
     fn calls_are_served_side_by_side() {
         let dir = std::env::temp_dir().join(format!("rt-shim-server-{}", std::process::id()));
@@ -302,12 +342,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("s.sock");
         let listener = UnixListener::bind(&sock).unwrap();
+        let exit = Arc::new(Exit::new().unwrap());
         let service = Arc::new(Blocking {
             answered: Mutex::new(0),
             changed: std::sync::Condvar::new(),
+            exit: exit.clone(),
         });
         let methods: Arc<dyn Dispatch> = service.clone();
-        let exit = Arc::new(Exit::new().unwrap());
         let server = {
             let exit = exit.clone();
             std::thread::spawn(move || serve(listener, methods, &exit))
@@ -336,8 +377,13 @@ mod tests {
             Err(ttrpc::Error::RpcStatus(s)) => assert!(s.message.contains("does not exist")),
             other => panic!("{other:?}"),
         }
-        exit.request();
-        assert!(forward(&mut c, 0).is_ok());
+        match c.call("test", "Drop", &req, Duration::from_secs(5)) {
+            Err(ttrpc::Error::RpcStatus(s)) => assert!(s.message.contains("given up")),
+            other => panic!("{other:?}"),
+        }
+        // Answered, then the server is gone.
+        let last = c.call("test", "Shutdown", &req, Duration::from_secs(5));
+        assert!(last.is_ok(), "{last:?}");
         server.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

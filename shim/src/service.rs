@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use containerd_shim::api;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
@@ -21,7 +21,7 @@ use crate::oom::OomWatcher;
 use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
-use crate::server::{no_such_method, unary, Dispatch, Exit};
+use crate::server::{no_such_method, unary, Dispatch, Exit, Reply};
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 use crate::trace::RequestSpan;
 
@@ -51,6 +51,8 @@ struct Proc {
     exit: Option<(u32, Timestamp)>,
     /// exec: the process spec, until it is started.
     spec_file: Option<PathBuf>,
+    /// `Wait` calls parked until the exit: answered then, with no thread held meanwhile.
+    waiters: Vec<Reply>,
 }
 
 impl Proc {
@@ -63,8 +65,44 @@ impl Proc {
             started: false,
             exit: None,
             spec_file: None,
+            waiters: Vec::new(),
         }
     }
+
+    /// Record the exit; the parked `Wait` calls to answer (once the table is unlocked: an
+    /// answer is a write to containerd's socket).
+    fn set_exit(&mut self, code: u32) -> Waiters {
+        self.exit = Some((code, now()));
+        self.status = Status::Stopped;
+        self.waiters_to_answer()
+    }
+
+    fn waiters_to_answer(&mut self) -> Waiters {
+        let (code, at) = self.exit.clone().unwrap_or_default();
+        Waiters(std::mem::take(&mut self.waiters), code, at)
+    }
+}
+
+/// `Wait` calls and the exit to answer them with.
+#[must_use]
+struct Waiters(Vec<Reply>, u32, Timestamp);
+
+impl Waiters {
+    fn answer(self) {
+        for reply in self.0 {
+            reply.send(wait_response(self.1, &self.2));
+        }
+    }
+}
+
+fn wait_response(code: u32, at: &Timestamp) -> TtrpcResult<Vec<u8>> {
+    use containerd_shim::protos::protobuf::Message;
+    let res = api::WaitResponse {
+        exit_status: code,
+        exited_at: MessageField::some(at.clone()),
+        ..Default::default()
+    };
+    res.write_to_bytes().map_err(|e| err(e.to_string()))
 }
 
 struct Container {
@@ -95,7 +133,7 @@ struct Table {
 
 #[derive(Clone)]
 pub struct Service {
-    table: Arc<(Mutex<Table>, Condvar)>,
+    table: Arc<Mutex<Table>>,
     exit: Arc<Exit>,
     namespace: String,
     id: String,
@@ -130,7 +168,7 @@ pub(crate) fn now() -> Timestamp {
 
 impl Service {
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn publish<E: Event>(&self, event: &E) {
@@ -189,16 +227,17 @@ impl Service {
         } else {
             c.execs.get_mut(&eid).expect("found above")
         };
-        p.exit = Some((code as u32, now()));
-        p.status = Status::Stopped;
+        let waiters = p.set_exit(code as u32);
         if p.started {
             self.publish_exit(&cid, &eid, p);
         }
-        self.table.1.notify_all();
+        drop(t);
+        waiters.answer();
     }
 
-    /// A process's pid became known: take an exit that came before it.
-    fn adopt_early_exit(t: &mut Table, cid: &str, eid: &str) {
+    /// A process's pid became known: take an exit that came before it. The `Wait` calls to
+    /// answer then.
+    fn adopt_early_exit(t: &mut Table, cid: &str, eid: &str) -> Option<Waiters> {
         let pid = {
             let c = &t.containers[cid];
             if eid.is_empty() {
@@ -207,16 +246,14 @@ impl Service {
                 c.execs[eid].pid
             }
         };
-        if let Some((code, _)) = t.early_exits.remove(&pid) {
-            let c = t.containers.get_mut(cid).expect("present");
-            let p = if eid.is_empty() {
-                &mut c.init
-            } else {
-                c.execs.get_mut(eid).expect("present")
-            };
-            p.exit = Some((code as u32, now()));
-            p.status = Status::Stopped;
-        }
+        let (code, _) = t.early_exits.remove(&pid)?;
+        let c = t.containers.get_mut(cid).expect("present");
+        let p = if eid.is_empty() {
+            &mut c.init
+        } else {
+            c.execs.get_mut(eid).expect("present")
+        };
+        Some(p.set_exit(code as u32))
     }
 
     /// TaskOOM for the container whose init is `pid`, from the shared watcher.
@@ -233,13 +270,18 @@ impl Service {
             log::error!("cannot subscribe to process exits");
             return;
         };
-        std::thread::spawn(move || {
-            while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
-                if let Subject::Pid(pid) = subject {
-                    self.on_exit(pid, exit_code);
+        let spawned = std::thread::Builder::new()
+            .name("exits".into())
+            .spawn(move || {
+                while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
+                    if let Subject::Pid(pid) = subject {
+                        self.on_exit(pid, exit_code);
+                    }
                 }
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            log::error!("no thread for process exits: {e}");
+        }
     }
 }
 
@@ -455,18 +497,15 @@ fn server_started() {
 const TASK_SERVICE: &str = "containerd.task.v2.Task";
 
 impl Dispatch for Service {
-    fn call(
-        &self,
-        ctx: &TtrpcContext,
-        service: &str,
-        method: &str,
-        payload: &[u8],
-    ) -> TtrpcResult<Vec<u8>> {
+    fn call(&self, ctx: &TtrpcContext, service: &str, method: &str, payload: &[u8], reply: Reply) {
         use containerd_shim::Task;
         if service != TASK_SERVICE {
-            return Err(no_such_method(service, method));
+            return reply.send(Err(no_such_method(service, method)));
         }
-        match method {
+        if method == "Wait" {
+            return self.wait_for_exit(payload, reply);
+        }
+        let result = match method {
             "State" => unary(payload, |r| self.state(ctx, r)),
             "Create" => unary(payload, |r| self.create(ctx, r)),
             "Start" => unary(payload, |r| self.start(ctx, r)),
@@ -480,11 +519,38 @@ impl Dispatch for Service {
             "ResizePty" => unary(payload, |r| self.resize_pty(ctx, r)),
             "CloseIO" => unary(payload, |r| self.close_io(ctx, r)),
             "Update" => unary(payload, |r| self.update(ctx, r)),
-            "Wait" => unary(payload, |r| self.wait(ctx, r)),
             "Stats" => unary(payload, |r| self.stats(ctx, r)),
             "Connect" => unary(payload, |r| self.connect(ctx, r)),
             "Shutdown" => unary(payload, |r| self.shutdown(ctx, r)),
             _ => Err(no_such_method(service, method)),
+        };
+        reply.send(result)
+    }
+}
+
+impl Service {
+    /// `Wait`: the process's exit, at once if it has exited; else the call is parked with
+    /// the process and answered when it exits (no thread waits meanwhile).
+    fn wait_for_exit(&self, payload: &[u8], reply: Reply) {
+        use containerd_shim::protos::protobuf::Message;
+        let req = match api::WaitRequest::parse_from_bytes(payload) {
+            Ok(r) => r,
+            Err(e) => return reply.send(Err(err(format!("WaitRequest: {e}")))),
+        };
+        let mut t = self.lock();
+        let p = match proc_of_mut(&mut t, &req.id, &req.exec_id) {
+            Ok(p) => p,
+            Err(e) => {
+                drop(t);
+                return reply.send(Err(e));
+            }
+        };
+        match p.exit.clone() {
+            Some((code, at)) => {
+                drop(t);
+                reply.send(wait_response(code, &at));
+            }
+            None => p.waiters.push(reply),
         }
     }
 }
@@ -565,7 +631,7 @@ impl containerd_shim::Task for Service {
                 restore,
             },
         );
-        Self::adopt_early_exit(&mut t, &req.id, "");
+        let waiters = Self::adopt_early_exit(&mut t, &req.id, "");
         let e = ev::TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -582,6 +648,9 @@ impl containerd_shim::Task for Service {
         };
         self.publish(&e);
         drop(t);
+        if let Some(w) = waiters {
+            w.answer();
+        }
         if pid > 0 {
             self.watch_oom(&req.id, pid);
         }
@@ -601,6 +670,7 @@ impl containerd_shim::Task for Service {
                 .containers
                 .get_mut(&req.id)
                 .ok_or_else(|| not_found(&req.id))?;
+            let mut waiters = None;
             match c.restore.take() {
                 Some(r) => {
                     let (bundle, paths) = (c.bundle.clone(), c.init.paths.clone());
@@ -611,7 +681,7 @@ impl containerd_shim::Task for Service {
                         err(e)
                     })?;
                     (c.init.pid, c.init.held) = (pid, held);
-                    Self::adopt_early_exit(&mut t, &req.id, "");
+                    waiters = Self::adopt_early_exit(&mut t, &req.id, "");
                     self.watch_oom(&req.id, pid);
                 }
                 None => {
@@ -635,6 +705,10 @@ impl containerd_shim::Task for Service {
                 ..Default::default()
             });
             self.publish_exit(&req.id, "", &t.containers[&req.id].init);
+            drop(t);
+            if let Some(w) = waiters {
+                w.answer();
+            }
             return Ok(api::StartResponse {
                 pid: pid as u32,
                 ..Default::default()
@@ -698,7 +772,7 @@ impl containerd_shim::Task for Service {
         p.started = true;
         p.status = Status::Running;
         p.spec_file = None;
-        Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
+        let waiters = Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
         self.publish(&ev::TaskExecStarted {
             container_id: req.id.clone(),
             exec_id: req.exec_id.clone(),
@@ -710,6 +784,10 @@ impl containerd_shim::Task for Service {
             &req.exec_id,
             &t.containers[&req.id].execs[&req.exec_id],
         );
+        drop(t);
+        if let Some(w) = waiters {
+            w.answer();
+        }
         Ok(api::StartResponse {
             pid: pid as u32,
             ..Default::default()
@@ -728,11 +806,14 @@ impl containerd_shim::Task for Service {
                 .containers
                 .get_mut(&req.id)
                 .ok_or_else(|| not_found(&req.id))?;
-            let p = c
+            let mut p = c
                 .execs
                 .remove(&req.exec_id)
                 .ok_or_else(|| not_found(&req.exec_id))?;
             let (code, at) = p.exit.clone().unwrap_or_default();
+            drop(t);
+            // Waits on a process deleted before it exited get what Delete says.
+            Waiters(std::mem::take(&mut p.waiters), code, at.clone()).answer();
             return Ok(api::DeleteResponse {
                 pid: p.pid as u32,
                 exit_status: code,
@@ -746,10 +827,11 @@ impl containerd_shim::Task for Service {
             w.remove(&req.id);
         }
         let mut t = self.lock();
-        let c = t
+        let mut c = t
             .containers
             .remove(&req.id)
             .ok_or_else(|| not_found(&req.id))?;
+        drop(t);
         if c.rootfs_mounted {
             let _ = nix::mount::umount2(&c.bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         }
@@ -766,6 +848,12 @@ impl containerd_shim::Task for Service {
             id: req.id.clone(),
             ..Default::default()
         });
+        // Waits on processes that had not exited (their exit would no longer find them)
+        // get the status Delete reports: they were killed with the container.
+        for p in std::iter::once(&mut c.init).chain(c.execs.values_mut()) {
+            let (code, at) = p.exit.clone().unwrap_or_else(|| (code, at.clone()));
+            Waiters(std::mem::take(&mut p.waiters), code, at).answer();
+        }
         Ok(api::DeleteResponse {
             pid: c.init.pid as u32,
             exit_status: code,
@@ -944,21 +1032,6 @@ impl containerd_shim::Task for Service {
         Ok(api::Empty::default())
     }
 
-    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        let mut t = self.lock();
-        loop {
-            let p = proc_of(&t, &req.id, &req.exec_id)?;
-            if let Some((code, at)) = &p.exit {
-                return Ok(api::WaitResponse {
-                    exit_status: *code,
-                    exited_at: MessageField::some(at.clone()),
-                    ..Default::default()
-                });
-            }
-            t = self.table.1.wait(t).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
     fn state(
         &self,
         _ctx: &TtrpcContext,
@@ -1060,6 +1133,15 @@ fn memory_events(pid: i32) -> String {
         .ok()
         .and_then(|d| std::fs::read_to_string(d.path.join("memory.events")).ok())
         .unwrap_or_default()
+}
+
+fn proc_of_mut<'a>(t: &'a mut Table, id: &str, exec_id: &str) -> TtrpcResult<&'a mut Proc> {
+    let c = t.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+    if exec_id.is_empty() {
+        Ok(&mut c.init)
+    } else {
+        c.execs.get_mut(exec_id).ok_or_else(|| not_found(exec_id))
+    }
 }
 
 fn proc_of<'a>(t: &'a Table, id: &str, exec_id: &str) -> TtrpcResult<&'a Proc> {
