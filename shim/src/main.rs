@@ -37,6 +37,7 @@ fn main() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    restore_tunables();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().skip(1).any(|a| a == "-v" || a == "--version") {
         println!("containerd-shim-rt-v2:");
@@ -56,6 +57,40 @@ fn main() {
     if let Err(e) = bootstrap() {
         eprintln!("io.containerd.rt.v2: {e}");
         std::process::exit(1);
+    }
+}
+
+/// glibc keeps the stacks of threads that ended for new ones, with their top pages
+/// resident (16-20 KiB each): the serving shim starts a thread per call, so it would keep
+/// as many as it ever ran at once. With no cache an ended thread's stack is unmapped.
+const STACK_CACHE: &str = "glibc.pthread.stack_cache_size=0";
+
+/// The GLIBC_TUNABLES the shim had before `start` added ours, for the serving shim to give
+/// back to what it runs (the runtime, loggers).
+pub const SAVED_TUNABLES: &str = "RT_SHIM_GLIBC_TUNABLES";
+
+/// GLIBC_TUNABLES for the serving shim, and what to restore.
+pub fn serving_tunables() -> (String, String) {
+    let saved = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    let ours = if saved.is_empty() {
+        STACK_CACHE.to_string()
+    } else {
+        format!("{saved}:{STACK_CACHE}")
+    };
+    (ours, saved)
+}
+
+/// In the serving shim, before any thread starts: glibc read its tunables at start-up;
+/// the environment gets back what it was.
+fn restore_tunables() {
+    let Some(saved) = std::env::var_os(SAVED_TUNABLES) else {
+        return;
+    };
+    std::env::remove_var(SAVED_TUNABLES);
+    if saved.is_empty() {
+        std::env::remove_var("GLIBC_TUNABLES");
+    } else {
+        std::env::set_var("GLIBC_TUNABLES", saved);
     }
 }
 

@@ -347,7 +347,12 @@ impl Service {
     /// return its address.
     pub fn start_shim(&self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
         let group = grouping(&opts.id);
-        let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
+        let (tunables, saved) = crate::serving_tunables();
+        let vars = vec![
+            ("GLIBC_TUNABLES", tunables.as_str()),
+            (crate::SAVED_TUNABLES, saved.as_str()),
+        ];
+        let (_pid, address) = containerd_shim::spawn(opts, &group, vars)?;
         // The bundle's `address` file: containerd reconnects through it after a restart,
         // and the shim removes its socket by it on the way out.
         containerd_shim::util::write_address(&address)?;
