@@ -12,6 +12,7 @@ mod fault;
 mod fuzz_tests;
 mod logger;
 mod metrics;
+mod mount;
 mod oom;
 // Shared with the runtime (`rt events`): std only.
 #[path = "../../runtime/src/cgroups/oom_level.rs"]

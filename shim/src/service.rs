@@ -448,8 +448,6 @@ impl Service {
         if let Err(e) = crate::wait::start_reaper() {
             log::error!("{e}");
         }
-        // Console sockets a killed shim left behind.
-        stdio::remove_stale_console_dirs();
         s
     }
 }
@@ -582,13 +580,8 @@ impl containerd_shim::Task for Service {
         let rootfs = bundle.join("rootfs");
         let mut rootfs_mounted = false;
         for m in &req.rootfs {
-            containerd_shim::mount::mount_rootfs(
-                Some(&m.type_),
-                Some(&m.source),
-                &m.options,
-                &rootfs,
-            )
-            .map_err(|e| err(format!("mount rootfs {} ({}): {e}", m.source, m.type_)))?;
+            crate::mount::mount_rootfs(&m.type_, &m.source, &m.options, &rootfs)
+                .map_err(|e| err(format!("mount rootfs {} ({}): {e}", m.source, m.type_)))?;
             rootfs_mounted = true;
         }
         let paths = Paths {
