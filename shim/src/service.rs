@@ -321,6 +321,10 @@ fn checkpoint_args(id: &str, path: &str, work: &Path, o: &CheckpointOptions) -> 
 /// The pod a container belongs to, from its config's annotations; else itself.
 fn grouping(id: &str) -> String {
     let config = std::fs::read_to_string("config.json").unwrap_or_default();
+    // Parsed only when it may be there (CRI's containers).
+    if !config.contains(SANDBOX_ANNOTATION) {
+        return id.to_string();
+    }
     let v: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
     v["annotations"][SANDBOX_ANNOTATION]
         .as_str()
@@ -575,8 +579,11 @@ impl containerd_shim::Task for Service {
             &self.namespace,
         );
         // Before anything exists to clean up: the `delete` of a shim that dies from here on
-        // needs it.
-        runtime.save(&bundle).map_err(err)?;
+        // needs it. Without options it would record the defaults, which is what `delete`
+        // takes when there is no record: one file less to make per container.
+        if !opts.binary_name.is_empty() || !opts.root.is_empty() || opts.systemd_cgroup {
+            runtime.save(&bundle).map_err(err)?;
+        }
         let rootfs = bundle.join("rootfs");
         let mut rootfs_mounted = false;
         for m in &req.rootfs {
