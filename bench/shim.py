@@ -29,6 +29,11 @@ processes left in that namespace's cgroups and its shims), the cgroups under
 /sys/fs/cgroup/<ctrl>/<namespace>, /run/containerd/{rt,runc}/<namespace>, its mounts
 and its temporary directory.
 
+At the end, issue 19's two goals for our shim, each with its value and `met` or `MISSED`:
+RSS of the shim with one running container under 2 MiB, and the N-container start time
+at most half the runc shim's (rt/runc <= 0.5). The start time moves with other load on
+the machine: both runtimes are measured in the same run, one after the other.
+
 Needs root, containerd, ctr, umoci. Python standard library only.
 
     python3 bench/shim.py [--shim target/release/containerd-shim-rt-v2] [--rootfs DIR]
@@ -47,6 +52,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 IMAGE = "docker.io/library/busybox:latest"
 DEVNULL = subprocess.DEVNULL
+# Issue 19's goals for containerd-shim-rt-v2.
+GOAL_RSS_MIB = 2.0
+GOAL_START_RATIO = 0.5
 
 
 def kib(pid, path, key):
@@ -255,8 +263,10 @@ def print_many(rows, parallel):
               f"{r['drop'] / mib / n:18.2f}   {r['p50']:6.2f} / {r['max']:.2f}")
     by = {r["runtime"]: r for r in rows}
     rt, runc = by.get("io.containerd.rt.v2"), by.get("io.containerd.runc.v2")
+    ratio = None
     if rt and runc and runc["secs"] and runc["pss"]:
-        print(f"ratio rt/runc: start time {rt['secs'] / runc['secs']:.2f}, "
+        ratio = rt["secs"] / runc["secs"]
+        print(f"ratio rt/runc: start time {ratio:.2f}, "
               f"shims PSS {rt['pss'] / runc['pss']:.2f}")
     # Seen with N=50: the same runtime's drop was ~1.5-1.9 MiB/container when measured
     # first and ~1.0 when second; the shims' PSS does not depend on the order.
@@ -265,6 +275,25 @@ def print_many(rows, parallel):
     for r in rows:
         if r["shims"] != r["n"]:
             print(f"warning: {r['runtime']}: {r['shims']} shim processes for {r['n']} containers")
+    return ratio
+
+
+def print_goals(rss_kib, start_ratio, n):
+    """Issue 19's goals: the value, the bound, and met or MISSED."""
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+    print("\ngoals (issue 19)")
+    if rss_kib:
+        mib = rss_kib / 1024.0
+        print(f"  containerd-shim-rt-v2 RSS, one running container: {mib:.2f} MiB "
+              f"(< {GOAL_RSS_MIB:g} MiB): {verdict(mib < GOAL_RSS_MIB)}")
+    else:
+        print("  containerd-shim-rt-v2 RSS, one running container: not measured: MISSED")
+    if start_ratio is None:
+        print(f"  {n} containers at once, start time rt/runc: not measured (--many 0)")
+    else:
+        print(f"  {n} containers at once, start time rt/runc: {start_ratio:.2f} "
+              f"(<= {GOAL_START_RATIO:g}): {verdict(start_ratio <= GOAL_START_RATIO)}")
 
 
 def cleanup_leftovers(ns):
@@ -362,6 +391,7 @@ def main():
         print("(private of the 2nd rt shim: what one more shim costs while their code is shared)",
               flush=True)
 
+        start_ratio = None
         if a.many > 0:
             # The three containers above go first: they would share the CPUs and count in
             # MemAvailable.
@@ -370,7 +400,8 @@ def main():
                          for runtime, binary, prefix in
                          (("io.containerd.rt.v2", "containerd-shim-rt-v2", "many-rt-"),
                           ("io.containerd.runc.v2", "containerd-shim-runc-v2", "many-runc-"))]
-            print_many(many_rows, a.parallel)
+            start_ratio = print_many(many_rows, a.parallel)
+        print_goals(rows[0][1], start_ratio, a.many)
     finally:
         # Cleanup must run to the end: a second Ctrl-C would leave containers behind
         # (SIGQUIT still stops it; the ctr children inherit the ignore).

@@ -4,11 +4,10 @@
 //! (`descriptor_dyn().full_name()`), which on first use builds the descriptors of every
 //! event proto and its imports: about half a MiB of heap, and the reflection code in the
 //! binary, for a name known at compile time. Here each event type says its name. And it
-//! connected once: see [`Publisher`].
+//! connected once: see [`Publisher`]. The connection is our own ttrpc client (wire.rs):
+//! the crate's client polled its socket every 10 ms for the life of the shim.
 
 use std::collections::VecDeque;
-use std::os::fd::IntoRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::events::{Envelope, ForwardRequest};
 use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc;
-use containerd_shim::protos::EventsClient;
+
+use crate::wire::Client;
 
 /// An event containerd knows: its topic and its protobuf type name.
 pub trait Event: Message {
@@ -51,6 +51,9 @@ events! {
 /// dead (a containerd that hangs must not hold the events behind it for ever).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// containerd's ttrpc service for events from shims.
+const EVENTS_SERVICE: &str = "containerd.services.events.ttrpc.v1.Events";
+
 /// Pauses between attempts while containerd is away: short at first (a restart takes a
 /// second or two), then every few seconds for as long as it takes.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -65,7 +68,9 @@ const QUEUE_MAX: usize = 1024;
 /// them, connecting again whenever the connection breaks. A TaskExit published while
 /// containerd restarts or is down reaches the containerd that comes back; the crate's
 /// publisher (and this one before) connected once, and every event after a containerd
-/// restart was lost, a TaskExit too.
+/// restart was lost, a TaskExit too. The sending thread lives while there is something to
+/// send: events come a few per container life, and an idle shim keeps no thread for them
+/// (the connection stays open for the next one).
 pub struct Publisher {
     shared: Arc<Shared>,
 }
@@ -73,9 +78,18 @@ pub struct Publisher {
 struct Shared {
     address: String,
     namespace: String,
-    queue: Mutex<VecDeque<Envelope>>,
-    /// Signalled when an event is queued, and when the queue becomes empty.
+    queue: Mutex<Queue>,
+    /// Signalled when the queue becomes empty.
     changed: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Envelope>,
+    /// A thread is sending the events.
+    sending: bool,
+    /// The connection, while no thread sends.
+    client: Option<Client>,
 }
 
 impl Publisher {
@@ -88,13 +102,6 @@ impl Publisher {
             queue: Mutex::default(),
             changed: Condvar::new(),
         });
-        let sender = shared.clone();
-        std::thread::Builder::new()
-            .name("events".into())
-            // It encodes and sends small messages: a small stack will do.
-            .stack_size(256 * 1024)
-            .spawn(move || sender.send_forever())
-            .map_err(|e| format!("start the event sender: {e}"))?;
         Ok(Publisher { shared })
     }
 
@@ -114,18 +121,30 @@ impl Publisher {
             ..Default::default()
         };
         let mut q = self.shared.lock();
-        if q.len() >= QUEUE_MAX {
+        if q.events.len() >= QUEUE_MAX {
             // The oldest after the head: the sender may have the head in flight, and takes
             // it off the queue once delivered.
-            if let Some(old) = q.remove(1) {
+            if let Some(old) = q.events.remove(1) {
                 log::warn!(
                     "{QUEUE_MAX} events wait for containerd: {} dropped",
                     old.topic
                 );
             }
         }
-        q.push_back(envelope);
-        self.shared.changed.notify_all();
+        q.events.push_back(envelope);
+        if !q.sending {
+            let (sender, client) = (self.shared.clone(), q.client.take());
+            let spawned = std::thread::Builder::new()
+                .name("events".into())
+                // It encodes and sends small messages: a small stack will do.
+                .stack_size(256 * 1024)
+                .spawn(move || sender.send_all(client));
+            match spawned {
+                Ok(_) => q.sending = true,
+                // The event waits for the next publish to try again.
+                Err(e) => return Err(format!("start the event sender: {e}")),
+            }
+        }
         Ok(())
     }
 
@@ -133,7 +152,7 @@ impl Publisher {
     pub fn flush(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let mut q = self.shared.lock();
-        while !q.is_empty() {
+        while !q.events.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -151,29 +170,31 @@ impl Publisher {
     /// Events not delivered yet.
     #[cfg(test)]
     fn pending(&self) -> usize {
-        self.shared.lock().len()
+        self.shared.lock().events.len()
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Envelope>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Send the queue's head until it is delivered (or refused), then the next: an event
-    /// leaves the queue only then, so order holds and `flush` sees what is in flight.
-    fn send_forever(&self) {
-        let mut client: Option<EventsClient> = None;
+    /// leaves the queue only then, so order holds and `flush` sees what is in flight. Once
+    /// the queue is empty the thread ends, leaving the connection for the next sender.
+    fn send_all(&self, mut client: Option<Client>) {
         let mut pause = RETRY_FIRST;
         // Whether the last attempt failed: the outage is logged once, and its end.
         let mut failing = false;
         loop {
             let envelope = {
                 let mut q = self.lock();
-                while q.is_empty() {
-                    q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
-                }
-                q[0].clone()
+                let Some(head) = q.events.front() else {
+                    q.sending = false;
+                    q.client = client;
+                    return;
+                };
+                head.clone()
             };
             let topic = envelope.topic.clone();
             match self.forward(&mut client, envelope) {
@@ -203,34 +224,26 @@ impl Shared {
         }
     }
 
-    fn forward(&self, client: &mut Option<EventsClient>, envelope: Envelope) -> ttrpc::Result<()> {
-        if client.is_none() {
-            *client = Some(self.connect()?);
-        }
+    fn forward(&self, client: &mut Option<Client>, envelope: Envelope) -> ttrpc::Result<()> {
+        let c =
+            match client {
+                Some(c) => c,
+                None => client.insert(Client::connect(&self.address).map_err(|e| {
+                    ttrpc::Error::Others(format!("connect to {}: {e}", self.address))
+                })?),
+            };
         let req = ForwardRequest {
             envelope: MessageField::some(envelope),
             ..Default::default()
         };
-        let ctx = ttrpc::context::with_duration(FORWARD_TIMEOUT);
-        client
-            .as_ref()
-            .expect("connected above")
-            .forward(ctx, &req)
+        c.call(EVENTS_SERVICE, "Forward", &req, FORWARD_TIMEOUT)
             .map(drop)
-    }
-
-    fn connect(&self) -> ttrpc::Result<EventsClient> {
-        let stream = UnixStream::connect(&self.address)
-            .map_err(|e| ttrpc::Error::Others(format!("connect to {}: {e}", self.address)))?;
-        // Client::new takes the descriptor over.
-        let client = ttrpc::Client::new(stream.into_raw_fd())?;
-        Ok(EventsClient::new(client))
     }
 
     fn delivered(&self) {
         let mut q = self.lock();
-        q.pop_front();
-        if q.is_empty() {
+        q.events.pop_front();
+        if q.events.is_empty() {
             self.changed.notify_all();
         }
     }
@@ -336,7 +349,7 @@ mod tests {
         for i in 0..QUEUE_MAX + 10 {
             p.publish(&exit(&format!("c{i}"), 0)).unwrap();
         }
-        let q = p.shared.lock();
+        let q = &p.shared.lock().events;
         let id = |e: &Envelope| {
             let value = &e.event.as_ref().unwrap().value;
             ev::TaskExit::parse_from_bytes(value).unwrap().container_id

@@ -122,7 +122,10 @@ impl OomWatcher {
             on_oom: Box::new(on_oom),
         });
         let me = w.clone();
-        std::thread::spawn(move || me.run());
+        std::thread::Builder::new()
+            .name("oom".into())
+            .spawn(move || me.run())
+            .map_err(|e| format!("start the OOM watcher: {e}"))?;
         Ok(w)
     }
 
@@ -337,9 +340,45 @@ pub struct MemoryCgroup {
 pub fn memory_cgroup_of(pid: i32) -> Result<MemoryCgroup, String> {
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| format!("read /proc/{pid}/cgroup: {e}"))?;
+    if let Some(found) = memory_cgroup_where_usual(&cgroup) {
+        return Ok(found);
+    }
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?;
     memory_cgroup(&cgroup, &mountinfo).ok_or_else(|| format!("no memory cgroup for pid {pid}"))
+}
+
+/// The memory cgroup where hierarchies are usually mounted: v1's memory controller at
+/// /sys/fs/cgroup/memory, else the unified hierarchy at /sys/fs/cgroup, each checked to be
+/// that kind of cgroup file system with the cgroup's directory in it. Our mountinfo (read
+/// otherwise) holds every container's rootfs: reading it at each container's start made
+/// starting N containers cost O(N^2).
+fn memory_cgroup_where_usual(cgroup: &str) -> Option<MemoryCgroup> {
+    use nix::sys::statfs::{statfs, FsType, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let is = |dir: &str, magic: FsType| statfs(dir).is_ok_and(|s| s.filesystem_type() == magic);
+    let entry = |want: &dyn Fn(&str) -> bool| {
+        cgroup.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            want(ctrls).then_some(path)
+        })
+    };
+    let (base, path, unified, probe) = match entry(&|c| c.split(',').any(|c| c == "memory")) {
+        Some(p) => ("/sys/fs/cgroup/memory", p, false, "memory.oom_control"),
+        None => (
+            "/sys/fs/cgroup",
+            entry(&|c| c.is_empty())?,
+            true,
+            "memory.events",
+        ),
+    };
+    let magic = if unified {
+        CGROUP2_SUPER_MAGIC
+    } else {
+        CGROUP_SUPER_MAGIC
+    };
+    let dir = Path::new(base).join(path.trim_start_matches('/'));
+    (is(base, magic) && dir.join(probe).exists()).then_some(MemoryCgroup { path: dir, unified })
 }
 
 /// The memory cgroup directory of a process, from its /proc/PID/cgroup and our mountinfo:

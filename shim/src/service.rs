@@ -5,24 +5,23 @@
 //! process's TaskStart / TaskExecStarted.
 
 use std::collections::HashMap;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use containerd_shim::api;
 use containerd_shim::monitor::{monitor_subscribe, ExitEvent, Subject, Topic};
 use containerd_shim::protos::events::task as ev;
 use containerd_shim::protos::protobuf::{well_known_types::timestamp::Timestamp, MessageField};
 use containerd_shim::protos::shim::oci::CheckpointOptions;
-use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{
-    Config, DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult,
-};
+use containerd_shim::{DeleteResponse, Flags, StartOpts, TtrpcContext, TtrpcResult};
 
 use crate::events::{Event, Publisher};
 use crate::oom::OomWatcher;
 use crate::oom_level::Level;
 use crate::options::{checkpoint_options, runc_options};
 use crate::runtime::Runtime;
+use crate::server::{no_such_method, unary, Dispatch, Exit, Reply};
 use crate::stdio::{self, ConsoleSocket, Held, Paths};
 use crate::trace::RequestSpan;
 
@@ -52,6 +51,8 @@ struct Proc {
     exit: Option<(u32, Timestamp)>,
     /// exec: the process spec, until it is started.
     spec_file: Option<PathBuf>,
+    /// `Wait` calls parked until the exit: answered then, with no thread held meanwhile.
+    waiters: Vec<Reply>,
 }
 
 impl Proc {
@@ -64,8 +65,44 @@ impl Proc {
             started: false,
             exit: None,
             spec_file: None,
+            waiters: Vec::new(),
         }
     }
+
+    /// Record the exit; the parked `Wait` calls to answer (once the table is unlocked: an
+    /// answer is a write to containerd's socket).
+    fn set_exit(&mut self, code: u32) -> Waiters {
+        self.exit = Some((code, now()));
+        self.status = Status::Stopped;
+        self.waiters_to_answer()
+    }
+
+    fn waiters_to_answer(&mut self) -> Waiters {
+        let (code, at) = self.exit.clone().unwrap_or_default();
+        Waiters(std::mem::take(&mut self.waiters), code, at)
+    }
+}
+
+/// `Wait` calls and the exit to answer them with.
+#[must_use]
+struct Waiters(Vec<Reply>, u32, Timestamp);
+
+impl Waiters {
+    fn answer(self) {
+        for reply in self.0 {
+            reply.send(wait_response(self.1, &self.2));
+        }
+    }
+}
+
+fn wait_response(code: u32, at: &Timestamp) -> TtrpcResult<Vec<u8>> {
+    use containerd_shim::protos::protobuf::Message;
+    let res = api::WaitResponse {
+        exit_status: code,
+        exited_at: MessageField::some(at.clone()),
+        ..Default::default()
+    };
+    res.write_to_bytes().map_err(|e| err(e.to_string()))
 }
 
 struct Container {
@@ -96,8 +133,8 @@ struct Table {
 
 #[derive(Clone)]
 pub struct Service {
-    table: Arc<(Mutex<Table>, Condvar)>,
-    exit: Arc<ExitSignal>,
+    table: Arc<Mutex<Table>>,
+    exit: Arc<Exit>,
     namespace: String,
     id: String,
     debug: bool,
@@ -131,7 +168,7 @@ pub(crate) fn now() -> Timestamp {
 
 impl Service {
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn publish<E: Event>(&self, event: &E) {
@@ -190,16 +227,17 @@ impl Service {
         } else {
             c.execs.get_mut(&eid).expect("found above")
         };
-        p.exit = Some((code as u32, now()));
-        p.status = Status::Stopped;
+        let waiters = p.set_exit(code as u32);
         if p.started {
             self.publish_exit(&cid, &eid, p);
         }
-        self.table.1.notify_all();
+        drop(t);
+        waiters.answer();
     }
 
-    /// A process's pid became known: take an exit that came before it.
-    fn adopt_early_exit(t: &mut Table, cid: &str, eid: &str) {
+    /// A process's pid became known: take an exit that came before it. The `Wait` calls to
+    /// answer then.
+    fn adopt_early_exit(t: &mut Table, cid: &str, eid: &str) -> Option<Waiters> {
         let pid = {
             let c = &t.containers[cid];
             if eid.is_empty() {
@@ -208,16 +246,14 @@ impl Service {
                 c.execs[eid].pid
             }
         };
-        if let Some((code, _)) = t.early_exits.remove(&pid) {
-            let c = t.containers.get_mut(cid).expect("present");
-            let p = if eid.is_empty() {
-                &mut c.init
-            } else {
-                c.execs.get_mut(eid).expect("present")
-            };
-            p.exit = Some((code as u32, now()));
-            p.status = Status::Stopped;
-        }
+        let (code, _) = t.early_exits.remove(&pid)?;
+        let c = t.containers.get_mut(cid).expect("present");
+        let p = if eid.is_empty() {
+            &mut c.init
+        } else {
+            c.execs.get_mut(eid).expect("present")
+        };
+        Some(p.set_exit(code as u32))
     }
 
     /// TaskOOM for the container whose init is `pid`, from the shared watcher.
@@ -234,13 +270,18 @@ impl Service {
             log::error!("cannot subscribe to process exits");
             return;
         };
-        std::thread::spawn(move || {
-            while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
-                if let Subject::Pid(pid) = subject {
-                    self.on_exit(pid, exit_code);
+        let spawned = std::thread::Builder::new()
+            .name("exits".into())
+            .spawn(move || {
+                while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
+                    if let Subject::Pid(pid) = subject {
+                        self.on_exit(pid, exit_code);
+                    }
                 }
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            log::error!("no thread for process exits: {e}");
+        }
     }
 }
 
@@ -280,6 +321,10 @@ fn checkpoint_args(id: &str, path: &str, work: &Path, o: &CheckpointOptions) -> 
 /// The pod a container belongs to, from its config's annotations; else itself.
 fn grouping(id: &str) -> String {
     let config = std::fs::read_to_string("config.json").unwrap_or_default();
+    // Parsed only when it may be there (CRI's containers).
+    if !config.contains(SANDBOX_ANNOTATION) {
+        return id.to_string();
+    }
     let v: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
     v["annotations"][SANDBOX_ANNOTATION]
         .as_str()
@@ -288,25 +333,30 @@ fn grouping(id: &str) -> String {
         .to_string()
 }
 
-impl containerd_shim::Shim for Service {
-    type T = Service;
-
-    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
-        Service {
+impl Service {
+    pub fn new(args: &Flags) -> std::io::Result<Service> {
+        Ok(Service {
             table: Arc::default(),
-            exit: Arc::new(ExitSignal::default()),
+            exit: Arc::new(Exit::new()?),
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             debug: args.debug,
             socket: args.socket.clone(),
             publisher: Arc::default(),
             oom: None,
-        }
+        })
     }
 
-    fn start_shim(&mut self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
+    /// `start`: spawn the serving shim (or find the one serving this container's pod) and
+    /// return its address.
+    pub fn start_shim(&self, opts: StartOpts) -> Result<String, containerd_shim::Error> {
         let group = grouping(&opts.id);
-        let (_pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
+        let (tunables, saved) = crate::serving_tunables();
+        let vars = vec![
+            ("GLIBC_TUNABLES", tunables.as_str()),
+            (crate::SAVED_TUNABLES, saved.as_str()),
+        ];
+        let (_pid, address) = containerd_shim::spawn(opts, &group, vars)?;
         // The bundle's `address` file: containerd reconnects through it after a restart,
         // and the shim removes its socket by it on the way out.
         containerd_shim::util::write_address(&address)?;
@@ -314,7 +364,7 @@ impl containerd_shim::Shim for Service {
     }
 
     /// containerd cleans up after a shim that died: the container is removed the hard way.
-    fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
+    pub fn delete_shim(&self) -> DeleteResponse {
         // The runtime's exit comes from the reaper here too, at once.
         if let Err(e) = crate::wait::start_reaper() {
             log::warn!("{e}");
@@ -335,17 +385,29 @@ impl containerd_shim::Shim for Service {
                 let _ = std::fs::remove_file(&socket);
             }
         }
-        Ok(DeleteResponse {
+        DeleteResponse {
             // containerd's TaskExit for the task names its init.
             pid: read_pid(&bundle.join("init.pid")).unwrap_or_default() as u32,
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: MessageField::some(now()),
             ..Default::default()
-        })
+        }
     }
 
-    fn wait(&mut self) {
-        self.exit.wait();
+    /// The serving shim: the task service on our socket until containerd shuts it down.
+    pub fn serve(&self, ttrpc_address: &str) -> Result<(), String> {
+        if self.socket.is_empty() {
+            return Err("Shim socket cannot be empty".into());
+        }
+        let task = self.create_task_service(ttrpc_address);
+        let Some(listener) = listen(&self.socket)? else {
+            // Another shim serves this address (this container's pod): it serves this
+            // container too.
+            server_started();
+            return Ok(());
+        };
+        server_started();
+        crate::server::serve(listener, Arc::new(task), &self.exit);
         // The last events (the TaskDelete before Shutdown) go out before the shim does,
         // unless containerd does not take them within a few seconds.
         if let Some(p) = self.publisher.get() {
@@ -353,20 +415,17 @@ impl containerd_shim::Shim for Service {
                 log::warn!("exiting with events containerd did not take");
             }
         }
-        // Remove our socket ourselves: the crate finds it through the `address` file of
-        // the bundle we started in, which is gone when that container was deleted first
-        // (a pod's shim outlives its first container).
+        // Our socket, named by our flags: the `address` file of the bundle we started in is
+        // gone when that container was deleted first (a pod's shim outlives it).
         let _ = std::fs::remove_file(self.socket.trim_start_matches("unix://"));
+        Ok(())
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+    fn create_task_service(&self, ttrpc_address: &str) -> Service {
         // Only the serving shim logs, into the bundle's `log` FIFO.
         crate::logger::init(self.debug);
-        // Events go through our own publisher (see events.rs), on a connection of its own.
-        drop(publisher);
-        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let mut s = self.clone();
-        match Publisher::start(&address, &self.namespace) {
+        match Publisher::start(ttrpc_address, &self.namespace) {
             Ok(p) => {
                 let _ = self.publisher.set(p);
             }
@@ -393,9 +452,113 @@ impl containerd_shim::Shim for Service {
         if let Err(e) = crate::wait::start_reaper() {
             log::error!("{e}");
         }
-        // Console sockets a killed shim left behind.
-        stdio::remove_stale_console_dirs();
         s
+    }
+}
+
+/// The listening socket at `socket` (`unix://PATH`); None when a shim already serves there
+/// (the address is then written to the bundle for this container too). A socket left by a
+/// shim that died is replaced.
+fn listen(socket: &str) -> Result<Option<UnixListener>, String> {
+    let path = Path::new(socket.trim_start_matches("unix://"));
+    let bind = || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        UnixListener::bind(path)
+    };
+    let e = match bind() {
+        Ok(l) => return Ok(Some(l)),
+        Err(e) => e,
+    };
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return Err(format!("listen on {}: {e}", path.display()));
+    }
+    // Whoever holds it may still be starting: a second to answer, as the crate gave it.
+    for _ in 0..200 {
+        if UnixStream::connect(path).is_ok() {
+            containerd_shim::util::write_address(socket).map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
+    }
+    bind()
+        .map(Some)
+        .map_err(|e| format!("listen on {}: {e}", path.display()))
+}
+
+/// Tell `start`, which reads our stdout until it closes, that the server is up: our stdout
+/// becomes our stderr (/dev/null).
+fn server_started() {
+    // SAFETY: dup2 of our own standard descriptors.
+    if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+        log::error!("dup2: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// containerd's Task service.
+const TASK_SERVICE: &str = "containerd.task.v2.Task";
+
+impl Dispatch for Service {
+    fn call(&self, ctx: &TtrpcContext, service: &str, method: &str, payload: &[u8], reply: Reply) {
+        use containerd_shim::Task;
+        if service != TASK_SERVICE {
+            return reply.send(Err(no_such_method(service, method)));
+        }
+        if method == "Wait" {
+            return self.wait_for_exit(payload, reply);
+        }
+        let result = match method {
+            "State" => unary(payload, |r| self.state(ctx, r)),
+            "Create" => unary(payload, |r| self.create(ctx, r)),
+            "Start" => unary(payload, |r| self.start(ctx, r)),
+            "Delete" => unary(payload, |r| self.delete(ctx, r)),
+            "Pids" => unary(payload, |r| self.pids(ctx, r)),
+            "Pause" => unary(payload, |r| self.pause(ctx, r)),
+            "Resume" => unary(payload, |r| self.resume(ctx, r)),
+            "Checkpoint" => unary(payload, |r| self.checkpoint(ctx, r)),
+            "Kill" => unary(payload, |r| self.kill(ctx, r)),
+            "Exec" => unary(payload, |r| self.exec(ctx, r)),
+            "ResizePty" => unary(payload, |r| self.resize_pty(ctx, r)),
+            "CloseIO" => unary(payload, |r| self.close_io(ctx, r)),
+            "Update" => unary(payload, |r| self.update(ctx, r)),
+            "Stats" => unary(payload, |r| self.stats(ctx, r)),
+            "Connect" => unary(payload, |r| self.connect(ctx, r)),
+            "Shutdown" => unary(payload, |r| self.shutdown(ctx, r)),
+            _ => Err(no_such_method(service, method)),
+        };
+        reply.send(result)
+    }
+}
+
+impl Service {
+    /// `Wait`: the process's exit, at once if it has exited; else the call is parked with
+    /// the process and answered when it exits (no thread waits meanwhile).
+    fn wait_for_exit(&self, payload: &[u8], reply: Reply) {
+        use containerd_shim::protos::protobuf::Message;
+        let req = match api::WaitRequest::parse_from_bytes(payload) {
+            Ok(r) => r,
+            Err(e) => return reply.send(Err(err(format!("WaitRequest: {e}")))),
+        };
+        let mut t = self.lock();
+        let p = match proc_of_mut(&mut t, &req.id, &req.exec_id) {
+            Ok(p) => p,
+            Err(e) => {
+                drop(t);
+                return reply.send(Err(e));
+            }
+        };
+        match p.exit.clone() {
+            Some((code, at)) => {
+                drop(t);
+                reply.send(wait_response(code, &at));
+            }
+            None => p.waiters.push(reply),
+        }
     }
 }
 
@@ -416,18 +579,16 @@ impl containerd_shim::Task for Service {
             &self.namespace,
         );
         // Before anything exists to clean up: the `delete` of a shim that dies from here on
-        // needs it.
-        runtime.save(&bundle).map_err(err)?;
+        // needs it. Without options it would record the defaults, which is what `delete`
+        // takes when there is no record: one file less to make per container.
+        if !opts.binary_name.is_empty() || !opts.root.is_empty() || opts.systemd_cgroup {
+            runtime.save(&bundle).map_err(err)?;
+        }
         let rootfs = bundle.join("rootfs");
         let mut rootfs_mounted = false;
         for m in &req.rootfs {
-            containerd_shim::mount::mount_rootfs(
-                Some(&m.type_),
-                Some(&m.source),
-                &m.options,
-                &rootfs,
-            )
-            .map_err(|e| err(format!("mount rootfs {} ({}): {e}", m.source, m.type_)))?;
+            crate::mount::mount_rootfs(&m.type_, &m.source, &m.options, &rootfs)
+                .map_err(|e| err(format!("mount rootfs {} ({}): {e}", m.source, m.type_)))?;
             rootfs_mounted = true;
         }
         let paths = Paths {
@@ -475,7 +636,7 @@ impl containerd_shim::Task for Service {
                 restore,
             },
         );
-        Self::adopt_early_exit(&mut t, &req.id, "");
+        let waiters = Self::adopt_early_exit(&mut t, &req.id, "");
         let e = ev::TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -492,6 +653,9 @@ impl containerd_shim::Task for Service {
         };
         self.publish(&e);
         drop(t);
+        if let Some(w) = waiters {
+            w.answer();
+        }
         if pid > 0 {
             self.watch_oom(&req.id, pid);
         }
@@ -511,6 +675,7 @@ impl containerd_shim::Task for Service {
                 .containers
                 .get_mut(&req.id)
                 .ok_or_else(|| not_found(&req.id))?;
+            let mut waiters = None;
             match c.restore.take() {
                 Some(r) => {
                     let (bundle, paths) = (c.bundle.clone(), c.init.paths.clone());
@@ -521,7 +686,7 @@ impl containerd_shim::Task for Service {
                         err(e)
                     })?;
                     (c.init.pid, c.init.held) = (pid, held);
-                    Self::adopt_early_exit(&mut t, &req.id, "");
+                    waiters = Self::adopt_early_exit(&mut t, &req.id, "");
                     self.watch_oom(&req.id, pid);
                 }
                 None => {
@@ -545,6 +710,10 @@ impl containerd_shim::Task for Service {
                 ..Default::default()
             });
             self.publish_exit(&req.id, "", &t.containers[&req.id].init);
+            drop(t);
+            if let Some(w) = waiters {
+                w.answer();
+            }
             return Ok(api::StartResponse {
                 pid: pid as u32,
                 ..Default::default()
@@ -608,7 +777,7 @@ impl containerd_shim::Task for Service {
         p.started = true;
         p.status = Status::Running;
         p.spec_file = None;
-        Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
+        let waiters = Self::adopt_early_exit(&mut t, &req.id, &req.exec_id);
         self.publish(&ev::TaskExecStarted {
             container_id: req.id.clone(),
             exec_id: req.exec_id.clone(),
@@ -620,6 +789,10 @@ impl containerd_shim::Task for Service {
             &req.exec_id,
             &t.containers[&req.id].execs[&req.exec_id],
         );
+        drop(t);
+        if let Some(w) = waiters {
+            w.answer();
+        }
         Ok(api::StartResponse {
             pid: pid as u32,
             ..Default::default()
@@ -638,11 +811,14 @@ impl containerd_shim::Task for Service {
                 .containers
                 .get_mut(&req.id)
                 .ok_or_else(|| not_found(&req.id))?;
-            let p = c
+            let mut p = c
                 .execs
                 .remove(&req.exec_id)
                 .ok_or_else(|| not_found(&req.exec_id))?;
             let (code, at) = p.exit.clone().unwrap_or_default();
+            drop(t);
+            // Waits on a process deleted before it exited get what Delete says.
+            Waiters(std::mem::take(&mut p.waiters), code, at.clone()).answer();
             return Ok(api::DeleteResponse {
                 pid: p.pid as u32,
                 exit_status: code,
@@ -656,10 +832,11 @@ impl containerd_shim::Task for Service {
             w.remove(&req.id);
         }
         let mut t = self.lock();
-        let c = t
+        let mut c = t
             .containers
             .remove(&req.id)
             .ok_or_else(|| not_found(&req.id))?;
+        drop(t);
         if c.rootfs_mounted {
             let _ = nix::mount::umount2(&c.bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         }
@@ -676,6 +853,12 @@ impl containerd_shim::Task for Service {
             id: req.id.clone(),
             ..Default::default()
         });
+        // Waits on processes that had not exited (their exit would no longer find them)
+        // get the status Delete reports: they were killed with the container.
+        for p in std::iter::once(&mut c.init).chain(c.execs.values_mut()) {
+            let (code, at) = p.exit.clone().unwrap_or_else(|| (code, at.clone()));
+            Waiters(std::mem::take(&mut p.waiters), code, at).answer();
+        }
         Ok(api::DeleteResponse {
             pid: c.init.pid as u32,
             exit_status: code,
@@ -854,21 +1037,6 @@ impl containerd_shim::Task for Service {
         Ok(api::Empty::default())
     }
 
-    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        let mut t = self.lock();
-        loop {
-            let p = proc_of(&t, &req.id, &req.exec_id)?;
-            if let Some((code, at)) = &p.exit {
-                return Ok(api::WaitResponse {
-                    exit_status: *code,
-                    exited_at: MessageField::some(at.clone()),
-                    ..Default::default()
-                });
-            }
-            t = self.table.1.wait(t).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
     fn state(
         &self,
         _ctx: &TtrpcContext,
@@ -933,7 +1101,7 @@ impl containerd_shim::Task for Service {
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // One shim may hold a whole pod: it stays while any container does.
         if self.lock().containers.is_empty() {
-            self.exit.signal();
+            self.exit.request();
         }
         Ok(api::Empty::default())
     }
@@ -970,6 +1138,15 @@ fn memory_events(pid: i32) -> String {
         .ok()
         .and_then(|d| std::fs::read_to_string(d.path.join("memory.events")).ok())
         .unwrap_or_default()
+}
+
+fn proc_of_mut<'a>(t: &'a mut Table, id: &str, exec_id: &str) -> TtrpcResult<&'a mut Proc> {
+    let c = t.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+    if exec_id.is_empty() {
+        Ok(&mut c.init)
+    } else {
+        c.execs.get_mut(exec_id).ok_or_else(|| not_found(exec_id))
+    }
 }
 
 fn proc_of<'a>(t: &'a Table, id: &str, exec_id: &str) -> TtrpcResult<&'a Proc> {

@@ -10,7 +10,7 @@
 //! characters each under CRI, in containerd's `/run/containerd/io.containerd.runtime.v2.task/
 //! <namespace>/<id>/`) does not fit in a unix socket address (108 bytes). The directory goes
 //! as soon as the pty master came, or the runtime failed; a killed shim's are removed by the
-//! next shim that starts and by containerd's `delete` after it.
+//! next shim that makes a console socket and by containerd's `delete` after it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -116,6 +116,11 @@ pub struct ConsoleSocket {
 
 impl ConsoleSocket {
     pub fn new() -> Result<ConsoleSocket> {
+        // Console sockets a killed shim left behind, once per shim: only shims that make
+        // console sockets read the temporary directory (containerd's `delete` after a
+        // killed shim removes its own too).
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(remove_stale_console_dirs);
         let template =
             console_base().join(format!("{CONSOLE_DIR_PREFIX}{}-XXXXXX", std::process::id()));
         // Mode 0700: only we (and the runtime, run as us) get at the socket.
