@@ -15,7 +15,9 @@ and symbol names), then runs a short workload of rt commands under ptrace with a
 one-shot breakpoint (int3) on the entry of every function in the binary, following
 forks (the container's first process and init run rt's code until they exec) and
 letting go of a process when it execs another program. Each function is recorded
-the first time any process enters it. The workload runs twice: on the host's own
+the first time any process enters it. The workload: make bench's bundle (create,
+start, delete), the same with Docker's seccomp profile (create), and a running
+container (exec, state, kill, delete). The workload runs twice: on the host's own
 cgroup layout and, when /sys/fs/cgroup/unified is mounted, in a private mount
 namespace without it (as `make bench` runs the runtimes).
 
@@ -49,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 OUT = os.path.join(HERE, "symbol-order.txt")
 UNIFIED = "/sys/fs/cgroup/unified"
+SECCOMP_PROFILE = os.path.join(REPO, "runtime", "tests", "data", "docker-20.10-default.json")
 BUILD = ["cargo", "rustc", "--release", "-p", "rt", "--bin", "rt", "--",
          "-C", "target-feature=+crt-static"]
 
@@ -301,16 +304,24 @@ def workload(binary, rootfs, tmp, tag):
     root = os.path.join(tmp, "state-" + tag)
     prefix = "layout-%d-%s" % (os.getpid(), tag)
     bundles = {}
-    for name, args in (("true", ["/bin/true"]), ("sleep", ["/bin/sleep", "1000"])):
+    with open(SECCOMP_PROFILE) as f:
+        seccomp = json.load(f)
+    for name, args in (("true", ["/bin/true"]), ("sleep", ["/bin/sleep", "1000"]),
+                       ("seccomp", ["/bin/true"])):
         b = os.path.join(tmp, "bundle-%s-%s" % (tag, name))
         os.makedirs(b)
+        cfg = config(rootfs, "/%s/%s" % (prefix, name), args)
+        if name == "seccomp":
+            cfg["linux"]["seccomp"] = seccomp
         with open(os.path.join(b, "config.json"), "w") as f:
-            json.dump(config(rootfs, "/%s/%s" % (prefix, name), args), f)
+            json.dump(cfg, f)
         bundles[name] = b
-    a, b = prefix + "-a", prefix + "-b"
+    a, b, c = prefix + "-a", prefix + "-b", prefix + "-c"
     rt = ["--root", root]
-    # create and exec first: make bench measures their memory.
+    # create and exec first: make bench measures their memory. Then a create with
+    # Docker's seccomp profile (what Docker and containerd hand a runtime).
     steps = [["create", "-b", bundles["true"], a],
+             ["create", "-b", bundles["seccomp"], c],
              ["run", "-d", "-b", bundles["sleep"], b],
              ["exec", b, "/bin/true"],
              ["start", a],
@@ -318,6 +329,7 @@ def workload(binary, rootfs, tmp, tag):
              ["kill", b, "KILL"],
              ["delete", a],
              ["delete", "--force", b],
+             ["delete", "--force", c],
              ["list"]]
     try:
         for argv in steps:
@@ -328,14 +340,14 @@ def workload(binary, rootfs, tmp, tag):
                 tracer.drain(10)  # the init's last steps, until it execs
                 wait_stopped(binary, root, a)
     finally:
-        for cid in (a, b):
+        for cid in (a, b, c):
             subprocess.run([binary] + rt + ["delete", "--force", cid], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         tracer.drain(5)
         for h in os.listdir("/sys/fs/cgroup"):
             d = os.path.join("/sys/fs/cgroup", h, prefix)
             if os.path.isdir(d) and not os.path.islink(os.path.join("/sys/fs/cgroup", h)):
-                for leaf in ("true", "sleep"):
+                for leaf in bundles:
                     if os.path.isdir(os.path.join(d, leaf)):
                         os.rmdir(os.path.join(d, leaf))
                 os.rmdir(d)
