@@ -13,7 +13,7 @@ CRI_VENV := $(CURDIR)/.cache/cri-venv
 # Debian packages the tests need (peers to compare against, the rootfs, the benchmark).
 DEPS     := runc crun busybox-static python3 criu iproute2 tar containerd umoci libc6-dev docker.io podman time
 
-.PHONY: help build rootfs deps test test-v2 test-systemd demo bench bench-v2 soak install clean
+.PHONY: help build rootfs deps test test-v2 test-systemd demo bench bench-v2 layout soak install clean
 
 help:
 	@echo "make build     cargo build --release (target/release/rt, a static containerd-shim-rt-v2)"
@@ -28,6 +28,7 @@ help:
 	@echo "               and the run and quiet cycle in a cgroup v2 guest (make bench-v2, ~5 min)"
 	@echo "make soak      leak and drift checks over many containers (bench/soak.py; not in make test):"
 	@echo "               SOAK_ARGS='--cycles 1000 --execs 1000 --minutes 10 --fuzz-cases 100000'"
+	@echo "make layout    regenerate the hot-path function order rt is linked with (runtime/layout/order.py, ~3 min)"
 	@echo "make install   install rt to \$$PREFIX/bin (PREFIX=$(PREFIX))"
 	@echo "make clean     cargo clean and remove the rootfs"
 
@@ -36,6 +37,8 @@ help:
 # to every container or pod, that is about 1 MiB less RSS; for rt, peak RSS during create
 # 3.5 -> 2.75 MiB and a create-start-delete cycle 16-23% faster (make bench, A/B),
 # for 0.85 MB more binary. Only the final links differ, so dependencies are built once.
+# runtime/build.rs also has lld lay rt's hot functions out together
+# (runtime/layout/symbol-order.txt; `make layout` regenerates it) and pack its relocations.
 build:
 	$(CARGO) rustc --release -p rt --bin rt -- -C target-feature=+crt-static
 	$(CARGO) rustc --release -p containerd-shim-rt-v2 --bin containerd-shim-rt-v2 -- -C target-feature=+crt-static -C strip=symbols
@@ -115,6 +118,11 @@ demo: build rootfs
 	$(RT) --root $$tmp/state run -b $$tmp/bundle $$id; rc=$$?; \
 	if [ -f $$tmp/hooks.log ]; then echo "--- hooks log:"; cat $$tmp/hooks.log; fi; \
 	echo "exit status: $$rc"; exit $$rc
+
+# Regenerate runtime/layout/symbol-order.txt (after a toolchain, Cargo.lock or profile
+# change: the list names mangled symbols; a stale one costs memory, never correctness).
+layout: rootfs
+	$(PYTHON) runtime/layout/order.py
 
 bench: build rootfs
 	$(PYTHON) bench/cycle.py

@@ -260,43 +260,18 @@ class Tracer:
         return True
 
 
-def config(rootfs, cgroups_path, args):
-    """The bundle make bench uses (bench/cycle.py), with `args` as the process."""
-    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    tmpfs = ["nosuid", "strictatime", "mode=755", "size=65536k"]
-    return {
-        "ociVersion": "1.1.0",
-        "process": {
-            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "ambient")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": rootfs, "readonly": True},
-        "hostname": "layout",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": tmpfs},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"],
-        },
-    }
+def config(binary, rootfs, cgroups_path, args):
+    """`rt spec`'s default config (what users run: pid, network, ipc, uts and mount
+    namespaces, Docker's mounts, masks and device rule), made to run `args`."""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([binary, "spec", "--bundle", d], check=True)
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = args
+    cfg["root"] = {"path": rootfs, "readonly": True}
+    cfg["linux"]["cgroupsPath"] = cgroups_path
+    return cfg
 
 
 def workload(binary, rootfs, tmp, tag):
@@ -311,7 +286,7 @@ def workload(binary, rootfs, tmp, tag):
                        ("seccomp", ["/bin/true"])):
         b = os.path.join(tmp, "bundle-%s-%s" % (tag, name))
         os.makedirs(b)
-        cfg = config(rootfs, "/%s/%s" % (prefix, name), args)
+        cfg = config(binary, rootfs, "/%s/%s" % (prefix, name), args)
         if name == "seccomp":
             cfg["linux"]["seccomp"] = seccomp
         with open(os.path.join(b, "config.json"), "w") as f:
