@@ -117,9 +117,14 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
         .fold(CloneFlags::empty(), |f, n| f | namespaces::flag(&n.kind));
     // A pid namespace applies to children only: rt enters the container's for the fork,
     // so that the one process it forks is born inside (no intermediate process to fork
-    // it), then goes back to its own. Not with a time namespace, whose setns would change
-    // rt's own clocks too: then the child forks once more, as before.
-    let born_in = if ns.contains(namespaces::flag("time")) {
+    // it), then goes back to its own. Only as the host's root: not with a time namespace,
+    // whose setns would change rt's own clocks too, nor a user namespace, whose pid
+    // namespace rt may not enter from outside without root, nor rootless (podman's rt
+    // may enter the container's but not go back to its own: EPERM). Then the child joins
+    // first and forks once more.
+    let born_in = if ns.intersects(namespaces::flag("time") | CloneFlags::CLONE_NEWUSER)
+        || crate::rootless::is_rootless()
+    {
         CloneFlags::empty()
     } else {
         ns & CloneFlags::CLONE_NEWPID

@@ -111,6 +111,7 @@ impl Channel {
     /// The next message; None when the other side closed its end (it exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut reset_seen = false;
         let n = loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -133,6 +134,10 @@ impl Channel {
                     break msg.bytes;
                 }
                 Err(Errno::EINTR) => continue,
+                // The other side closed its end with a message of ours unread: the kernel
+                // reports that once, before the messages it sent first, which are still
+                // queued (its failure report among them); the next read gets them.
+                Err(Errno::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(e) => return Err(Error::sys("recvmsg on init channel", e)),
             }
         };
