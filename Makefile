@@ -72,10 +72,12 @@ test: deps build rootfs
 	[ $${PIPESTATUS[0]} = 0 ] || failed="$$failed cargo-test"; \
 	$(CARGO) fmt --all --check || failed="$$failed fmt"; \
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings || failed="$$failed clippy"; \
-	$(MAKE) test-v2 || failed="$$failed test-v2"; \
+	v2=$$(mktemp /tmp/rt-make-test-v2.XXXXXX); \
+	$(MAKE) test-v2 V2_REPORT=$$v2 || failed="$$failed test-v2"; \
 	$(MAKE) test-systemd || failed="$$failed test-systemd"; \
 	echo "--- skipped checks (the host lacks what they need):"; \
 	grep '^SKIPPED ' $$log || echo "none"; rm -f $$log; \
+	[ ! -s $$v2 ] || { echo "--- v2 guest payloads that failed:"; cat $$v2; }; rm -f $$v2; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: everything passed"
 
@@ -83,9 +85,18 @@ test: deps build rootfs
 # a cgroup2 /sys/fs/cgroup, a static rt (target/static) and the busybox rootfs,
 # and runs the payload there. It installs qemu-system-x86 itself when missing
 # and caches the Debian kernel in .cache/vm (RT_VM_CACHE). Every payload runs.
+# Each payload's failed checks and vm/guest.sh's own errors are repeated at the end (and
+# appended to $(V2_REPORT) when set, for make test's summary), so a log's tail names them.
 test-v2: build rootfs
-	@failed=""; \
-	for p in smoke cgroups criu shim rootless trace; do vm/guest.sh vm/payload-$$p || failed="$$failed $$p"; done; \
+	@failed=""; out=$$(mktemp /tmp/rt-make-v2.XXXXXX); report=$$(mktemp /tmp/rt-make-v2r.XXXXXX); \
+	for p in smoke cgroups criu shim rootless trace; do \
+	  vm/guest.sh vm/payload-$$p 2>&1 | tee $$out; rc=$${PIPESTATUS[0]}; \
+	  [ $$rc = 0 ] && continue; failed="$$failed $$p"; \
+	  { echo "$$p (exit status $$rc):"; grep -a -e '^FAIL' -e '^not ok' -e '^vm: ' -e '^  | RIP: 0010' $$out \
+	      | grep -v -e '^vm: [a-z].*([0-9.]*s)$$' -e '^vm: booting' | sed 's/^/  /'; } >>$$report; \
+	done; \
+	echo "--- v2 guest: failed checks:"; [ -s $$report ] && cat $$report || echo "none"; \
+	[ -z "$(V2_REPORT)" ] || cat $$report >>"$(V2_REPORT)"; rm -f $$out $$report; \
 	if [ -n "$$failed" ]; then echo "make test-v2: FAILED:$$failed"; exit 1; fi
 
 # The systemd cgroup driver where it matters: vm/sysguest.sh boots a QEMU guest with

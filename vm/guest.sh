@@ -20,7 +20,10 @@
 #
 # Prints the payload's output (stdout) and the steps (stderr, one line each),
 # and exits with the payload's exit status; 124 on timeout, 125 when the guest
-# ended without reporting one (the tail of the console log is printed).
+# ended without reporting one (the tail of the console log is printed), 126 when
+# the guest's kernel itself failed: a soft lockup or an RCU stall (which panic the
+# guest at once, instead of leaving it stuck until the timeout) or another panic;
+# the kernel's report is printed.
 #
 # Environment (all optional):
 #   RT_VM_CACHE=<repo>/.cache/vm   kernel, downloads, last console log
@@ -279,7 +282,7 @@ step "initramfs $(du -m "$INITRD" | cut -f1) MB, modules: $(sed 's|.*/||; s|\.ko
 qemu_accel "$ACCEL"
 QEMU=(qemu-system-x86_64 "${QACCEL[@]}" -m 1024 -smp 2 -no-reboot -nographic -nic none
   -kernel "$KERNEL" -initrd "$INITRD"
-  -append "console=ttyS0 quiet panic=-1 cryptomgr.notests ${RT_VM_APPEND:-}")
+  -append "console=ttyS0 quiet panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 cryptomgr.notests ${RT_VM_APPEND:-}")
 
 LOG=$WORK/console.log
 : >"$LOG"
@@ -337,6 +340,20 @@ rc=$(LC_ALL=C grep -ao "${MARK}[0-9][0-9]*" "$LOG" | tail -n 1 | sed 's/.*=//' |
 if [ -n "$rc" ]; then
   step "payload exit status $rc (boot+run+poweroff $boot_time, total $(since "$T0"))"
   exit "$rc"
+fi
+# The kernel's own failure: the first report, its registers and call trace.
+kernel_report() {
+  tr -d '\r' <"$LOG" | sed 's/^\[ *[0-9.]*\] //' | awk '
+    /BUG: soft lockup|self-detected stall|rcu_preempt detected stall|Kernel panic|Oops:|general protection fault/ { n = n ? n : 1 }
+    n && n <= 45 { print; n++ }'
+}
+report=$(kernel_report)
+if [ -n "$report" ]; then
+  first=$(printf '%s\n' "$report" | head -n 1)
+  rip=$(printf '%s\n' "$report" | grep -m 1 '^RIP: 0010:' || true)
+  echo "vm: the guest's kernel failed: $first${rip:+ ($rip)}; its report:" >&2
+  printf '%s\n' "$report" | sed 's/^/  | /' >&2
+  exit 126
 fi
 if [ "$timed_out" = 1 ]; then
   reason="timed out after ${TIMEOUT}s, qemu killed"
