@@ -302,9 +302,7 @@ mod tests {
     /// hold the ones behind it.
     #[test]
     fn events_wait_for_containerd_in_order() {
-        let dir = std::env::temp_dir().join(format!("rt-shim-events-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TestDir::new("events");
         let sock = dir.join("ttrpc.sock");
         let p = Publisher::start(&format!("unix://{}", sock.display()), "ns").unwrap();
         let t = Instant::now();
@@ -338,7 +336,6 @@ mod tests {
             ]
         );
         server.shutdown();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// While containerd stays away, the queue holds QUEUE_MAX events: the oldest go, but

@@ -27,6 +27,8 @@ mod runtime;
 mod server;
 mod service;
 mod stdio;
+#[cfg(test)]
+mod test_dir;
 mod trace;
 mod wait;
 mod wire;

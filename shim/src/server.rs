@@ -337,9 +337,7 @@ mod tests {
     /// server returns once a call requested the exit and was answered.
     #[test]
     fn calls_are_served_side_by_side() {
-        let dir = std::env::temp_dir().join(format!("rt-shim-server-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TestDir::new("server");
         let sock = dir.join("s.sock");
         let listener = UnixListener::bind(&sock).unwrap();
         let exit = Arc::new(Exit::new().unwrap());
@@ -385,6 +383,5 @@ mod tests {
         let last = c.call("test", "Shutdown", &req, Duration::from_secs(5));
         assert!(last.is_ok(), "{last:?}");
         server.join().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
