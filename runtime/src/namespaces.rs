@@ -115,6 +115,26 @@ pub fn join(j: &Join) -> Result<()> {
     setns(j.file.as_fd(), flag(j.kind)).ctx(|| format!("setns {} namespace {}", j.kind, j.path))
 }
 
+/// rt in another pid namespace for one fork. A pid namespace applies to children only:
+/// rt enters it (`enter` does the setns), forks the process straight in, and goes back to
+/// its own with `leave` (in the parent; the child never returns to rt's code).
+pub struct PidNsForFork {
+    own: File,
+}
+
+impl PidNsForFork {
+    pub fn enter(enter: impl FnOnce() -> Result<()>) -> Result<PidNsForFork> {
+        let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+        enter()?;
+        Ok(PidNsForFork { own })
+    }
+
+    pub fn leave(self) -> Result<()> {
+        setns(self.own.as_fd(), CloneFlags::CLONE_NEWPID)
+            .ctx(|| "setns back to rt's own pid namespace")
+    }
+}
+
 pub fn create(flags: CloneFlags) -> Result<()> {
     if flags.is_empty() {
         return Ok(());

@@ -2,7 +2,7 @@
 //! the handshake until it waits for `start`, then record the state. On any failure nothing
 //! is left behind: no process, cgroup, or state directory.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -472,13 +472,8 @@ fn cgroup_join_at(cgroup: &Cgroup, ns: &NamespacePlan) -> JoinAt {
 
 /// Fork the first child; in the parent, come back with the channel and its pid.
 fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result<(Channel, i32)> {
-    // A pid namespace can only be entered by children: join it for the fork, then return.
-    let own_pidns = match plan.ns.join_of("pid") {
-        Some(j) => {
-            let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
-            namespaces::join(j)?;
-            Some(own)
-        }
+    let pidns = match plan.ns.join_of("pid") {
+        Some(j) => Some(namespaces::PidNsForFork::enter(|| namespaces::join(j))?),
         None => None,
     };
     let join_now = match &plan.cgroup_join {
@@ -490,9 +485,8 @@ fn fork_init(plan: &InitPlan, parent_end: Channel, child_end: Channel) -> Result
         drop(parent_end);
         init::run(plan, &child_end, born_in_cgroup);
     }
-    if let Some(own) = own_pidns {
-        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-            .ctx(|| "setns back to rt's own pid namespace")?;
+    if let Some(pidns) = pidns {
+        pidns.leave()?;
     }
     drop(child_end);
     let pid = forked?.0.unwrap_or_default();

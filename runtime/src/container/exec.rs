@@ -168,31 +168,30 @@ pub fn exec(opts: &ExecOpts) -> Result<i32> {
     drop(planning);
     let (parent_end, child_end) = channel::pair()?;
     let forking = crate::trace::step("fork");
-    let own_pidns = if plan.born_in.is_empty() {
+    let pidns = if plan.born_in.is_empty() {
         None
     } else {
-        let own = std::fs::File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
-        nix::sched::setns(&plan.init_pidfd, plan.born_in).ctx(|| {
-            format!(
-                "setns(pidfd of the container init, {:?}) for the fork",
-                plan.born_in
-            )
-        })?;
-        Some(own)
+        Some(namespaces::PidNsForFork::enter(|| {
+            nix::sched::setns(&plan.init_pidfd, plan.born_in).ctx(|| {
+                format!(
+                    "setns(pidfd of the container init, {:?}) for the fork",
+                    plan.born_in
+                )
+            })
+        })?)
     };
     let forked = self_join::fork(Some(&plan.cgroup_join), false);
-    if let (Some(own), Ok((Some(_), _)) | Err(_)) = (own_pidns, &forked) {
-        nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
-            .ctx(|| "setns back to rt's own pid namespace")?;
+    if let Ok((None, born_in_cgroup)) = forked {
+        drop(parent_end);
+        setns::run(&plan, &child_end, born_in_cgroup)
     }
-    let (forked, born_in_cgroup) = forked.ctx(|| "fork the exec's process")?;
-    let c1 = match forked {
-        None => {
-            drop(parent_end);
-            setns::run(&plan, &child_end, born_in_cgroup)
-        }
-        Some(pid) => pid,
-    };
+    if let Some(pidns) = pidns {
+        pidns.leave()?;
+    }
+    let c1 = forked
+        .ctx(|| "fork the exec's process")?
+        .0
+        .unwrap_or_default();
     drop(forking);
     drop(child_end);
     fault::point(Step::ExecForked);
